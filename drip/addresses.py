@@ -1,0 +1,61 @@
+"""Email addresses and timezones as drip accepts them: validated, normalised, explained."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import email_validator
+
+from drip.errors import InvalidAddress, InvalidTimezone
+
+
+def normalise_email(raw: str) -> str:
+    """Return the one stored form of an address, or raise InvalidAddress saying why.
+
+    Addresses are compared case-insensitively, as every mailbox provider does in
+    practice, so the stored form is lower-case.
+    """
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidAddress("The email address is empty; give an address such as ana@example.com.")
+    try:
+        result = email_validator.validate_email(
+            text, check_deliverability=False, allow_smtputf8=True
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise InvalidAddress(f"'{text}' is not a valid email address: {exc}") from None
+    return result.normalized.lower()
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The ZoneInfo for an IANA name, or InvalidTimezone with a hint."""
+    text = (name or "").strip()
+    if not text or text != name or "\\" in text or text.startswith(("/", ".")):
+        raise InvalidTimezone(
+            f"'{name}' is not an IANA timezone; use a name such as Europe/London or America/New_York."
+        )
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        hint = _closest_zone(text)
+        extra = f" Did you mean {hint}?" if hint else ""
+        raise InvalidTimezone(
+            f"'{name}' is not an IANA timezone; use a name such as Europe/London.{extra}"
+        ) from None
+
+
+def validate_timezone(name: str) -> str:
+    zone(name)
+    return name
+
+
+def _closest_zone(text: str) -> str | None:
+    import difflib
+
+    lowered = {z.lower(): z for z in available_timezones()}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    matches = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.8)
+    return lowered[matches[0]] if matches else None

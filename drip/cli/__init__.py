@@ -1,0 +1,25 @@
+"""The `drip` command: one Typer app; each group of commands lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="drip",
+    help="An email drip campaign engine: sequences as files, the database as the queue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+from drip.cli import db as _db  # noqa: E402
+from drip.cli import delivery as _delivery  # noqa: E402
+from drip.cli import demo as _demo  # noqa: E402
+
+app.add_typer(_db.app, name="db")
+_delivery.register(app)
+_demo.register(app)
+
+
+def main() -> None:
+    app()

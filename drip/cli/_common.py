@@ -1,0 +1,108 @@
+"""What every command shares: building drip from the environment, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from drip.clock import Clock, FixedClock, SystemClock, parse_instant
+from drip.db import require_current
+from drip.errors import (
+    Conflict,
+    ConfigError,
+    DripError,
+    InvalidInput,
+    NotFound,
+    ProviderError,
+)
+from drip.runtime import Drip
+from drip.settings import Settings, load_settings
+
+console = Console()
+errors = Console(stderr=True)
+
+#: Exit codes, the same for every command (see docs/operators.md).
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command ran, but something needs attention (failed sends, a check)
+EXIT_INVALID = 2  # bad input: an argument, a file, an address
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_CONFIG = 5  # configuration or database not ready
+EXIT_PROVIDER = 6  # the email provider refused to work
+
+T = TypeVar("T")
+
+
+def exit_code_for(error: DripError) -> int:
+    for kind, code in ((InvalidInput, EXIT_INVALID), (NotFound, EXIT_NOT_FOUND),
+                       (Conflict, EXIT_CONFLICT), (ConfigError, EXIT_CONFIG),
+                       (ProviderError, EXIT_PROVIDER)):
+        if isinstance(error, kind):
+            return code
+    return EXIT_FAILED
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    errors.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    loaded = load_settings()
+    logging.basicConfig(level=loaded.log_level, format="%(levelname)s %(name)s: %(message)s")
+    return loaded
+
+
+def clock_for(now: str | None, current: Settings) -> Clock:
+    if now is None:
+        return SystemClock()
+    if current.sends_for_real:
+        raise InvalidInput(
+            "--now is refused while sending for real through SendGrid; it would send "
+            "emails ahead of time. Use DRIP_SENDGRID_SANDBOX=1 or another backend to simulate."
+        )
+    return FixedClock(parse_instant(now))
+
+
+@contextmanager
+def drip_from_env(now: str | None = None, *, migrated: bool = True) -> Iterator[Drip]:
+    current = settings()
+    drip = Drip.from_settings(current, clock_for(now, current))
+    try:
+        if migrated:
+            require_current(drip.store.engine)
+        yield drip
+    finally:
+        drip.close()
+
+
+def guarded(function: Callable[..., T]) -> Callable[..., T]:
+    """Turn drip's errors into one red sentence and a meaningful exit code."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return function(*args, **kwargs)
+        except DripError as exc:
+            fail(str(exc), exit_code_for(exc))
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

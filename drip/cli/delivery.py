@@ -1,0 +1,83 @@
+"""`drip enroll` and `drip dispatch`: join someone to a sequence, and send what is due."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from drip.addresses import zone
+from drip.cli._common import EXIT_FAILED, EXIT_PROVIDER, console, drip_from_env, guarded, print_json
+from drip.subscriptions import enroll as enroll_subscriber
+
+
+def register(app: typer.Typer) -> None:
+    app.command("enroll")(enroll)
+    app.command("dispatch")(dispatch)
+
+
+@guarded
+def enroll(
+    email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
+    sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
+    name: Annotated[str, typer.Option(help="The subscriber's name.")] = "",
+    timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. Europe/London.")] = "UTC",
+    source: Annotated[str, typer.Option(help="purchase, optin or manual.")] = "manual",
+    now: Annotated[str | None, typer.Option(help="Act as if it were this ISO 8601 time.")] = None,
+) -> None:
+    """Enroll EMAIL in a sequence. Enrolling someone twice changes nothing."""
+    with drip_from_env(now) as drip:
+        outcome = enroll_subscriber(
+            drip.store, drip.library, email=email, sequence_key=sequence,
+            now=drip.clock.now(), name=name, timezone=timezone, source=source,
+        )
+    if outcome.created:
+        console.print(f"Enrolled {email.strip()} in {sequence}; the first email goes out at "
+                      "the next dispatch.")
+    else:
+        console.print(f"{email.strip()} is already enrolled in {sequence} "
+                      f"({outcome.state}); nothing changed.")
+
+
+@guarded
+def dispatch(
+    now: Annotated[str | None, typer.Option(help="Act as if it were this ISO 8601 time.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Make one pass: send everything due now, and print what was done."""
+    with drip_from_env(now) as drip:
+        provider = drip.provider()
+        try:
+            report = drip.dispatcher(provider).run_once()
+        finally:
+            provider.close()
+    if as_json:
+        print_json({
+            "sent": [{"email": s.email, "step": s.step_key, "variant": s.variant,
+                      "at": s.at} for s in report.sent],
+            "failed": report.failed, "retried": report.retried, "unknown": report.unknown,
+            "cancelled": report.cancelled, "rescheduled": report.rescheduled,
+            "paused": report.paused, "halted": report.halted,
+        })
+    else:
+        if report.sent:
+            table = Table(title="Sent")
+            for column in ("Email", "Step", "Variant", "Local time"):
+                table.add_column(column)
+            for s in report.sent:
+                local = s.at.astimezone(zone(s.timezone))
+                table.add_row(s.email, s.step_key, s.variant,
+                              f"{local:%a %Y-%m-%d %H:%M} {s.timezone}")
+            console.print(table)
+        console.print(
+            f"Sent {len(report.sent)}, failed {report.failed}, retrying {report.retried}, "
+            f"unknown {report.unknown}, cancelled {report.cancelled}, "
+            f"moved to the next send window {report.rescheduled}."
+            + (" Sending is paused (drip resume --all)." if report.paused else "")
+        )
+    if report.halted:
+        console.print(f"[bold red]Sending halted:[/] {report.halted}")
+        raise typer.Exit(EXIT_PROVIDER)
+    if report.failed or report.unknown:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,275 @@
+"""One dispatch pass: claim what is due, render it, hand it to the provider, record the result.
+
+The order of commits is the delivery guarantee (docs/delivery.md): a delivery is
+committed as `sending` before the provider is called and as `sent` right after,
+so a crash in between leaves it `unknown`, never silently lost or sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from drip.addresses import zone
+from drip.clock import Clock
+from drip.errors import DripError, SendingHalted, TemplateError
+from drip.links import Links
+from drip.message import Message, recipient_values
+from drip.planner import email_after
+from drip.providers.base import Provider, SendResult
+from drip.render import Renderer, Sender
+from drip.schedule import next_open_slot
+from drip.sequence import Library, Schedule
+from drip.store import ClaimedDelivery, Outcome, PlannedDelivery, Store, WentOut
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{random.randbytes(2).hex()}"
+
+
+def backoff(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> float:
+    """Seconds to wait before attempt `attempts + 1`: exponential, capped, with full jitter."""
+    return random.uniform(base / 2, min(cap, base * 2 ** max(attempts - 1, 0)))
+
+
+@dataclass
+class SentItem:
+    email: str
+    step_key: str
+    variant: str
+    timezone: str
+    at: datetime
+
+
+@dataclass
+class DispatchReport:
+    sent: list[SentItem] = field(default_factory=list)
+    failed: int = 0
+    retried: int = 0
+    unknown: int = 0
+    cancelled: int = 0
+    released: int = 0
+    rescheduled: int = 0
+    planned: int = 0
+    expired_leases: int = 0
+    paused: bool = False
+    halted: str | None = None
+
+    @property
+    def nothing_happened(self) -> bool:
+        return not (self.sent or self.failed or self.retried or self.unknown or self.cancelled
+                    or self.rescheduled or self.expired_leases)
+
+
+class Dispatcher:
+    """Runs dispatch passes against one store and one provider."""
+
+    def __init__(self, *, store: Store, library: Library, renderer: Renderer,
+                 provider: Provider, links: Links, sender: Sender, clock: Clock,
+                 batch_size: int = 500, lease_seconds: int = 300,
+                 worker: str | None = None) -> None:
+        self.store = store
+        self.library = library
+        self.renderer = renderer
+        self.provider = provider
+        self.links = links
+        self.sender = sender
+        self.clock = clock
+        self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease_seconds)
+        self.worker = worker or worker_name()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from `run_once`."""
+        self._stop.set()
+
+    def run_once(self) -> DispatchReport:
+        report = DispatchReport()
+        now = self.clock.now()
+        paused = self.store.paused_scopes()
+        if "all" in paused:
+            report.paused = True
+            return report
+        expired = self.store.expire_leases(now)
+        report.expired_leases = len(expired)
+        report.planned += self._plan_after(expired, now)
+        report.rescheduled = self._reschedule_missed(now)
+        skip = [scope.removeprefix("sequence:") for scope in paused if scope.startswith("sequence:")]
+        while not self._stop.is_set():
+            now = self.clock.now()
+            batch = self.store.claim_due(now, self.batch_size, self.worker, now + self.lease, skip)
+            if not batch:
+                break
+            try:
+                self._send(batch, report)
+            except SendingHalted as exc:
+                report.halted = str(exc)
+                break
+        return report
+
+    # --- steps of a pass -------------------------------------------------------------------
+
+    def _reschedule_missed(self, now: datetime) -> int:
+        """Deliveries whose local send window closed move to the next open slot, never to night."""
+        total = 0
+        while True:
+            missed = self.store.missed_windows(now, 1000)
+            if not missed:
+                return total
+            moves = []
+            for m in missed:
+                sequence = self.library.sequences.get(m.sequence_key)
+                schedule = sequence.schedule if sequence else None
+                if schedule is None:
+                    schedule = Schedule()
+                slot = next_open_slot(now, schedule, zone(m.timezone))
+                moves.append((m.delivery_id, slot.due_at, slot.window_end_at))
+            self.store.move_due(moves)
+            total += len(moves)
+
+    def _send(self, batch: list[ClaimedDelivery], report: DispatchReport) -> None:
+        now = self.clock.now()
+        outcomes: list[Outcome] = []
+        messages: list[Message] = []
+        by_id: dict[int, ClaimedDelivery] = {}
+        for claimed in batch:
+            refusal = self._refusal(claimed)
+            if refusal is not None:
+                outcomes.append(refusal)
+                continue
+            try:
+                messages.append(self._message(claimed))
+            except TemplateError as exc:
+                outcomes.append(Outcome(claimed.id, "failed", error=f"Could not render: {exc}"))
+                continue
+            by_id[claimed.id] = claimed
+        if messages:
+            ids = [m.delivery_id for m in messages]
+            self.store.mark_sending(ids, self.worker, now, now + self.lease)
+            try:
+                results = self.provider.send_batch(messages)
+            except SendingHalted:
+                report.released += self.store.release(ids, self.worker)
+                raise
+            except Exception as exc:  # a provider bug: we cannot know what went out
+                log.exception("the %s provider failed unexpectedly", self.provider.name)
+                results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}") for i in ids]
+            outcomes.extend(self._outcomes(results, by_id, {m.delivery_id: m for m in messages},
+                                            report))
+        for o in outcomes:
+            if o.state == "cancelled":
+                report.cancelled += 1
+            elif o.state == "failed":
+                report.failed += 1
+        went_out = self.store.record_outcomes(outcomes, self.clock.now())
+        report.planned += self._plan_after(went_out, self.clock.now())
+
+    def _refusal(self, claimed: ClaimedDelivery) -> Outcome | None:
+        """Why this claimed delivery must not go out, as a visible outcome; None if it may."""
+        if claimed.unsubscribed:
+            return Outcome(claimed.id, "cancelled", error="The subscriber unsubscribed.")
+        if claimed.suppressed:
+            return Outcome(claimed.id, "cancelled", error="The address is suppressed.")
+        if claimed.enrollment_state != "active":
+            return Outcome(claimed.id, "cancelled",
+                           error=f"The enrollment is {claimed.enrollment_state}.")
+        sequence = self.library.sequences.get(claimed.sequence_key)
+        if sequence is None:
+            return Outcome(claimed.id, "failed", error=(
+                f"The sequence '{claimed.sequence_key}' no longer exists; restore "
+                f"sequences/{claimed.sequence_key}.yaml, then `drip retry` this delivery."))
+        if claimed.step_key not in sequence.step_keys:
+            return Outcome(claimed.id, "failed", error=(
+                f"The step '{claimed.step_key}' was removed from '{claimed.sequence_key}'; "
+                "put it back (step keys must never be renamed), then `drip retry`."))
+        return None
+
+    def _message(self, claimed: ClaimedDelivery) -> Message:
+        sequence = self.library.sequence(claimed.sequence_key)
+        step = sequence.step(claimed.step_key)
+        nudge = claimed.nudge if claimed.nudge is not None else step.nudge
+        content = self.renderer.content(claimed.sequence_key, claimed.step_key,
+                                        claimed.variant, nudge)
+        first_name = claimed.name.split()[0] if claimed.name.strip() else sequence.greeting_fallback
+        values = recipient_values({
+            "first_name": first_name,
+            "email": claimed.email,
+            "unsubscribe_url": self.links.unsubscribe(claimed.subscriber_id,
+                                                      claimed.enrollment_id),
+            "pause_url": self.links.pause(claimed.enrollment_id),
+            "checkpoint_passed_url": self.links.checkpoint(claimed.id, "passed"),
+            "checkpoint_not_yet_url": self.links.checkpoint(claimed.id, "not-yet"),
+        })
+        return Message(
+            delivery_id=claimed.id, enrollment_id=claimed.enrollment_id,
+            sequence_key=claimed.sequence_key, step_key=claimed.step_key,
+            variant=claimed.variant, to_email=claimed.email, to_name=claimed.name,
+            from_email=self.sender.email, from_name=self.sender.name,
+            content=content, values=values, nudge=nudge,
+        )
+
+    def _outcomes(self, results: list[SendResult], by_id: dict[int, ClaimedDelivery],
+                  messages: dict[int, Message], report: DispatchReport) -> list[Outcome]:
+        now = self.clock.now()
+        outcomes = []
+        for result in results:
+            claimed = by_id[result.delivery_id]
+            if result.verdict == "accepted":
+                message = messages[result.delivery_id]
+                outcomes.append(Outcome(
+                    result.delivery_id, "sent", provider=self.provider.name,
+                    message_id=result.message_id, content_hash=message.content.content_hash,
+                    variant=message.variant, nudge=message.nudge))
+                report.sent.append(SentItem(claimed.email, claimed.step_key, claimed.variant,
+                                            claimed.timezone, now))
+            elif result.verdict == "unknown":
+                report.unknown += 1
+                outcomes.append(Outcome(result.delivery_id, "unknown",
+                                        provider=self.provider.name, error=result.reason))
+            elif result.verdict == "transient" and claimed.attempts + 1 < MAX_ATTEMPTS:
+                report.retried += 1
+                wait = result.retry_after or backoff(claimed.attempts + 1)
+                outcomes.append(Outcome(result.delivery_id, "scheduled", error=result.reason,
+                                        retry_at=now + timedelta(seconds=wait)))
+            else:
+                reason = result.reason or "the provider refused it"
+                if result.verdict == "transient":
+                    reason = f"Gave up after {MAX_ATTEMPTS} attempts: {reason}"
+                outcomes.append(Outcome(result.delivery_id, "failed",
+                                        provider=self.provider.name, error=reason))
+        return outcomes
+
+    def _plan_after(self, went_out: list[WentOut], now: datetime) -> int:
+        """Plan the next email of every enrollment whose current one went out."""
+        planned: list[PlannedDelivery] = []
+        finished: list[int] = []
+        for w in went_out:
+            sequence = self.library.sequences.get(w.sequence_key)
+            following = (email_after(sequence, w.timezone, w.step_key, w.went_out_at)
+                         if sequence else None)
+            if following is None:
+                if sequence is not None and w.step_key in sequence.step_keys:
+                    finished.append(w.enrollment_id)
+                continue
+            planned.append(PlannedDelivery(
+                enrollment_id=w.enrollment_id, subscriber_id=w.subscriber_id,
+                sequence_key=w.sequence_key, seq_no=w.seq_no + 1, step_key=following.step_key,
+                due_at=following.slot.due_at, window_end_at=following.slot.window_end_at,
+                variant=following.variant,
+            ))
+        if not planned and not finished:
+            return 0
+        return self.store.plan(planned, finished, now)
+
+
+__all__ = ["DispatchReport", "Dispatcher", "DripError", "Sender", "SentItem"]

@@ -1,0 +1,128 @@
+"""One email as drip hands it to a provider: shared content plus per-recipient values.
+
+Content is rendered once per group (same step, variant and nudge) with
+placeholders such as %%first_name%%; each recipient's values fill them in. The
+SendGrid provider sends the placeholders as substitutions; the others call
+`subject()`, `html()` and `text()`. The unsubscribe headers are set here and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from datetime import datetime
+
+#: The per-recipient values a template can print. Templates cannot branch on them.
+RECIPIENT_FIELDS = (
+    "first_name",
+    "email",
+    "unsubscribe_url",
+    "pause_url",
+    "checkpoint_passed_url",
+    "checkpoint_not_yet_url",
+)
+_PLACEHOLDER = re.compile(r"%%([a-z_]+(?::html)?)%%")
+
+
+def placeholder(name: str, *, html: bool = False) -> str:
+    return f"%%{name}:html%%" if html else f"%%{name}%%"
+
+
+def html_placeholders(markup: str) -> str:
+    """Point the placeholders in an HTML part at their HTML-escaped values."""
+    return _PLACEHOLDER.sub(lambda m: placeholder(m.group(1).removesuffix(":html"), html=True),
+                            markup)
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """Replace every placeholder with its value; an unknown one is left as it is."""
+    if "%%" not in template:
+        return template
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def recipient_values(raw: Mapping[str, str]) -> dict[str, str]:
+    """The values for every placeholder, in plain and HTML-escaped forms."""
+    values = dict(raw)
+    for name, value in raw.items():
+        values[f"{name}:html"] = htmllib.escape(value, quote=True)
+    return values
+
+
+@dataclass(frozen=True)
+class Content:
+    """What one group of recipients shares: rendered once, with placeholders."""
+
+    key: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """One email to one recipient, ready for any provider."""
+
+    delivery_id: int
+    enrollment_id: int
+    sequence_key: str
+    step_key: str
+    variant: str
+    to_email: str
+    to_name: str
+    from_email: str
+    from_name: str
+    content: Content
+    values: Mapping[str, str] = field(default_factory=dict)
+    nudge: str | None = None
+    test: bool = False
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return self.values.get("unsubscribe_url", "")
+
+    def subject(self) -> str:
+        subject = fill(self.content.subject, self.values)
+        return f"[TEST] {subject}" if self.test else subject
+
+    def html(self) -> str:
+        return fill(self.content.html, self.values)
+
+    def text(self) -> str:
+        return fill(self.content.text, self.values)
+
+    def headers(self) -> dict[str, str]:
+        """Headers every email carries: RFC 8058 one-click unsubscribe, and drip's ids."""
+        return {
+            "List-Unsubscribe": f"<{self.unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "X-Drip-Delivery": str(self.delivery_id),
+        }
+
+    @property
+    def categories(self) -> tuple[str, str]:
+        return (self.sequence_key, f"{self.sequence_key}:{self.step_key}")
+
+
+def to_mime(message: Message, *, sent_at: datetime) -> EmailMessage:
+    """The message as RFC 5322 with a plain-text and an HTML part."""
+    mime = EmailMessage()
+    mime["Subject"] = message.subject()
+    mime["From"] = Address(display_name=message.from_name, addr_spec=message.from_email)
+    mime["To"] = Address(display_name=message.to_name, addr_spec=message.to_email)
+    mime["Date"] = format_datetime(sent_at)
+    domain = message.from_email.rsplit("@", 1)[-1]
+    mime["Message-ID"] = make_msgid(idstring=f"drip.{message.delivery_id}", domain=domain)
+    for name, value in message.headers().items():
+        mime[name] = value
+    mime.set_content(message.text())
+    mime.add_alternative(message.html(), subtype="html")
+    return mime

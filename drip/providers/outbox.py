@@ -1,0 +1,37 @@
+"""The embedded default: one RFC 5322 .eml file per email in a folder any mail client opens."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from drip.message import Message, to_mime
+from drip.providers.base import SendResult
+
+
+class OutboxProvider:
+    name = "outbox"
+
+    def __init__(self, directory: Path, now: Callable[[], datetime]) -> None:
+        self.directory = directory
+        self._now = now
+
+    def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        results = []
+        for message in messages:
+            sent_at = self._now()
+            name = f"{sent_at:%Y%m%dT%H%M%SZ}-{message.delivery_id:08d}-{message.step_key}.eml"
+            path = self.directory / name
+            data = to_mime(message, sent_at=sent_at).as_bytes()
+            temporary = path.with_suffix(".tmp")
+            with open(temporary, "wb") as handle:  # write, then rename: never half a file
+                handle.write(data)
+            os.replace(temporary, path)
+            results.append(SendResult(message.delivery_id, "accepted", message_id=name))
+        return results
+
+    def close(self) -> None:
+        return None

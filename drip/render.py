@@ -1,0 +1,271 @@
+"""Turn a step of a sequence into email content: Jinja2 + Markdown, a shared layout, CSS inlined.
+
+Pure apart from reading templates: the same inputs give the same Content, and
+each group's Content is rendered once per process and cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import css_inline
+import jinja2
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from drip.errors import TemplateError
+from drip.message import Content, html_placeholders, placeholder
+from drip.sequence import Library, Offer, Sequence
+
+HTML_LAYOUT = "layout.html.j2"
+TEXT_LAYOUT = "layout.txt.j2"
+VARIANTS = ("main", "repeat", "graduated", "see-a-clinician")
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who the email is from, and the address the law asks us to print."""
+
+    name: str
+    email: str
+    postal_address: str
+
+
+@dataclass(frozen=True)
+class EmailSpec:
+    """Which subject, preheader and template one variant of a step uses."""
+
+    subject: str
+    preheader: str
+    template: str
+    has_checkpoint: bool
+
+
+def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
+    step = sequence.step(step_key)
+    if variant == "main":
+        return EmailSpec(step.subject, step.preheader, step.template, step.checkpoint is not None)
+    if variant == "repeat" and step.repeat is not None:
+        r = step.repeat
+        return EmailSpec(r.subject, r.preheader, r.template, step.checkpoint is not None)
+    if variant == "graduated" and sequence.graduated is not None:
+        g = sequence.graduated
+        return EmailSpec(g.subject, g.preheader, g.template, False)
+    if variant == "see-a-clinician" and sequence.see_a_clinician is not None:
+        c = sequence.see_a_clinician
+        return EmailSpec(c.subject, c.preheader, c.template, step.checkpoint is not None)
+    raise TemplateError(
+        f"Step '{step_key}' has no '{variant}' variant.",
+        file=f"sequences/{sequence.key}.yaml",
+        field=f"steps.{step_key}.{variant}",
+        fix=f"add a '{variant}' block to the sequence, or do not plan that variant",
+    )
+
+
+def with_utm(url: str, sequence_key: str, step_key: str) -> str:
+    parts = urlsplit(url)
+    extra = urlencode(
+        {"utm_source": "drip", "utm_medium": "email", "utm_campaign": sequence_key,
+         "utm_content": step_key}
+    )
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit(parts._replace(query=query))
+
+
+class Renderer:
+    """Renders and caches the Content of each (sequence, step, variant, nudge) group."""
+
+    def __init__(self, templates_dir: Path, library: Library, sender: Sender) -> None:
+        self.templates_dir = templates_dir
+        self.library = library
+        self.sender = sender
+        loader = jinja2.FileSystemLoader(str(templates_dir))
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": jinja2.StrictUndefined,
+            "keep_trailing_newline": True,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+        }
+        self._html_env = jinja2.Environment(autoescape=True, **common)
+        self._text_env = jinja2.Environment(autoescape=False, **common)
+        self._markdown = MarkdownIt("commonmark", {"typographer": True}).enable(
+            ["replacements", "smartquotes"]
+        )
+        self._inliner = css_inline.CSSInliner(keep_at_rules=True)
+        self._cache: dict[tuple[str, str, str, str | None], Content] = {}
+
+    def content(self, sequence_key: str, step_key: str, variant: str = "main",
+                nudge: str | None = None) -> Content:
+        key = (sequence_key, step_key, variant, nudge)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._render(*key)
+            self._cache[key] = cached
+        return cached
+
+    def check(self) -> int:
+        """Render every step, variant and nudge once; raise the first TemplateError. Returns a count."""
+        count = 0
+        for sequence in self.library.sequences.values():
+            for step in sequence.steps:
+                for variant in VARIANTS:
+                    try:
+                        email_spec(sequence, step.key, variant)
+                    except TemplateError:
+                        continue
+                    for nudge in {step.nudge, None}:
+                        self.content(sequence.key, step.key, variant, nudge)
+                        count += 1
+        return count
+
+    # --- rendering ----------------------------------------------------------------------
+
+    def _render(self, sequence_key: str, step_key: str, variant: str,
+                nudge: str | None) -> Content:
+        sequence = self.library.sequence(sequence_key)
+        step = sequence.step(step_key)
+        spec = email_spec(sequence, step_key, variant)
+        offer = self.library.offers.get(nudge) if nudge else None
+        context = self._context(sequence, step_key, variant)
+        subject = self._string(spec.subject, context, f"sequences/{sequence.key}.yaml (subject)")
+        preheader = self._string(
+            spec.preheader, context, f"sequences/{sequence.key}.yaml (preheader)"
+        )
+        body_md = self._template(self._html_env, spec.template, context)
+        body_text_md = self._template(self._text_env, spec.template, context)
+        layout = {
+            **context,
+            "subject": subject,
+            "preheader": preheader,
+            "disclaimer": sequence.disclaimer,
+            "postal_address": self.sender.postal_address,
+            "checkpoint": self._checkpoint(step.checkpoint, spec.has_checkpoint),
+            "nudge": self._nudge(offer, sequence.key, step_key),
+            "unsubscribe_url": placeholder("unsubscribe_url"),
+            "pause_url": placeholder("pause_url"),
+        }
+        body_html = Markup(self._markdown.render(body_md))
+        html = self._template(self._html_env, HTML_LAYOUT, {**layout, "body": body_html})
+        html = html_placeholders(self._inliner.inline(html))
+        text = self._template(
+            self._text_env, TEXT_LAYOUT, {**layout, "body": markdown_to_text(body_text_md)}
+        )
+        digest = hashlib.sha256(
+            "\0".join([sequence.content_hash, subject, html, text]).encode()
+        ).hexdigest()[:16]
+        return Content(
+            key=f"{sequence_key}/{step_key}/{variant}/{nudge or '-'}",
+            subject=subject,
+            preheader=preheader,
+            html=html,
+            text=squeeze_blank_lines(text),
+            content_hash=digest,
+        )
+
+    def _context(self, sequence: Sequence, step_key: str, variant: str) -> dict[str, Any]:
+        step = sequence.step(step_key)
+        return {
+            "subscriber": {"first_name": placeholder("first_name"),
+                           "email": placeholder("email")},
+            "sequence": {"key": sequence.key, "name": sequence.name},
+            "step": {"key": step.key, "week": step.week, "subject": step.subject},
+            "variant": variant,
+            "coach": {"name": self.sender.name, "email": self.sender.email},
+        }
+
+    @staticmethod
+    def _checkpoint(checkpoint: Any, shown: bool) -> dict[str, str] | None:
+        if checkpoint is None or not shown:
+            return None
+        return {
+            "question": checkpoint.question,
+            "passing": checkpoint.passing,
+            "passed_url": placeholder("checkpoint_passed_url"),
+            "not_yet_url": placeholder("checkpoint_not_yet_url"),
+        }
+
+    @staticmethod
+    def _nudge(offer: Offer | None, sequence_key: str, step_key: str) -> dict[str, str] | None:
+        if offer is None:
+            return None
+        return {"key": offer.key, "name": offer.name, "pitch": offer.pitch,
+                "url": with_utm(offer.url, sequence_key, step_key)}
+
+    def _template(self, env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
+        try:
+            return env.get_template(name).render(context)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(
+                f"The template '{exc.name}' does not exist.",
+                file=str(self.templates_dir / str(exc.name)),
+                fix=f"create it under {self.templates_dir}/ or fix the template name",
+            ) from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"Template syntax error: {exc.message}.",
+                file=exc.filename or str(self.templates_dir / name),
+                line=exc.lineno,
+                fix="check the {{ }} and {% %} tags on that line",
+            ) from None
+        except jinja2.UndefinedError as exc:
+            file, line = _template_position(exc.__traceback__, self.templates_dir / name)
+            raise TemplateError(
+                f"{exc.message}.",
+                file=file,
+                line=line,
+                fix="use only the variables listed in docs/writing-sequences.md "
+                "(subscriber.first_name, sequence.name, step.week, coach.name, ...)",
+            ) from None
+
+    def _string(self, source: str, context: Mapping[str, Any], where: str) -> str:
+        try:
+            return self._text_env.from_string(source).render(context).strip()
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"Template syntax error: {exc.message}.", file=where) from None
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"{exc.message}.", file=where) from None
+
+
+def _template_position(tb: TracebackType | None, fallback: Path) -> tuple[str, int | None]:
+    found: tuple[str, int | None] = (str(fallback), None)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+_LINK = re.compile(r"\[([^\]]+)\]\((\S+?)\)")
+_STRONG = re.compile(r"(\*\*|__)(.+?)\1")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+
+
+def markdown_to_text(markdown: str) -> str:
+    """Markdown made to read well as a plain-text email: links spelled out, no markup noise."""
+    lines: list[str] = []
+    for line in markdown.splitlines():
+        line = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", line)
+        line = _STRONG.sub(r"\2", line)
+        heading = _HEADING.match(line)
+        if heading:
+            level, title = len(heading.group(1)), heading.group(2)
+            underline = "=" if level == 1 else "-" if level == 2 else ""
+            lines.append(title.upper() if level <= 2 else title)
+            if underline:
+                lines.append(underline * len(title))
+            continue
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def squeeze_blank_lines(text: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -1,0 +1,67 @@
+"""The composition root: settings in, a wired-up drip out (store, sequences, renderer, links)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from drip.clock import Clock, SystemClock
+from drip.db import make_engine
+from drip.dispatch import Dispatcher
+from drip.links import Links
+from drip.providers import Provider, make_provider
+from drip.render import Renderer, Sender
+from drip.sequence import Library, load_library
+from drip.settings import Settings
+from drip.store import Store
+from drip.tokens import Signer
+
+
+@dataclass
+class Drip:
+    """Everything a command, the web app or the scheduler needs, built once per process."""
+
+    settings: Settings
+    store: Store
+    clock: Clock = field(default_factory=SystemClock)
+    _library: Library | None = None
+    _renderer: Renderer | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Drip:
+        return cls(settings=settings, store=Store(make_engine(settings.database_url)),
+                   clock=clock or SystemClock())
+
+    @property
+    def library(self) -> Library:
+        if self._library is None:
+            self._library = load_library(self.settings.sequences_dir)
+        return self._library
+
+    @property
+    def sender(self) -> Sender:
+        s = self.settings
+        return Sender(name=s.from_name, email=s.from_email, postal_address=s.postal_address)
+
+    @property
+    def renderer(self) -> Renderer:
+        if self._renderer is None:
+            self._renderer = Renderer(self.settings.templates_dir, self.library, self.sender)
+        return self._renderer
+
+    @property
+    def links(self) -> Links:
+        return Links(self.settings.base_url, Signer(self.settings.secret_key))
+
+    def provider(self) -> Provider:
+        return make_provider(self.settings, self.clock.now)
+
+    def dispatcher(self, provider: Provider | None = None, worker: str | None = None) -> Dispatcher:
+        return Dispatcher(
+            store=self.store, library=self.library, renderer=self.renderer,
+            provider=provider or self.provider(), links=self.links, sender=self.sender,
+            clock=self.clock, batch_size=self.settings.batch_size,
+            lease_seconds=self.settings.lease_seconds, worker=worker,
+        )
+
+    def close(self) -> None:
+        self.store.engine.dispose()

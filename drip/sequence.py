@@ -1,0 +1,367 @@
+"""Sequences and offers as the coach writes them: YAML files, validated into plain data.
+
+A mistake is reported as a SequenceError naming the file, the line, the field
+and the fix, before anyone receives an email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from drip.errors import SequenceError
+
+STEP_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+QUIET_START = time(21, 0)
+QUIET_END = time(6, 0)
+M = TypeVar("M", bound=BaseModel)
+_SEND_AFTER = re.compile(r"^\s*(\d+)\s*(day|days|week|weeks)\s*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(_Strict):
+    send_time: time = time(6, 30)
+    weekday: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
+    first_pinned_gap_days: int = Field(default=5, ge=1, le=7)
+
+    @field_validator("send_time", mode="before")
+    @classmethod
+    def _parse_time(cls, value: Any) -> Any:
+        if isinstance(value, int):  # YAML 1.1 reads 06:30 unquoted as sexagesimal 390
+            return time(value // 60, value % 60)
+        return value
+
+    @field_validator("send_time")
+    @classmethod
+    def _daytime(cls, value: time) -> time:
+        if not (QUIET_END <= value < QUIET_START):
+            raise ValueError(
+                "must be between 06:00 and 20:59 local time, because nothing is sent at night"
+            )
+        return value
+
+    @field_validator("weekday", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class Checkpoint(_Strict):
+    question: str = Field(min_length=5)
+    passing: str = Field(min_length=5)
+
+
+class Variant(_Strict):
+    subject: str = Field(min_length=1)
+    preheader: str = Field(min_length=1)
+    template: str
+
+
+class Step(_Strict):
+    key: str
+    week: int = Field(ge=1, le=520)
+    send_after: str
+    subject: str = Field(min_length=1)
+    preheader: str = Field(min_length=1)
+    template: str
+    nudge: str | None = None
+    checkpoint: Checkpoint | None = None
+    repeat: Variant | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key_shape(cls, value: str) -> str:
+        if not STEP_KEY.match(value):
+            raise ValueError("must be lower-case letters, digits and hyphens, like week-1")
+        return value
+
+    @field_validator("send_after")
+    @classmethod
+    def _send_after_shape(cls, value: str) -> str:
+        if value.strip() != "immediately" and not _SEND_AFTER.match(value):
+            raise ValueError("must be 'immediately' or a wait such as '1 week' or '3 days'")
+        return value.strip()
+
+    @property
+    def immediate(self) -> bool:
+        return self.send_after == "immediately"
+
+    @property
+    def wait_days(self) -> int:
+        match = _SEND_AFTER.match(self.send_after)
+        if not match:
+            return 0
+        amount = int(match.group(1))
+        return amount * 7 if match.group(2).startswith("week") else amount
+
+
+class Sequence(_Strict):
+    key: str
+    name: str = Field(min_length=1)
+    description: str = ""
+    schedule: Schedule = Schedule()
+    greeting_fallback: str = "there"
+    disclaimer: str = ""
+    steps: list[Step] = Field(min_length=1)
+    graduated: Variant | None = None
+    see_a_clinician: Variant | None = None
+    repeat_limit: int = Field(default=2, ge=1, le=10)
+    content_hash: str = ""
+
+    @field_validator("key")
+    @classmethod
+    def _key_shape(cls, value: str) -> str:
+        if not STEP_KEY.match(value):
+            raise ValueError("must be lower-case letters, digits and hyphens, like pht-7-week")
+        return value
+
+    @model_validator(mode="after")
+    def _steps_consistent(self) -> Sequence:
+        seen: set[str] = set()
+        for index, step in enumerate(self.steps):
+            if step.key in seen:
+                raise ValueError(f"steps.{index}.key: '{step.key}' is used twice; keys must be unique")
+            seen.add(step.key)
+            if index == 0 and not step.immediate and step.wait_days == 0:
+                raise ValueError("steps.0.send_after: the first step needs a wait or 'immediately'")
+            if index > 0 and step.immediate:
+                raise ValueError(
+                    f"steps.{index}.send_after: only the first step can go 'immediately'; "
+                    "write a wait such as '1 week'"
+                )
+        return self
+
+    def step(self, key: str) -> Step:
+        for step in self.steps:
+            if step.key == key:
+                return step
+        raise KeyError(key)
+
+    def next_step(self, key: str) -> Step | None:
+        keys = [s.key for s in self.steps]
+        index = keys.index(key)
+        return self.steps[index + 1] if index + 1 < len(self.steps) else None
+
+    @property
+    def step_keys(self) -> list[str]:
+        return [s.key for s in self.steps]
+
+
+class Offer(_Strict):
+    key: str
+    name: str = Field(min_length=1)
+    url: str
+    pitch: str = Field(min_length=1)
+    weeks: list[int] = []
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must be an absolute https:// URL")
+        return value
+
+
+class Offers(_Strict):
+    offers: list[Offer] = []
+
+    def get(self, key: str) -> Offer | None:
+        return next((o for o in self.offers if o.key == key), None)
+
+
+@dataclass(frozen=True)
+class Library:
+    """All sequences and offers of one installation, loaded and validated together."""
+
+    sequences: dict[str, Sequence]
+    offers: Offers
+
+    def sequence(self, key: str) -> Sequence:
+        try:
+            return self.sequences[key]
+        except KeyError:
+            known = ", ".join(sorted(self.sequences)) or "none"
+            raise SequenceError(
+                f"There is no sequence '{key}'.",
+                fix=f"use one of: {known}, or add sequences/{key}.yaml",
+            ) from None
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def load_library(sequences_dir: Path) -> Library:
+    """Load every sequences/*.yaml and sequences/offers.yaml, or raise the first mistake."""
+    if not sequences_dir.is_dir():
+        raise SequenceError(
+            f"The sequences folder {sequences_dir} does not exist.",
+            fix="create it, or point DRIP_SEQUENCES_DIR at your sequences folder",
+        )
+    offers_path = sequences_dir / "offers.yaml"
+    offers = load_offers(offers_path) if offers_path.exists() else Offers()
+    sequences: dict[str, Sequence] = {}
+    for path in sorted(sequences_dir.glob("*.y*ml")):
+        if path.name in {"offers.yaml", "catalog.yaml"}:
+            continue
+        sequence = load_sequence(path)
+        if sequence.key in sequences:
+            raise SequenceError(
+                f"The sequence key '{sequence.key}' is used by two files.",
+                file=str(path),
+                field="key",
+                fix="give each sequence file its own key",
+            )
+        _check_offer_references(sequence, offers, path)
+        sequences[sequence.key] = sequence
+    return Library(sequences=sequences, offers=offers)
+
+
+def load_sequence(path: Path) -> Sequence:
+    data, root = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise SequenceError(
+            "A sequence file must be a mapping with key, name and steps.",
+            file=str(path),
+            line=1,
+            fix="start the file with 'key: my-sequence'",
+        )
+    data = dict(data)
+    data["content_hash"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    sequence = _validate(Sequence, data, path, root)
+    if sequence.key != path.stem:
+        raise SequenceError(
+            f"The key '{sequence.key}' does not match the file name '{path.name}'.",
+            file=str(path),
+            line=_line_of(root, ("key",)),
+            field="key",
+            fix=f"rename the file to {sequence.key}.yaml or set key: {path.stem}",
+        )
+    return sequence
+
+
+def load_offers(path: Path) -> Offers:
+    data, root = _read_yaml(path)
+    offers = _validate(Offers, data or {}, path, root)
+    seen: set[str] = set()
+    for index, offer in enumerate(offers.offers):
+        if offer.key in seen:
+            raise SequenceError(
+                f"The offer key '{offer.key}' is used twice.",
+                file=str(path),
+                line=_line_of(root, ("offers", index, "key")),
+                field=f"offers.{index}.key",
+                fix="give each offer its own key",
+            )
+        seen.add(offer.key)
+    return offers
+
+
+def _check_offer_references(sequence: Sequence, offers: Offers, path: Path) -> None:
+    for index, step in enumerate(sequence.steps):
+        if step.nudge and offers.get(step.nudge) is None:
+            known = ", ".join(o.key for o in offers.offers) or "none defined"
+            _, root = _read_yaml(path)
+            raise SequenceError(
+                f"Step '{step.key}' nudges toward offer '{step.nudge}', which offers.yaml "
+                "does not define.",
+                file=str(path),
+                line=_line_of(root, ("steps", index, "nudge")),
+                field=f"steps.{index}.nudge",
+                fix=f"use one of: {known}",
+            )
+
+
+def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SequenceError(
+            "The file is not UTF-8 text.", file=str(path), fix="save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise SequenceError(f"Cannot read the file: {exc.strerror}.", file=str(path)) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise SequenceError(
+            f"The YAML does not parse: {exc.problem}.",
+            file=str(path),
+            line=(mark.line + 1) if mark else None,
+            fix="check the indentation and quoting on that line (quote text containing ': ')",
+        ) from None
+    return data, root
+
+
+def _validate(model: type[M], data: Any, path: Path, root: yaml.Node | None) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc: tuple[Any, ...] = tuple(error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        # model-level validators report their own location inside the message
+        if not loc and ":" in message and message.split(":", 1)[0].count(".") >= 1:
+            dotted, message = message.split(":", 1)
+            loc = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
+            message = message.strip()
+        field = ".".join(str(p) for p in loc) or None
+        raise SequenceError(
+            _explain(error["type"], message, loc),
+            file=str(path),
+            line=_line_of(root, loc),
+            field=field,
+            fix=_fix_for(error["type"], loc),
+        ) from None
+
+
+def _explain(kind: str, message: str, loc: tuple[Any, ...]) -> str:
+    if kind == "extra_forbidden":
+        return f"'{loc[-1]}' is not a known field."
+    if kind == "missing":
+        return f"'{loc[-1]}' is required but missing."
+    return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+def _fix_for(kind: str, loc: tuple[Any, ...]) -> str | None:
+    if kind == "extra_forbidden":
+        return "remove it, or check its spelling against docs/writing-sequences.md"
+    if kind == "missing":
+        return f"add '{loc[-1]}:' with a value"
+    if loc and loc[-1] == "send_time":
+        return "write it quoted, like send_time: \"06:30\""
+    return None
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of a field in the YAML tree, or of its closest existing parent."""
+    node = root
+    line = (node.start_mark.line + 1) if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if found is None:
+                key_node = next((k for k, _ in node.value if k.value == part), None)
+                return (key_node.start_mark.line + 1) if key_node is not None else line
+            key_line = next(k for k, v in node.value if v is found).start_mark.line + 1
+            node, line = found, key_line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

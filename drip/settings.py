@@ -1,0 +1,182 @@
+"""Typed, frozen settings read once from DRIP_* environment variables.
+
+`os.environ` is read here and nowhere else: `load_settings()` turns it into a
+`Settings` object that is passed down to everything that needs configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from drip.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["outbox", "console", "smtp", "sendgrid"]
+SENDGRID_DEFAULT_HOST = "https://api.sendgrid.com"
+
+#: Every variable drip reads, with what it is for. The README's settings table mirrors this.
+VARIABLES: dict[str, str] = {
+    "DRIP_DATABASE_URL": "SQLAlchemy URL of the database (default sqlite:///var/drip.db)",
+    "DRIP_BACKEND": "where email goes: outbox (default), console, smtp or sendgrid",
+    "DRIP_OUTBOX_DIR": "folder for .eml files when DRIP_BACKEND=outbox (default var/outbox)",
+    "DRIP_BASE_URL": "public https URL of the web app, used in every link (default https://localhost:8000)",
+    "DRIP_SECRET_KEY": "key that signs every link; generated once into var/secret_key if unset",
+    "DRIP_FROM_EMAIL": "sender address (default coach@example.com)",
+    "DRIP_FROM_NAME": "sender name, shown as the coach's name (default Dayna)",
+    "DRIP_POSTAL_ADDRESS": "the sender's postal address, printed in every email footer",
+    "DRIP_SEQUENCES_DIR": "folder of sequence YAML files (default sequences)",
+    "DRIP_TEMPLATES_DIR": "folder of templates (default templates)",
+    "DRIP_VAR_DIR": "folder for local state: database, outbox, generated key (default var)",
+    "DRIP_BATCH_SIZE": "deliveries claimed per batch in one dispatch pass (default 500)",
+    "DRIP_LEASE_SECONDS": "how long a claim or an in-flight send is held (default 300)",
+    "DRIP_SENDGRID_HOST": "SendGrid API host (default https://api.sendgrid.com)",
+    "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30)",
+    "DRIP_SENDGRID_SANDBOX": "1 to set SendGrid's sandbox mode: accepted but never delivered",
+    "SENDGRID_API_KEY": "SendGrid API key, for DRIP_BACKEND=sendgrid",
+    "DRIP_SMTP_HOST": "SMTP server for DRIP_BACKEND=smtp (default localhost)",
+    "DRIP_SMTP_PORT": "SMTP port (default 587)",
+    "DRIP_SMTP_USER": "SMTP user name, if the server wants AUTH",
+    "DRIP_SMTP_PASSWORD": "SMTP password",
+    "DRIP_SMTP_TLS": "starttls (default), ssl (implicit TLS) or none",
+    "DRIP_WEBHOOK_SECRET": "HMAC key for POST /hooks/purchase",
+    "DRIP_STRIPE_WEBHOOK_SECRET": "Stripe endpoint secret (whsec_...) for POST /hooks/stripe",
+    "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid Event Webhook verification key (base64)",
+    "DRIP_COACH_EMAIL": "where the coach's weekly digest goes",
+    "DRIP_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
+    "DRIP_TICK_SECONDS": "seconds between the scheduler's dispatch passes (default 60)",
+}
+
+
+class Settings(BaseModel):
+    """Everything drip can be configured with. Frozen: pass it down, never mutate it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = "sqlite:///var/drip.db"
+    backend: Backend = "outbox"
+    outbox_dir: Path = Path("var/outbox")
+    base_url: str = "https://localhost:8000"
+    secret_key: str = Field(default="", repr=False)
+    secret_key_generated: bool = False
+    from_email: str = "coach@example.com"
+    from_name: str = "Dayna"
+    postal_address: str = "Dayna's Running Lab, 123 Example Street, Springfield, OR 97477, USA"
+    sequences_dir: Path = Path("sequences")
+    templates_dir: Path = Path("templates")
+    var_dir: Path = Path("var")
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    lease_seconds: int = Field(default=300, ge=5)
+    sendgrid_host: str = SENDGRID_DEFAULT_HOST
+    sendgrid_timeout: float = Field(default=30.0, gt=0)
+    sendgrid_sandbox: bool = False
+    sendgrid_api_key: str = Field(default="", repr=False)
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = Field(default="", repr=False)
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    webhook_secret: str = Field(default="", repr=False)
+    stripe_webhook_secret: str = Field(default="", repr=False)
+    sendgrid_webhook_public_key: str = ""
+    coach_email: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    tick_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (for example https://coach.example.com)")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_known(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @property
+    def sends_for_real(self) -> bool:
+        """True when email would reach real inboxes through SendGrid's own API."""
+        return (
+            self.backend == "sendgrid"
+            and self.sendgrid_host.rstrip("/") == SENDGRID_DEFAULT_HOST
+            and not self.sendgrid_sandbox
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read DRIP_* variables (and SENDGRID_API_KEY) once into a Settings object.
+
+    Raises ConfigError with one sentence per wrong variable, naming the fix.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name in VARIABLES:
+        if name in env and env[name] != "":
+            key = name.removeprefix("DRIP_").lower()
+            values[key] = env[name]
+    if "sendgrid_sandbox" in values:
+        values["sendgrid_sandbox"] = _truthy(str(values["sendgrid_sandbox"]))
+    if "log_level" in values:
+        values["log_level"] = str(values["log_level"]).upper()
+    values.update(overrides)
+    var_dir = Path(str(values.get("var_dir", "var")))
+    if "outbox_dir" not in values:
+        values["outbox_dir"] = var_dir / "outbox"
+    if "database_url" not in values:
+        values["database_url"] = f"sqlite:///{var_dir / 'drip.db'}"
+    if not values.get("secret_key"):
+        values["secret_key"] = _generated_secret_key(var_dir)
+        values["secret_key_generated"] = True
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            variable = "SENDGRID_API_KEY" if field == "sendgrid_api_key" else f"DRIP_{field.upper()}"
+            problems.append(f"{variable} {error['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".") from None
+
+
+def _generated_secret_key(var_dir: Path) -> str:
+    """Generate the signing key once and keep it under var/, so links stay valid."""
+    path = var_dir / "secret_key"
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process generated it first: use theirs
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    log.warning(
+        "DRIP_SECRET_KEY is not set: generated one in %s. Set DRIP_SECRET_KEY in production "
+        "so every machine signs links with the same key.",
+        path,
+    )
+    return key

@@ -1,0 +1,102 @@
+"""The scheduler process: an APScheduler ticker that runs a dispatch pass every minute.
+
+APScheduler only ticks; the database is the queue. Its job store holds one job
+per periodic task, never a job per subscriber.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import timedelta
+from types import FrameType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from drip.dispatch import worker_name
+from drip.errors import ConfigError
+from drip.runtime import Drip
+
+log = logging.getLogger("drip.scheduler")
+
+SQLITE_LEASE = "scheduler:sqlite"
+
+
+class Ticker:
+    """Owns the BlockingScheduler, the dispatcher and a clean shutdown on SIGINT/SIGTERM."""
+
+    def __init__(self, drip: Drip, interval_seconds: float = 60.0) -> None:
+        self.drip = drip
+        self.worker = worker_name()
+        self.interval = interval_seconds
+        self.started_at = drip.clock.now()
+        self.provider = drip.provider()
+        self.dispatcher = drip.dispatcher(self.provider, worker=self.worker)
+        self.scheduler = BlockingScheduler(timezone="UTC")
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        if self.drip.settings.is_sqlite:
+            self._hold_sqlite_lease()
+        self.scheduler.add_job(
+            self.tick, IntervalTrigger(seconds=self.interval, timezone="UTC"),
+            id="dispatch", name="dispatch every minute", coalesce=True, max_instances=1,
+            misfire_grace_time=None, next_run_time=self.drip.clock.now(),
+            replace_existing=True,
+        )
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        log.info("scheduler %s started; dispatching every %.0f s", self.worker, self.interval)
+        try:
+            self.scheduler.start()
+        finally:
+            self.provider.close()
+            if self.drip.settings.is_sqlite:
+                self.drip.store.release_lease(SQLITE_LEASE, self.worker)
+            log.info("scheduler %s stopped", self.worker)
+
+    def tick(self) -> None:
+        if self.drip.settings.is_sqlite:
+            self._hold_sqlite_lease()
+        try:
+            report = self.dispatcher.run_once()
+        except Exception:  # keep ticking: the next pass retries, the heartbeat tells operators
+            log.exception("dispatch pass failed")
+            self._beat("dispatch failed; see the scheduler log")
+            return
+        detail = (f"sent {len(report.sent)} failed {report.failed} retried {report.retried} "
+                  f"unknown {report.unknown}" + (" paused" if report.paused else ""))
+        if not report.nothing_happened:
+            log.info("dispatch: %s", detail)
+        if report.halted:
+            log.error("sending halted: %s", report.halted)
+        self._beat(detail)
+
+    def _beat(self, detail: str) -> None:
+        try:
+            self.drip.store.beat(self.worker, self.drip.clock.now(), self.started_at, detail)
+        except Exception:
+            log.exception("could not write the heartbeat")
+
+    def _hold_sqlite_lease(self) -> None:
+        """SQLite has one writer: a second scheduler on the same file refuses to start."""
+        ttl = timedelta(seconds=max(self.interval * 3, 180))
+        if not self.drip.store.acquire_lease(SQLITE_LEASE, self.worker, self.drip.clock.now(),
+                                             ttl):
+            holder = self.drip.store.lease_holder(SQLITE_LEASE, self.drip.clock.now())
+            raise ConfigError(
+                f"Another scheduler ({holder}) is already running on this SQLite database; "
+                "run one scheduler per SQLite file, or use PostgreSQL for several."
+            )
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        log.info("received %s: finishing the batch in hand, then stopping",
+                 signal.Signals(signum).name)
+        self.dispatcher.stop()
+        threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
+                         daemon=True).start()
