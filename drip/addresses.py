@@ -34,7 +34,8 @@ def zone(name: str) -> ZoneInfo:
     text = (name or "").strip()
     if not text or text != name or "\\" in text or text.startswith(("/", ".")):
         raise InvalidTimezone(
-            f"'{name}' is not an IANA timezone; use a name such as Europe/London or America/New_York."
+            f"'{name}' is not an IANA timezone; "
+            "use a name such as Europe/London or America/New_York."
         )
     try:
         return ZoneInfo(text)

@@ -104,7 +104,7 @@ class Dispatcher:
         report.expired_leases = len(expired)
         report.planned += self._plan_after(expired, now)
         report.rescheduled = self._reschedule_missed(now)
-        skip = [scope.removeprefix("sequence:") for scope in paused if scope.startswith("sequence:")]
+        skip = [s.removeprefix("sequence:") for s in paused if s.startswith("sequence:")]
         while not self._stop.is_set():
             now = self.clock.now()
             batch = self.store.claim_due(now, self.batch_size, self.worker, now + self.lease, skip)

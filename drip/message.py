@@ -13,10 +13,10 @@ import html as htmllib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import datetime
 
 #: The per-recipient values a template can print. Templates cannot branch on them.
 RECIPIENT_FIELDS = (

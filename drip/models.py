@@ -6,12 +6,11 @@ Times are stored as UTC. SQLite gives them back naive; drip.clock.as_utc mends t
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -38,7 +37,7 @@ UTC = DateTime(timezone=True)
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTC, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTC, dict[str, Any]: JSON}
 
 
 class Subscriber(Base):

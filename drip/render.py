@@ -112,7 +112,9 @@ class Renderer:
         return cached
 
     def check(self) -> int:
-        """Render every step, variant and nudge once; raise the first TemplateError. Returns a count."""
+        """Render every step, variant and nudge once; raise the first TemplateError.
+
+        Returns how many emails were rendered."""
         count = 0
         for sequence in self.library.sequences.values():
             for step in sequence.steps:

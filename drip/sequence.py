@@ -131,7 +131,9 @@ class Sequence(_Strict):
         seen: set[str] = set()
         for index, step in enumerate(self.steps):
             if step.key in seen:
-                raise ValueError(f"steps.{index}.key: '{step.key}' is used twice; keys must be unique")
+                raise ValueError(
+                    f"steps.{index}.key: '{step.key}' is used twice; keys must be unique"
+                )
             seen.add(step.key)
             if index == 0 and not step.immediate and step.wait_days == 0:
                 raise ValueError("steps.0.send_after: the first step needs a wait or 'immediately'")

@@ -154,7 +154,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            variable = "SENDGRID_API_KEY" if field == "sendgrid_api_key" else f"DRIP_{field.upper()}"
+            variable = (
+                "SENDGRID_API_KEY" if field == "sendgrid_api_key" else f"DRIP_{field.upper()}"
+            )
             problems.append(f"{variable} {error['msg'].removeprefix('Value error, ')}")
         raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".") from None
 

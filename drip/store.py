@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     Engine,
+    Table,
     and_,
     bindparam,
+    delete,
     func,
-    insert,
     or_,
     select,
     update,
@@ -36,6 +37,8 @@ from drip.models import (
     Pause,
     Subscriber,
 )
+
+DELIVERIES = cast(Table, Delivery.__table__)
 
 #: Delivery states. scheduled -> claimed -> sending -> sent | failed | unknown;
 #: scheduled/claimed -> cancelled when the subscriber may no longer receive it.
@@ -313,9 +316,9 @@ class Store:
             return
         with self._session() as s, s.begin():
             s.connection().execute(
-                update(Delivery.__table__)
-                .where(Delivery.__table__.c.id == bindparam("b_id"),
-                       Delivery.__table__.c.state == "scheduled")
+                update(DELIVERIES)
+                .where(DELIVERIES.c.id == bindparam("b_id"),
+                       DELIVERIES.c.state == "scheduled")
                 .values(due_at=bindparam("b_due"), window_end_at=bindparam("b_end")),
                 [{"b_id": i, "b_due": d, "b_end": e} for i, d, e in moves],
             )
@@ -333,7 +336,7 @@ class Store:
         On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so concurrent
         workers never claim the same row; SQLite has a single writer at a time.
         """
-        t = Delivery.__table__
+        t = DELIVERIES
         conditions = [
             t.c.state == "scheduled",
             t.c.due_at <= now,
@@ -415,7 +418,7 @@ class Store:
         """Write back what happened to each delivery; return those whose enrollment moves on."""
         if not outcomes:
             return []
-        t = Delivery.__table__
+        t = DELIVERIES
         rows: list[dict[str, Any]] = []
         for o in outcomes:
             final = o.state in FINAL_STATES
@@ -465,7 +468,7 @@ class Store:
     def _went_out(self, s: Session, ids: list[int], now: datetime) -> list[WentOut]:
         if not ids:
             return []
-        t = Delivery.__table__
+        t = DELIVERIES
         rows = s.execute(
             select(t.c.id, t.c.enrollment_id, t.c.subscriber_id, t.c.sequence_key, t.c.seq_no,
                    t.c.step_key, t.c.variant, Subscriber.timezone,
@@ -533,7 +536,7 @@ class Store:
     def release_lease(self, name: str, holder: str) -> None:
         with self._session() as s, s.begin():
             s.execute(
-                Lease.__table__.delete().where(and_(Lease.name == name, Lease.holder == holder))
+                delete(Lease).where(and_(Lease.name == name, Lease.holder == holder))
             )
 
     def lease_holder(self, name: str, now: datetime) -> str | None:
@@ -549,7 +552,7 @@ class Store:
 
     def deliveries(self, *, email: str | None = None, states: Sequence[str] = (),
                    limit: int | None = None) -> list[DeliveryRow]:
-        t = Delivery.__table__
+        t = DELIVERIES
         query = (
             select(t.c.id, Subscriber.email, Subscriber.name, Subscriber.timezone,
                    t.c.sequence_key, t.c.seq_no, t.c.step_key, t.c.variant, t.c.nudge,

@@ -16,8 +16,8 @@ from rich.console import Console
 from drip.clock import Clock, FixedClock, SystemClock, parse_instant
 from drip.db import require_current
 from drip.errors import (
-    Conflict,
     ConfigError,
+    Conflict,
     DripError,
     InvalidInput,
     NotFound,

@@ -19,9 +19,9 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Where the demo keeps its files.")] = Path(
-        "var/demo"
-    ),
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo keeps its files.")
+    ] = Path("var/demo"),
 ) -> None:
     """Enroll three runners in three timezones and dispatch seven weeks in simulated time."""
     started = time.monotonic()

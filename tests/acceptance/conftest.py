@@ -1,0 +1,45 @@
+"""Acceptance tests run the real `drip` command and `scheduler.py` as processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def process_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIP_")}
+    env.update({
+        "DRIP_DATABASE_URL": database_url,
+        "DRIP_VAR_DIR": str(tmp_path / "var"),
+        "DRIP_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "DRIP_SECRET_KEY": "acceptance-secret",
+        "DRIP_SEQUENCES_DIR": str(FIXTURES / "basic" / "sequences"),
+        "DRIP_TEMPLATES_DIR": str(FIXTURES / "basic" / "templates"),
+        "DRIP_BASE_URL": "https://drip.test",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+@pytest.fixture
+def drip_cli(process_env: dict[str, str]) -> Run:
+    def run(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "drip", *args], cwd=ROOT, env=process_env,
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
+        if check:
+            assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    return run

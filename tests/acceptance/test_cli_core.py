@@ -1,0 +1,40 @@
+"""The `drip` command as a user runs it: upgrade, enroll, dispatch, with real exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.acceptance.conftest import Run
+
+
+def test_enroll_and_dispatch(drip_cli: Run, tmp_path: Path) -> None:
+    upgraded = drip_cli("db", "upgrade", check=True)
+    assert "already at the newest migration" in upgraded.stdout  # the fixture migrated it
+    enrolled = drip_cli("enroll", "Ana@Example.com", "--sequence", "basic", "--name", "Ana",
+                        "--timezone", "Europe/London", "--source", "optin", check=True)
+    assert "Enrolled" in enrolled.stdout
+    again = drip_cli("enroll", "ana@example.com", "--sequence", "basic", check=True)
+    assert "already enrolled" in again.stdout and "nothing changed" in again.stdout
+    sent = drip_cli("dispatch", "--json", check=True)
+    report = json.loads(sent.stdout)
+    assert [(s["email"], s["step"]) for s in report["sent"]] == [("ana@example.com", "week-1")]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    later = drip_cli("dispatch", "--now", "2099-01-01T07:00:00Z", check=True)
+    assert "Sent 1" in later.stdout and "week-2" in later.stdout
+
+
+def test_bad_input_is_one_clear_sentence_and_a_meaningful_exit_code(drip_cli: Run) -> None:
+    bad_address = drip_cli("enroll", "not-an-address", "--sequence", "basic")
+    assert bad_address.returncode == 2
+    assert "not a valid email address" in bad_address.stderr
+    assert "Traceback" not in bad_address.stderr + bad_address.stdout
+    bad_zone = drip_cli("enroll", "ana@example.com", "--sequence", "basic",
+                        "--timezone", "Europe/Lodnon")
+    assert bad_zone.returncode == 2 and "Did you mean Europe/London?" in bad_zone.stderr
+    bad_sequence = drip_cli("enroll", "ana@example.com", "--sequence", "nope")
+    assert bad_sequence.returncode == 2 and "no sequence 'nope'" in bad_sequence.stderr
+    bad_now = drip_cli("dispatch", "--now", "yesterday")
+    assert bad_now.returncode == 2 and "ISO 8601" in bad_now.stderr
+    nothing = drip_cli("dispatch", "--json", check=True)
+    assert json.loads(nothing.stdout)["sent"] == []

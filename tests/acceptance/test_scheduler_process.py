@@ -1,0 +1,77 @@
+"""`python scheduler.py` as a real process: it dispatches, beats, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from drip.models import Heartbeat
+from tests.acceptance.conftest import Run
+from tests.conftest import ROOT
+
+
+def start_scheduler(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "scheduler.py"], cwd=ROOT, env={**env, "DRIP_TICK_SECONDS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+    )
+
+
+def wait_for(condition: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_scheduler_dispatches_and_stops_cleanly(
+    drip_cli: Run, process_env: dict[str, str], tmp_path: Path, database_url: str,
+    stop_signal: signal.Signals,
+) -> None:
+    drip_cli("enroll", "ana@example.com", "--sequence", "basic", check=True)
+    scheduler = start_scheduler(process_env)
+    try:
+        outbox = tmp_path / "outbox"
+        wait_for(lambda: len(list(outbox.glob("*.eml"))) == 1)
+        engine = create_engine(database_url)
+        with engine.connect() as conn:
+            wait_for(lambda: conn.execute(select(Heartbeat.worker)).first() is not None)
+        engine.dispose()
+        scheduler.send_signal(stop_signal)
+        output, _ = scheduler.communicate(timeout=30)
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+            scheduler.wait()
+    assert scheduler.returncode == 0, output
+    assert "stopped" in output
+    assert "Traceback" not in output
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_a_second_scheduler_on_one_sqlite_file_refuses_to_start(
+    process_env: dict[str, str], database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("only SQLite limits itself to one scheduler")
+    first = start_scheduler(process_env)
+    try:
+        time.sleep(3)
+        assert first.poll() is None
+        second = start_scheduler(process_env)
+        output, _ = second.communicate(timeout=60)
+        assert second.returncode != 0
+        assert "Another scheduler" in output and "already running" in output
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0

@@ -1,0 +1,71 @@
+"""Joining a sequence: idempotent, normalised, and all-or-nothing on bad input."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from drip.errors import Conflict, InvalidAddress, InvalidTimezone, SequenceError
+from drip.models import Consent, Delivery, Enrollment, Subscriber
+from drip.runtime import Drip
+from drip.subscriptions import enroll
+
+
+def counts(drip: Drip) -> tuple[int, int, int, int]:
+    with drip.store.engine.connect() as conn:
+        return tuple(  # type: ignore[return-value]
+            conn.execute(select(func.count()).select_from(model)).scalar_one()
+            for model in (Subscriber, Enrollment, Delivery, Consent)
+        )
+
+
+def test_enrolling_twice_changes_nothing(basic_drip: Drip) -> None:
+    now = basic_drip.clock.now()
+    first = enroll(basic_drip.store, basic_drip.library, email="Ana@Example.com",
+                   sequence_key="basic", now=now, name="Ana", timezone="Europe/London")
+    assert first.created
+    before = counts(basic_drip)
+    again = enroll(basic_drip.store, basic_drip.library, email=" ana@example.COM",
+                   sequence_key="basic", now=now, timezone="Europe/London")
+    assert not again.created and again.enrollment_id == first.enrollment_id
+    assert counts(basic_drip)[:3] == before[:3]
+    with basic_drip.store.engine.connect() as conn:
+        emails = conn.execute(select(Subscriber.email)).scalars().all()
+    assert emails == ["ana@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("email", "timezone", "sequence", "error"),
+    [
+        ("not-an-address", "UTC", "basic", InvalidAddress),
+        ("ana@example.com", "Europe/Londn", "basic", InvalidTimezone),
+        ("ana@example.com", "UTC", "no-such-sequence", SequenceError),
+    ],
+)
+def test_bad_input_writes_nothing(basic_drip: Drip, email: str, timezone: str, sequence: str,
+                                  error: type[Exception]) -> None:
+    with pytest.raises(error):
+        enroll(basic_drip.store, basic_drip.library, email=email, sequence_key=sequence,
+               now=basic_drip.clock.now(), timezone=timezone)
+    assert counts(basic_drip) == (0, 0, 0, 0)
+
+
+def test_consent_is_recorded_for_every_opt_in(basic_drip: Drip) -> None:
+    enroll(basic_drip.store, basic_drip.library, email="ana@example.com", sequence_key="basic",
+           now=basic_drip.clock.now(), source="optin")
+    with basic_drip.store.engine.connect() as conn:
+        rows = conn.execute(select(Consent.source, Consent.sequence_key)).all()
+    assert [tuple(r) for r in rows] == [("optin", "basic")]
+
+
+def test_an_unsubscribed_person_is_not_re_enrolled_by_hand(basic_drip: Drip) -> None:
+    from drip.models import Subscriber as S
+
+    enroll(basic_drip.store, basic_drip.library, email="ana@example.com", sequence_key="basic",
+           now=basic_drip.clock.now())
+    with basic_drip.store.engine.begin() as conn:
+        conn.execute(S.__table__.update().values(unsubscribed_at=basic_drip.clock.now()))
+        conn.execute(Enrollment.__table__.delete())
+    with pytest.raises(Conflict, match="unsubscribed"):
+        enroll(basic_drip.store, basic_drip.library, email="ana@example.com",
+               sequence_key="basic", now=basic_drip.clock.now())
