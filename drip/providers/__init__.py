@@ -22,7 +22,16 @@ def make_provider(settings: Settings, now: Callable[[], datetime]) -> Provider:
         from drip.providers.console import ConsoleProvider
 
         return ConsoleProvider(sys.stdout, now)
-    raise ConfigError(
-        f"DRIP_BACKEND={settings.backend} is not available in this version; "
-        "use outbox or console."
-    )
+    if settings.backend == "smtp":
+        from drip.providers.smtp import SMTPProvider
+
+        return SMTPProvider(host=settings.smtp_host, port=settings.smtp_port,
+                            user=settings.smtp_user, password=settings.smtp_password,
+                            tls=settings.smtp_tls, now=now)
+    if settings.backend == "sendgrid":
+        from drip.providers.sendgrid import SendGridProvider
+
+        return SendGridProvider(settings.sendgrid_api_key, host=settings.sendgrid_host,
+                                timeout=settings.sendgrid_timeout,
+                                sandbox=settings.sendgrid_sandbox)
+    raise ConfigError(f"DRIP_BACKEND={settings.backend} is not a backend drip knows.")

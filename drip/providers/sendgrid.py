@@ -1,0 +1,204 @@
+"""SendGrid's v3 Mail Send API through the official `sendgrid` package.
+
+Emails that share content (same step, variant and nudge) go in one request of up
+to 1,000 personalizations; per-recipient values travel as substitutions. Only
+this module knows SendGrid's JSON and status codes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import time
+import urllib.error
+from collections.abc import Callable, Sequence
+from itertools import groupby
+from typing import Any
+
+from python_http_client import exceptions as http_errors
+from sendgrid import SendGridAPIClient
+
+from drip.errors import SendingHalted
+from drip.message import Message
+from drip.providers.base import SendResult
+
+log = logging.getLogger(__name__)
+
+MAX_PERSONALIZATIONS = 1000
+MAX_SUBSTITUTION_BYTES = 10_000
+RATE_LIMIT_WAIT_CAP = 60.0
+RATE_LIMIT_RETRIES = 3
+
+
+class SendGridProvider:
+    name = "sendgrid"
+
+    def __init__(self, api_key: str, *, host: str, timeout: float, sandbox: bool = False,
+                 batch_limit: int = MAX_PERSONALIZATIONS,
+                 sleep: Callable[[float], None] = time.sleep,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        if not api_key:
+            raise SendingHalted("SENDGRID_API_KEY is not set; set it, or use DRIP_BACKEND=outbox.")
+        self.client = SendGridAPIClient(api_key, host=host)
+        self.client.client.timeout = timeout  # the library has no timeout of its own
+        self.sandbox = sandbox
+        self.batch_limit = max(1, min(batch_limit, MAX_PERSONALIZATIONS))
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+
+    def close(self) -> None:
+        return None
+
+    def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        results: list[SendResult] = []
+        ordered = sorted(messages, key=lambda m: (m.content.key, m.test))
+        for _, group in groupby(ordered, key=lambda m: (m.content.key, m.test)):
+            members = list(group)
+            for start in range(0, len(members), self.batch_limit):
+                results.extend(self._send_group(members[start:start + self.batch_limit]))
+        return results
+
+    # --- one request, and what its answer means ----------------------------------------------
+
+    def _send_group(self, messages: list[Message]) -> list[SendResult]:
+        oversized = [m for m in messages if _substitution_bytes(m) > MAX_SUBSTITUTION_BYTES]
+        if oversized:
+            fitting = [m for m in messages if m not in oversized]
+            failed = [SendResult(m.delivery_id, "permanent", reason=(
+                f"The per-recipient values are over SendGrid's {MAX_SUBSTITUTION_BYTES} byte "
+                "limit for substitutions; shorten the subscriber's name.")) for m in oversized]
+            return failed + (self._send_group(fitting) if fitting else [])
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                response = self.client.client.mail.send.post(request_body=self._body(messages))
+            except http_errors.HTTPError as exc:
+                status = int(exc.status_code)
+                if status == 429 and attempt < RATE_LIMIT_RETRIES:
+                    self._sleep(self._rate_limit_wait(exc))
+                    continue
+                return self._refused(messages, status, exc)
+            except (TimeoutError, http.client.RemoteDisconnected, ConnectionResetError,
+                    http.client.IncompleteRead) as exc:
+                return self._unknown(messages, exc)
+            except urllib.error.URLError as exc:
+                if isinstance(exc.reason, ConnectionRefusedError | socket.gaierror):
+                    return [SendResult(m.delivery_id, "transient",
+                                       reason=f"SendGrid could not be reached: {exc.reason}")
+                            for m in messages]
+                return self._unknown(messages, exc)
+            message_id = _header(response.headers, "X-Message-Id")
+            return [SendResult(m.delivery_id, "accepted", message_id=message_id)
+                    for m in messages]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refused(self, messages: list[Message], status: int,
+                 exc: http_errors.HTTPError) -> list[SendResult]:
+        reason = _error_text(exc)
+        if status in (401, 403):
+            raise SendingHalted(f"SendGrid refused the API key ({status}): {reason}",
+                                status=status, body=reason)
+        if status == 429:
+            return [SendResult(m.delivery_id, "transient", reason=f"rate limited: {reason}",
+                               retry_after=self._rate_limit_wait(exc)) for m in messages]
+        if status == 413 and len(messages) > 1:
+            return self._split(messages)
+        if status == 400:
+            if len(messages) == 1:
+                return [SendResult(messages[0].delivery_id, "permanent",
+                                   reason=f"SendGrid refused it: {reason}")]
+            culprit = _personalization_index(exc)
+            if culprit is not None and culprit < len(messages):
+                bad = messages[culprit]
+                rest = messages[:culprit] + messages[culprit + 1:]
+                return [SendResult(bad.delivery_id, "permanent",
+                                   reason=f"SendGrid refused it: {reason}")] + (
+                    self._send_group(rest) if rest else [])
+            return self._split(messages)
+        return [SendResult(m.delivery_id, "transient", reason=f"SendGrid answered {status}: "
+                           f"{reason}") for m in messages]
+
+    def _split(self, messages: list[Message]) -> list[SendResult]:
+        middle = len(messages) // 2
+        return self._send_group(messages[:middle]) + self._send_group(messages[middle:])
+
+    @staticmethod
+    def _unknown(messages: list[Message], exc: BaseException) -> list[SendResult]:
+        reason = (f"No answer from SendGrid after the request went out ({exc!r}); it may have "
+                  "been accepted, so drip will not send it again on its own.")
+        return [SendResult(m.delivery_id, "unknown", reason=reason) for m in messages]
+
+    def _rate_limit_wait(self, exc: http_errors.HTTPError) -> float:
+        reset = _header(getattr(exc, "headers", None), "X-RateLimit-Reset")
+        try:
+            wait = float(reset) - self._wall_clock() if reset else 1.0
+        except ValueError:
+            wait = 1.0
+        return min(max(wait, 0.0), RATE_LIMIT_WAIT_CAP)
+
+    def _body(self, messages: list[Message]) -> dict[str, Any]:
+        first = messages[0]
+        content = first.content
+        subject = f"[TEST] {content.subject}" if first.test else content.subject
+        body: dict[str, Any] = {
+            "from": {"email": first.from_email, "name": first.from_name},
+            "subject": subject,
+            "content": [{"type": "text/plain", "value": content.text},
+                        {"type": "text/html", "value": content.html}],
+            "categories": list(first.categories),
+            "personalizations": [_personalization(m) for m in messages],
+        }
+        if self.sandbox:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
+
+
+def _personalization(message: Message) -> dict[str, Any]:
+    to: dict[str, str] = {"email": message.to_email}
+    if message.to_name:
+        to["name"] = message.to_name
+    headers = message.headers()
+    return {
+        "to": [to],
+        "substitutions": {f"%%{k}%%": v for k, v in message.values.items()},
+        "custom_args": {"delivery_id": str(message.delivery_id),
+                        "enrollment_id": str(message.enrollment_id),
+                        "step_key": message.step_key},
+        "headers": {k: headers[k] for k in ("List-Unsubscribe", "List-Unsubscribe-Post")},
+    }
+
+
+def _substitution_bytes(message: Message) -> int:
+    return sum(len(f"%%{k}%%".encode()) + len(v.encode()) for k, v in message.values.items())
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    value = headers.get(name)
+    return str(value) if value is not None else None
+
+
+def _error_text(exc: http_errors.HTTPError) -> str:
+    raw = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
+    try:
+        errors = json.loads(raw).get("errors", [])
+        return "; ".join(str(e.get("message")) for e in errors) or raw[:300]
+    except (ValueError, AttributeError):
+        return raw[:300]
+
+
+def _personalization_index(exc: http_errors.HTTPError) -> int | None:
+    raw = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
+    try:
+        errors = json.loads(raw).get("errors", [])
+    except (ValueError, AttributeError):
+        return None
+    for error in errors:
+        field = str(error.get("field") or "")
+        if field.startswith("personalizations."):
+            part = field.split(".")[1]
+            if part.isdigit():
+                return int(part)
+    return None

@@ -1,0 +1,47 @@
+"""The store: every query drip makes, as named methods. Nothing else talks to the database.
+
+Each public method is one transaction and takes and returns plain values and
+frozen dataclasses, never ORM objects, so the core stays free of I/O. Queries
+are grouped by concern in the modules of this package; `Store` is all of them.
+"""
+
+from __future__ import annotations
+
+from drip.store._base import (
+    DELIVERIES,
+    FINAL_STATES,
+    ClaimedDelivery,
+    ConsentRecord,
+    DeliveryRow,
+    DeliveryState,
+    EnrollOutcome,
+    MissedWindow,
+    Outcome,
+    PlannedDelivery,
+    StoreBase,
+    WentOut,
+)
+from drip.store.deliveries import DeliveryQueries
+from drip.store.liveness import LivenessQueries
+from drip.store.reports import ReportQueries
+from drip.store.subscribers import SubscriberQueries
+
+
+class Store(SubscriberQueries, DeliveryQueries, LivenessQueries, ReportQueries, StoreBase):
+    """All of drip's queries. Construct it with an Engine; share it within a process."""
+
+
+__all__ = [
+    "DELIVERIES",
+    "FINAL_STATES",
+    "ClaimedDelivery",
+    "ConsentRecord",
+    "DeliveryRow",
+    "DeliveryState",
+    "EnrollOutcome",
+    "MissedWindow",
+    "Outcome",
+    "PlannedDelivery",
+    "Store",
+    "WentOut",
+]

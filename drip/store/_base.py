@@ -1,0 +1,156 @@
+"""The store's foundation: sessions, the dialect, and the row types its queries return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import (
+    Engine,
+    Table,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from drip.models import (
+    Delivery,
+)
+
+DELIVERIES = cast(Table, Delivery.__table__)
+
+#: Delivery states. scheduled -> claimed -> sending -> sent | failed | unknown;
+#: scheduled/claimed -> cancelled when the subscriber may no longer receive it.
+DeliveryState = Literal["scheduled", "claimed", "sending", "sent", "failed", "unknown", "cancelled"]
+FINAL_STATES = ("sent", "failed", "unknown", "cancelled")
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """The next email of an enrollment, as the planner decided it."""
+
+    enrollment_id: int
+    subscriber_id: int
+    sequence_key: str
+    seq_no: int
+    step_key: str
+    due_at: datetime
+    window_end_at: datetime | None
+    variant: str = "main"
+    nudge: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    source: str
+    text_version: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    confirmed_at: datetime | None = None
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class EnrollOutcome:
+    created: bool
+    subscriber_id: int
+    enrollment_id: int
+    state: str
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery this worker holds, with what it needs to render and address it."""
+
+    id: int
+    enrollment_id: int
+    subscriber_id: int
+    sequence_key: str
+    seq_no: int
+    step_key: str
+    variant: str
+    nudge: str | None
+    due_at: datetime
+    attempts: int
+    email: str
+    name: str
+    timezone: str
+    enrolled_at: datetime
+    enrollment_state: str
+    unsubscribed: bool
+    suppressed: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed delivery, to be written back in one transaction."""
+
+    delivery_id: int
+    state: DeliveryState
+    provider: str | None = None
+    message_id: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+    content_hash: str | None = None
+    variant: str | None = None
+    nudge: str | None = None
+
+
+@dataclass(frozen=True)
+class WentOut:
+    """A delivery that went out (or may have), whose enrollment should move on."""
+
+    delivery_id: int
+    enrollment_id: int
+    subscriber_id: int
+    sequence_key: str
+    seq_no: int
+    step_key: str
+    variant: str
+    timezone: str
+    went_out_at: datetime
+
+
+@dataclass(frozen=True)
+class MissedWindow:
+    delivery_id: int
+    sequence_key: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    email: str
+    name: str
+    timezone: str
+    sequence_key: str
+    seq_no: int
+    step_key: str
+    variant: str
+    nudge: str | None
+    state: str
+    due_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    last_error: str | None
+    provider_message_id: str | None
+
+
+class StoreBase:
+    """Sessions and dialect helpers shared by every query module."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    def _insert(self, model: Any) -> Any:
+        """An INSERT that can say ON CONFLICT, in this database's dialect."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(model)

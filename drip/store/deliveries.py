@@ -1,0 +1,274 @@
+"""Queries of the dispatch loop: claim, mark, record, plan, expire."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from drip.clock import as_utc
+from drip.models import (
+    Delivery,
+    Enrollment,
+    Pause,
+    Subscriber,
+)
+from drip.store._base import (
+    DELIVERIES,
+    FINAL_STATES,
+    ClaimedDelivery,
+    MissedWindow,
+    Outcome,
+    PlannedDelivery,
+    StoreBase,
+    WentOut,
+)
+
+
+class DeliveryQueries(StoreBase):
+    """The delivery ledger as the dispatcher uses it."""
+
+    def paused_scopes(self) -> set[str]:
+        with self._session() as s:
+            return set(s.scalars(select(Pause.scope)))
+
+    def expire_leases(self, now: datetime) -> list[WentOut]:
+        """Return expired claims to the queue; mark expired in-flight sends unknown.
+
+        A claim that expired was never handed to the provider, so it is safe to send
+        again. A send whose lease expired may have reached the provider, so it is never
+        re-sent on its own: it becomes unknown, and its enrollment moves on.
+        """
+        with self._session() as s, s.begin():
+            s.execute(
+                update(Delivery)
+                .where(Delivery.state == "claimed", Delivery.lease_until < now)
+                .values(state="scheduled", claimed_by=None, lease_until=None)
+            )
+            rows = s.execute(
+                update(Delivery)
+                .where(Delivery.state == "sending", Delivery.lease_until < now)
+                .values(
+                    state="unknown", lease_until=None, finished_at=now,
+                    last_error="The worker stopped after handing this email to the provider "
+                    "and before recording the answer, so it may or may not have gone out.",
+                )
+                .returning(Delivery.id)
+            ).scalars().all()
+            return self._went_out(s, list(rows), now)
+
+    def missed_windows(self, now: datetime, limit: int) -> list[MissedWindow]:
+        """Scheduled deliveries whose send window closed before they could go out."""
+        with self._session() as s:
+            rows = s.execute(
+                select(Delivery.id, Delivery.sequence_key, Subscriber.timezone)
+                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .where(Delivery.state == "scheduled", Delivery.window_end_at <= now)
+                .limit(limit)
+            ).all()
+        return [MissedWindow(r[0], r[1], r[2]) for r in rows]
+
+    def move_due(self, moves: Sequence[tuple[int, datetime, datetime | None]]) -> None:
+        if not moves:
+            return
+        with self._session() as s, s.begin():
+            s.connection().execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.id == bindparam("b_id"),
+                       DELIVERIES.c.state == "scheduled")
+                .values(due_at=bindparam("b_due"), window_end_at=bindparam("b_end")),
+                [{"b_id": i, "b_due": d, "b_end": e} for i, d, e in moves],
+            )
+
+    def claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        lease_until: datetime,
+        skip_sequences: Iterable[str] = (),
+    ) -> list[ClaimedDelivery]:
+        """Claim up to `limit` due deliveries for this worker, in one statement.
+
+        On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so concurrent
+        workers never claim the same row; SQLite has a single writer at a time.
+        """
+        t = DELIVERIES
+        conditions = [
+            t.c.state == "scheduled",
+            t.c.due_at <= now,
+            or_(t.c.window_end_at.is_(None), t.c.window_end_at > now),
+        ]
+        skipped = list(skip_sequences)
+        if skipped:
+            conditions.append(t.c.sequence_key.not_in(skipped))
+        due = (
+            select(t.c.id)
+            .where(*conditions)
+            .order_by(t.c.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+        )
+        claim = (
+            update(t)
+            .where(t.c.id == due.c.id)
+            .values(state="claimed", claimed_by=worker, lease_until=lease_until)
+            .returning(t.c.id)
+        )
+        with self._session() as s, s.begin():
+            ids = list(s.execute(claim).scalars())
+            if not ids:
+                return []
+            rows = s.execute(
+                select(
+                    t.c.id, t.c.enrollment_id, t.c.subscriber_id, t.c.sequence_key, t.c.seq_no,
+                    t.c.step_key, t.c.variant, t.c.nudge, t.c.due_at, t.c.attempts,
+                    Subscriber.email, Subscriber.name, Subscriber.timezone,
+                    Enrollment.enrolled_at, Enrollment.state,
+                    Subscriber.unsubscribed_at, Subscriber.suppressed_at,
+                )
+                .join(Subscriber, Subscriber.id == t.c.subscriber_id)
+                .join(Enrollment, Enrollment.id == t.c.enrollment_id)
+                .where(t.c.id.in_(ids))
+                .order_by(t.c.due_at, t.c.id)
+            ).all()
+        return [
+            ClaimedDelivery(
+                id=r[0], enrollment_id=r[1], subscriber_id=r[2], sequence_key=r[3], seq_no=r[4],
+                step_key=r[5], variant=r[6], nudge=r[7], due_at=as_utc(r[8]), attempts=r[9],
+                email=r[10], name=r[11], timezone=r[12], enrolled_at=as_utc(r[13]),
+                enrollment_state=r[14], unsubscribed=r[15] is not None,
+                suppressed=r[16] is not None,
+            )
+            for r in rows
+        ]
+
+    def mark_sending(self, ids: Sequence[int], worker: str, now: datetime,
+                     lease_until: datetime) -> None:
+        """Commit that these emails are about to be handed to the provider."""
+        if not ids:
+            return
+        with self._session() as s, s.begin():
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), Delivery.state == "claimed",
+                       Delivery.claimed_by == worker)
+                .values(state="sending", sending_at=now, lease_until=lease_until,
+                        attempts=Delivery.attempts + 1)
+            )
+
+    def release(self, ids: Sequence[int], worker: str) -> int:
+        """Give back claims that were never handed to the provider."""
+        if not ids:
+            return 0
+        with self._session() as s, s.begin():
+            result = s.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), Delivery.claimed_by == worker,
+                       Delivery.state.in_(("claimed", "sending")))
+                .values(state="scheduled", claimed_by=None, lease_until=None)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> list[WentOut]:
+        """Write back what happened to each delivery; return those whose enrollment moves on."""
+        if not outcomes:
+            return []
+        t = DELIVERIES
+        rows: list[dict[str, Any]] = []
+        for o in outcomes:
+            final = o.state in FINAL_STATES
+            rows.append({
+                "b_id": o.delivery_id,
+                "b_state": o.state,
+                "b_provider": o.provider,
+                "b_message_id": o.message_id,
+                "b_error": o.error,
+                "b_due": o.retry_at,
+                "b_hash": o.content_hash,
+                "b_sent": now if o.state == "sent" else None,
+                "b_finished": now if final else None,
+            })
+        with self._session() as s, s.begin():
+            conn = s.connection()
+            conn.execute(
+                update(t)
+                .where(t.c.id == bindparam("b_id"),
+                       t.c.state.in_(("claimed", "sending", "unknown")))
+                .values(
+                    state=bindparam("b_state"),
+                    provider=func.coalesce(bindparam("b_provider"), t.c.provider),
+                    provider_message_id=func.coalesce(bindparam("b_message_id"),
+                                                      t.c.provider_message_id),
+                    last_error=bindparam("b_error"),
+                    due_at=func.coalesce(bindparam("b_due"), t.c.due_at),
+                    content_hash=func.coalesce(bindparam("b_hash"), t.c.content_hash),
+                    sent_at=func.coalesce(bindparam("b_sent"), t.c.sent_at),
+                    finished_at=bindparam("b_finished"),
+                    claimed_by=None,
+                    lease_until=None,
+                ),
+                rows,
+            )
+            decided = [o for o in outcomes if o.variant is not None or o.nudge is not None]
+            if decided:
+                conn.execute(
+                    update(t).where(t.c.id == bindparam("b_id"))
+                    .values(variant=bindparam("b_variant"), nudge=bindparam("b_nudge")),
+                    [{"b_id": o.delivery_id, "b_variant": o.variant or "main",
+                      "b_nudge": o.nudge} for o in decided],
+                )
+            moved_on = [o.delivery_id for o in outcomes if o.state in ("sent", "unknown")]
+            return self._went_out(s, moved_on, now)
+
+    def _went_out(self, s: Session, ids: list[int], now: datetime) -> list[WentOut]:
+        if not ids:
+            return []
+        t = DELIVERIES
+        rows = s.execute(
+            select(t.c.id, t.c.enrollment_id, t.c.subscriber_id, t.c.sequence_key, t.c.seq_no,
+                   t.c.step_key, t.c.variant, Subscriber.timezone,
+                   func.coalesce(t.c.sent_at, t.c.sending_at, t.c.due_at))
+            .join(Subscriber, Subscriber.id == t.c.subscriber_id)
+            .where(t.c.id.in_(ids))
+        ).all()
+        return [WentOut(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], as_utc(r[8]))
+                for r in rows]
+
+    def plan(self, planned: Sequence[PlannedDelivery], finished: Sequence[int],
+             now: datetime) -> int:
+        """Insert next deliveries (a second plan of the same occurrence is ignored) and
+        mark enrollments with nothing left to send as completed. Returns rows inserted."""
+        inserted = 0
+        with self._session() as s, s.begin():
+            if planned:
+                statement = self._insert(Delivery).on_conflict_do_nothing(
+                    index_elements=["enrollment_id", "seq_no"]
+                )
+                result = s.connection().execute(statement, [
+                    {"enrollment_id": p.enrollment_id, "subscriber_id": p.subscriber_id,
+                     "sequence_key": p.sequence_key, "seq_no": p.seq_no,
+                     "step_key": p.step_key, "variant": p.variant, "nudge": p.nudge,
+                     "state": "scheduled", "due_at": p.due_at,
+                     "window_end_at": p.window_end_at, "attempts": 0, "created_at": now}
+                    for p in planned
+                ])
+                inserted = max(int(result.rowcount), 0)
+            if finished:
+                s.execute(
+                    update(Enrollment)
+                    .where(Enrollment.id.in_(finished), Enrollment.state == "active")
+                    .values(state="completed", finished_at=now)
+                )
+        return inserted
+

@@ -1,0 +1,119 @@
+"""Queries about subscribers, their consent and their enrollments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+
+from drip.errors import Conflict, NotFound
+from drip.models import (
+    Consent,
+    Delivery,
+    Enrollment,
+    Subscriber,
+)
+from drip.store._base import (
+    ConsentRecord,
+    EnrollOutcome,
+    StoreBase,
+)
+
+
+class SubscriberQueries(StoreBase):
+    """Joining and looking people up."""
+
+    def enroll(
+        self,
+        *,
+        email: str,
+        name: str,
+        timezone: str,
+        sequence_key: str,
+        source: str,
+        now: datetime,
+        first_step: str,
+        first_due_at: datetime,
+        first_window_end_at: datetime | None,
+        consent: ConsentRecord | None,
+    ) -> EnrollOutcome:
+        """Create the subscriber if new, and enroll them with their first delivery planned.
+
+        Enrolling someone already in the sequence changes nothing.
+        """
+        for attempt in range(2):
+            try:
+                return self._enroll_once(
+                    email, name, timezone, sequence_key, source, now, first_step,
+                    first_due_at, first_window_end_at, consent,
+                )
+            except IntegrityError:
+                if attempt:  # a concurrent enrollment won twice in a row: report, don't loop
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _enroll_once(
+        self, email: str, name: str, timezone: str, sequence_key: str, source: str,
+        now: datetime, first_step: str, first_due_at: datetime,
+        first_window_end_at: datetime | None, consent: ConsentRecord | None,
+    ) -> EnrollOutcome:
+        with self._session() as s, s.begin():
+            subscriber = s.scalars(select(Subscriber).where(Subscriber.email == email)).first()
+            if subscriber is None:
+                subscriber = Subscriber(email=email, name=name, timezone=timezone, created_at=now)
+                s.add(subscriber)
+                s.flush()
+            else:
+                if subscriber.suppressed_at is not None:
+                    raise Conflict(
+                        f"{email} is suppressed ({subscriber.suppressed_reason or 'no reason'}); "
+                        "run `drip unsuppress` first if that was a mistake."
+                    )
+                if subscriber.unsubscribed_at is not None:
+                    if source == "manual":
+                        raise Conflict(
+                            f"{email} unsubscribed on {subscriber.unsubscribed_at:%Y-%m-%d}; "
+                            "they must opt in or buy again before drip emails them."
+                        )
+                    subscriber.unsubscribed_at = None  # a fresh opt-in or purchase
+                if name and not subscriber.name:
+                    subscriber.name = name
+            existing = s.scalars(
+                select(Enrollment)
+                .where(Enrollment.subscriber_id == subscriber.id,
+                       Enrollment.sequence_key == sequence_key)
+                .order_by(Enrollment.cycle.desc())
+            ).first()
+            if consent is not None:
+                s.add(Consent(
+                    subscriber_id=subscriber.id, sequence_key=sequence_key,
+                    source=consent.source, text_version=consent.text_version, ip=consent.ip,
+                    user_agent=consent.user_agent, created_at=now,
+                    confirmed_at=consent.confirmed_at, details=consent.details,
+                ))
+            if existing is not None:
+                return EnrollOutcome(False, subscriber.id, existing.id, existing.state)
+            enrollment = Enrollment(
+                subscriber_id=subscriber.id, sequence_key=sequence_key, cycle=1,
+                state="active", source=source, enrolled_at=now,
+            )
+            s.add(enrollment)
+            s.flush()
+            s.add(Delivery(
+                enrollment_id=enrollment.id, subscriber_id=subscriber.id,
+                sequence_key=sequence_key, seq_no=1, step_key=first_step, variant="main",
+                state="scheduled", due_at=first_due_at, window_end_at=first_window_end_at,
+                attempts=0, created_at=now,
+            ))
+            return EnrollOutcome(True, subscriber.id, enrollment.id, "active")
+
+    def subscriber_id(self, email: str) -> int:
+        with self._session() as s:
+            found = s.scalar(select(Subscriber.id).where(Subscriber.email == email))
+        if found is None:
+            raise NotFound(f"No subscriber has the address {email}.")
+        return found
+
