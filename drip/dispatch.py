@@ -159,7 +159,7 @@ class Dispatcher:
             try:
                 results = self.provider.send_batch(messages)
             except SendingHalted:
-                report.released += self.store.release(ids, self.worker)
+                report.released += self.store.release_claims(ids, self.worker)
                 raise
             except Exception as exc:  # a provider bug: we cannot know what went out
                 log.exception("the %s provider failed unexpectedly", self.provider.name)

@@ -22,12 +22,20 @@ from drip.store._base import (
     WentOut,
 )
 from drip.store.deliveries import DeliveryQueries
+from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
 
 
-class Store(SubscriberQueries, DeliveryQueries, LivenessQueries, ReportQueries, StoreBase):
+class Store(
+    SubscriberQueries,
+    DeliveryQueries,
+    LifecycleQueries,
+    LivenessQueries,
+    ReportQueries,
+    StoreBase,
+):
     """All of drip's queries. Construct it with an Engine; share it within a process."""
 
 
@@ -41,7 +49,9 @@ __all__ = [
     "EnrollOutcome",
     "MissedWindow",
     "Outcome",
+    "PendingDelivery",
     "PlannedDelivery",
     "Store",
+    "SubscriberRow",
     "WentOut",
 ]

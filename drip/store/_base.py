@@ -137,6 +137,11 @@ class DeliveryRow:
     provider_message_id: str | None
 
 
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE, DELETE or INSERT touched (0 when the driver cannot say)."""
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
 class StoreBase:
     """Sessions and dialect helpers shared by every query module."""
 

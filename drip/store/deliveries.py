@@ -31,6 +31,7 @@ from drip.store._base import (
     PlannedDelivery,
     StoreBase,
     WentOut,
+    rowcount,
 )
 
 
@@ -167,7 +168,7 @@ class DeliveryQueries(StoreBase):
                         attempts=Delivery.attempts + 1)
             )
 
-    def release(self, ids: Sequence[int], worker: str) -> int:
+    def release_claims(self, ids: Sequence[int], worker: str) -> int:
         """Give back claims that were never handed to the provider."""
         if not ids:
             return 0
@@ -178,7 +179,7 @@ class DeliveryQueries(StoreBase):
                        Delivery.state.in_(("claimed", "sending")))
                 .values(state="scheduled", claimed_by=None, lease_until=None)
             )
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            return rowcount(result)
 
     def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> list[WentOut]:
         """Write back what happened to each delivery; return those whose enrollment moves on."""
@@ -204,7 +205,9 @@ class DeliveryQueries(StoreBase):
             conn.execute(
                 update(t)
                 .where(t.c.id == bindparam("b_id"),
-                       t.c.state.in_(("claimed", "sending", "unknown")))
+                       # executemany cannot expand IN (...): spell the states out
+                       or_(t.c.state == "claimed", t.c.state == "sending",
+                           t.c.state == "unknown"))
                 .values(
                     state=bindparam("b_state"),
                     provider=func.coalesce(bindparam("b_provider"), t.c.provider),
@@ -263,7 +266,7 @@ class DeliveryQueries(StoreBase):
                      "window_end_at": p.window_end_at, "attempts": 0, "created_at": now}
                     for p in planned
                 ])
-                inserted = max(int(result.rowcount), 0)
+                inserted = rowcount(result)
             if finished:
                 s.execute(
                     update(Enrollment)

@@ -1,0 +1,137 @@
+"""Stopping and holding email: unsubscribe, suppress, pause and resume, and the kill switch.
+
+The web app, the operator CLI and provider events all call these functions; the
+rules live here once. Held email never goes out in a burst on release: each
+enrollment's one pending email moves to its next send slot, shifted by the pause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from drip.addresses import normalise_email, zone
+from drip.errors import Conflict
+from drip.schedule import next_open_slot, slot_on
+from drip.sequence import Library, Schedule
+from drip.store import PendingDelivery, Store
+
+KILL_SWITCH = "all"
+
+
+def sequence_scope(sequence_key: str) -> str:
+    return f"sequence:{sequence_key}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a lifecycle action did, for the edge to report in one sentence."""
+
+    changed: bool
+    count: int = 0
+
+
+def unsubscribe(store: Store, subscriber_id: int, now: datetime, *, source: str,
+                scope: Literal["all", "offers"] = "all") -> Change:
+    """Stop everything (cancelling any email already due), or only the offers."""
+    if scope == "offers":
+        return Change(store.set_offers_opt_out(subscriber_id, now, source))
+    already, cancelled = store.set_unsubscribed(subscriber_id, now, source)
+    return Change(not already, cancelled)
+
+
+def unsubscribe_email(store: Store, email: str, now: datetime, *, source: str) -> Change:
+    subscriber = store.subscriber_by_email(normalise_email(email))
+    return unsubscribe(store, subscriber.id, now, source=source)
+
+
+def suppress(store: Store, email: str, now: datetime, reason: str) -> Change:
+    """Stop sending to an address that bounced, complained or was blocked by an operator."""
+    subscriber = store.subscriber_by_email(normalise_email(email))
+    if subscriber.suppressed_at is not None:
+        return Change(False)
+    return Change(True, store.hold_enrollments(subscriber.id, now, state="suppressed",
+                                               reason=reason))
+
+
+def unsuppress(store: Store, library: Library, email: str, now: datetime) -> Change:
+    subscriber = store.subscriber_by_email(normalise_email(email))
+    if subscriber.suppressed_at is None:
+        return Change(False)
+    held = store.release_enrollments(subscriber.id, state="suppressed")
+    return Change(True, _move_released(store, library, held, now))
+
+
+def pause_subscriber(store: Store, email: str, now: datetime,
+                     sequence_key: str | None = None) -> Change:
+    """Hold someone's email until they are resumed."""
+    subscriber = store.subscriber_by_email(normalise_email(email))
+    if subscriber.state != "active":
+        raise Conflict(f"{subscriber.email} is {subscriber.state}; there is nothing to pause.")
+    count = store.hold_enrollments(subscriber.id, now, state="paused", reason="paused",
+                                   sequence_key=sequence_key)
+    return Change(count > 0, count)
+
+
+def resume_subscriber(store: Store, library: Library, email: str, now: datetime,
+                      sequence_key: str | None = None) -> Change:
+    subscriber = store.subscriber_by_email(normalise_email(email))
+    held = store.release_enrollments(subscriber.id, state="paused", sequence_key=sequence_key)
+    return Change(bool(held), _move_released(store, library, held, now))
+
+
+def postpone(store: Store, library: Library, enrollment_id: int, now: datetime,
+             days: int = 7) -> Change:
+    """The "pause a week" link: the next email, and the ones after it, move `days` later."""
+    _, _, state = store.enrollment_owner(enrollment_id)
+    if state != "active":
+        raise Conflict(f"This program is {state}, so there is nothing to pause.")
+    pending = store.pending_deliveries(enrollment_id=enrollment_id)
+    moves = [_shifted(p, library, timedelta(days=days), now) for p in pending]
+    return Change(bool(moves), store.reschedule(moves))
+
+
+def pause_sequence(store: Store, sequence_key: str, now: datetime,
+                   reason: str | None = None) -> Change:
+    return Change(store.set_pause(sequence_scope(sequence_key), now, reason))
+
+
+def resume_sequence(store: Store, library: Library, sequence_key: str, now: datetime) -> Change:
+    """Lift a sequence pause; everyone's next email moves later by the length of the pause."""
+    paused_at = store.clear_pause(sequence_scope(sequence_key))
+    if paused_at is None:
+        return Change(False)
+    pending = store.pending_deliveries(sequence_key=sequence_key)
+    moves = [_shifted(p, library, now - paused_at, now) for p in pending]
+    return Change(True, store.reschedule(moves))
+
+
+def pause_all(store: Store, now: datetime, reason: str | None = None) -> Change:
+    """The kill switch: no dispatch sends anything until `resume_all`."""
+    return Change(store.set_pause(KILL_SWITCH, now, reason))
+
+
+def resume_all(store: Store) -> Change:
+    """Lift the kill switch. Nothing is shifted: due email goes at its next open send slot."""
+    return Change(store.clear_pause(KILL_SWITCH) is not None)
+
+
+def _move_released(store: Store, library: Library, held: list[PendingDelivery],
+                   now: datetime) -> int:
+    moves = [_shifted(p, library, now - (p.held_since or now), now) for p in held]
+    return store.reschedule(moves)
+
+
+def _shifted(pending: PendingDelivery, library: Library, by: timedelta,
+             now: datetime) -> tuple[int, datetime, datetime | None]:
+    """The pending email moved later by `by`, landing on a send slot that is still open."""
+    tz = zone(pending.timezone)
+    sequence = library.sequences.get(pending.sequence_key)
+    schedule = sequence.schedule if sequence else Schedule()
+    if pending.window_end_at is None:  # an "immediately" email: it goes at the next dispatch
+        return pending.delivery_id, max(pending.due_at + by, now), None
+    target = slot_on((pending.due_at + by).astimezone(tz).date(), schedule, tz)
+    if target.window_end_at is not None and target.window_end_at <= now:
+        target = next_open_slot(now, schedule, tz)
+    return pending.delivery_id, target.due_at, target.window_end_at
