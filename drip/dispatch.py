@@ -30,6 +30,10 @@ from drip.store import ClaimedDelivery, Outcome, PlannedDelivery, Store, WentOut
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+#: Batches in a row that fail transiently before the circuit opens.
+TRANSIENT_RUN = 3
+CIRCUIT_WAIT = timedelta(seconds=60)
+CIRCUIT_WAIT_CAP = timedelta(hours=1)
 
 
 def worker_name() -> str:
@@ -63,11 +67,19 @@ class DispatchReport:
     expired_leases: int = 0
     paused: bool = False
     halted: str | None = None
+    circuit_open: bool = False
 
     @property
     def nothing_happened(self) -> bool:
         return not (self.sent or self.failed or self.retried or self.unknown or self.cancelled
                     or self.rescheduled or self.expired_leases)
+
+
+@dataclass(frozen=True)
+class BatchTally:
+    accepted: int
+    transient: int
+    reason: str | None
 
 
 class Dispatcher:
@@ -105,17 +117,50 @@ class Dispatcher:
         report.planned += self._plan_after(expired, now)
         report.rescheduled = self._reschedule_missed(now)
         skip = [s.removeprefix("sequence:") for s in paused if s.startswith("sequence:")]
+        circuit = self.store.circuit(self.provider.name)
+        probing = circuit.state == "open"
+        if probing and circuit.retry_at is not None and now < circuit.retry_at:
+            report.circuit_open = True
+            report.halted = (f"The {self.provider.name} circuit is open until "
+                             f"{circuit.retry_at:%Y-%m-%d %H:%M} UTC: {circuit.reason}")
+            return report
         while not self._stop.is_set():
             now = self.clock.now()
-            batch = self.store.claim_due(now, self.batch_size, self.worker, now + self.lease, skip)
+            limit = 1 if probing else self.batch_size  # a probe risks one email, not a batch
+            batch = self.store.claim_due(now, limit, self.worker, now + self.lease, skip)
             if not batch:
                 break
             try:
-                self._send(batch, report)
+                tally = self._send(batch, report)
             except SendingHalted as exc:
+                self._open_circuit(str(exc), circuit.opened_at if probing else None)
                 report.halted = str(exc)
+                report.circuit_open = True
                 break
+            if tally.accepted:
+                if probing:
+                    self.store.close_circuit(self.provider.name, self.clock.now())
+                    log.info("the %s circuit closed: a probe succeeded", self.provider.name)
+                    probing = False
+                elif circuit.failures:
+                    self.store.reset_failures(self.provider.name, self.clock.now())
+            elif tally.transient:
+                run = self.store.count_transient_failure(self.provider.name, self.clock.now())
+                if probing or run >= TRANSIENT_RUN:
+                    reason = f"{run} batches in a row failed: {tally.reason}"
+                    self._open_circuit(reason, circuit.opened_at if probing else None)
+                    report.halted = reason
+                    report.circuit_open = True
+                    break
         return report
+
+    def _open_circuit(self, reason: str, opened_at: datetime | None) -> None:
+        """Stop calling the provider for a while; each failed probe doubles the wait."""
+        now = self.clock.now()
+        wait = CIRCUIT_WAIT if opened_at is None else min(
+            max(now - opened_at, CIRCUIT_WAIT), CIRCUIT_WAIT_CAP)
+        self.store.open_circuit(self.provider.name, reason, now, now + wait)
+        log.error("the %s circuit is open until %s: %s", self.provider.name, now + wait, reason)
 
     # --- steps of a pass -------------------------------------------------------------------
 
@@ -137,7 +182,7 @@ class Dispatcher:
             self.store.move_due(moves)
             total += len(moves)
 
-    def _send(self, batch: list[ClaimedDelivery], report: DispatchReport) -> None:
+    def _send(self, batch: list[ClaimedDelivery], report: DispatchReport) -> BatchTally:
         now = self.clock.now()
         outcomes: list[Outcome] = []
         messages: list[Message] = []
@@ -173,6 +218,12 @@ class Dispatcher:
                 report.failed += 1
         went_out = self.store.record_outcomes(outcomes, self.clock.now())
         report.planned += self._plan_after(went_out, self.clock.now())
+        transient = [o for o in outcomes if o.state == "scheduled"]
+        return BatchTally(
+            accepted=sum(1 for o in outcomes if o.state == "sent"),
+            transient=len(transient),
+            reason=transient[-1].error if transient else None,
+        )
 
     def _refusal(self, claimed: ClaimedDelivery) -> Outcome | None:
         """Why this claimed delivery must not go out, as a visible outcome; None if it may."""

@@ -21,6 +21,7 @@ from drip.store._base import (
     StoreBase,
     WentOut,
 )
+from drip.store.circuits import CircuitQueries, CircuitRow
 from drip.store.deliveries import DeliveryQueries
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
@@ -31,6 +32,7 @@ from drip.store.subscribers import SubscriberQueries
 class Store(
     SubscriberQueries,
     DeliveryQueries,
+    CircuitQueries,
     LifecycleQueries,
     LivenessQueries,
     ReportQueries,
@@ -42,6 +44,7 @@ class Store(
 __all__ = [
     "DELIVERIES",
     "FINAL_STATES",
+    "CircuitRow",
     "ClaimedDelivery",
     "ConsentRecord",
     "DeliveryRow",
