@@ -12,6 +12,9 @@ import os
 import random
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -68,6 +71,16 @@ class DispatchReport:
     paused: bool = False
     halted: str | None = None
     circuit_open: bool = False
+    #: Seconds spent in the database, in rendering and in the provider during this pass.
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[part] = self.timings.get(part, 0.0) + time.perf_counter() - started
 
     @property
     def nothing_happened(self) -> bool:
@@ -127,7 +140,8 @@ class Dispatcher:
         while not self._stop.is_set():
             now = self.clock.now()
             limit = 1 if probing else self.batch_size  # a probe risks one email, not a batch
-            batch = self.store.claim_due(now, limit, self.worker, now + self.lease, skip)
+            with report.timed("database"):
+                batch = self.store.claim_due(now, limit, self.worker, now + self.lease, skip)
             if not batch:
                 break
             try:
@@ -193,16 +207,25 @@ class Dispatcher:
                 outcomes.append(refusal)
                 continue
             try:
-                messages.append(self._message(claimed))
+                with report.timed("rendering"):
+                    messages.append(self._message(claimed))
             except TemplateError as exc:
                 outcomes.append(Outcome(claimed.id, "failed", error=f"Could not render: {exc}"))
                 continue
             by_id[claimed.id] = claimed
         if messages:
             ids = [m.delivery_id for m in messages]
-            self.store.mark_sending(ids, self.worker, now, now + self.lease)
+            with report.timed("database"):
+                held = self.store.mark_sending(ids, self.worker, now, now + self.lease)
+            if len(held) < len(ids):  # a claim expired and another worker took it over
+                log.warning("%d claims expired before sending; leaving them to their new owner",
+                            len(ids) - len(held))
+                messages = [m for m in messages if m.delivery_id in held]
+                ids = [m.delivery_id for m in messages]
+        if messages:
             try:
-                results = self.provider.send_batch(messages)
+                with report.timed("provider"):
+                    results = self.provider.send_batch(messages)
             except SendingHalted:
                 report.released += self.store.release_claims(ids, self.worker)
                 raise
@@ -216,8 +239,9 @@ class Dispatcher:
                 report.cancelled += 1
             elif o.state == "failed":
                 report.failed += 1
-        went_out = self.store.record_outcomes(outcomes, self.clock.now())
-        report.planned += self._plan_after(went_out, self.clock.now())
+        with report.timed("database"):
+            went_out = self.store.record_outcomes(outcomes, self.clock.now())
+            report.planned += self._plan_after(went_out, self.clock.now())
         transient = [o for o in outcomes if o.state == "scheduled"]
         return BatchTally(
             accepted=sum(1 for o in outcomes if o.state == "sent"),

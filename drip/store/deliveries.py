@@ -155,18 +155,23 @@ class DeliveryQueries(StoreBase):
         ]
 
     def mark_sending(self, ids: Sequence[int], worker: str, now: datetime,
-                     lease_until: datetime) -> None:
-        """Commit that these emails are about to be handed to the provider."""
+                     lease_until: datetime) -> set[int]:
+        """Commit that these emails are about to be handed to the provider.
+
+        Returns the ids this worker still held; a claim that expired and was taken by
+        another worker is not among them and must not be sent.
+        """
         if not ids:
-            return
+            return set()
         with self._session() as s, s.begin():
-            s.execute(
+            return set(s.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids), Delivery.state == "claimed",
                        Delivery.claimed_by == worker)
                 .values(state="sending", sending_at=now, lease_until=lease_until,
                         attempts=Delivery.attempts + 1)
-            )
+                .returning(Delivery.id)
+            ).scalars())
 
     def release_claims(self, ids: Sequence[int], worker: str) -> int:
         """Give back claims that were never handed to the provider."""
