@@ -23,12 +23,13 @@ from drip.clock import Clock
 from drip.errors import DripError, SendingHalted, TemplateError
 from drip.links import Links
 from drip.message import Message, recipient_values
-from drip.planner import email_after
+from drip.nudges import choose_nudge, sequence_goal_reached
+from drip.planner import Sent, decide, email_after, not_yet_streak
 from drip.providers.base import Provider, SendResult
 from drip.render import Renderer, Sender
 from drip.schedule import next_open_slot
 from drip.sequence import Library, Schedule
-from drip.store import ClaimedDelivery, Outcome, PlannedDelivery, Store, WentOut
+from drip.store import ClaimedDelivery, Outcome, PlannedDelivery, Sending, Store, WentOut
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class SentItem:
     variant: str
     timezone: str
     at: datetime
+    nudge: str | None = None
 
 
 @dataclass
@@ -64,6 +66,7 @@ class DispatchReport:
     retried: int = 0
     unknown: int = 0
     cancelled: int = 0
+    held: int = 0
     released: int = 0
     rescheduled: int = 0
     planned: int = 0
@@ -200,29 +203,42 @@ class Dispatcher:
         now = self.clock.now()
         outcomes: list[Outcome] = []
         messages: list[Message] = []
+        finished: list[int] = []
         by_id: dict[int, ClaimedDelivery] = {}
-        for claimed in batch:
-            refusal = self._refusal(claimed)
-            if refusal is not None:
-                outcomes.append(refusal)
-                continue
-            try:
-                with report.timed("rendering"):
-                    messages.append(self._message(claimed))
-            except TemplateError as exc:
-                outcomes.append(Outcome(claimed.id, "failed", error=f"Could not render: {exc}"))
-                continue
-            by_id[claimed.id] = claimed
+        with report.timed("database"):
+            histories = self.store.histories(c.enrollment_id for c in batch if c.seq_no > 1)
+            owned = self.store.ownership(c.subscriber_id for c in batch)
+        with report.timed("rendering"):
+            for claimed in batch:
+                refusal = self._refusal(claimed)
+                if refusal is not None:
+                    outcomes.append(refusal)
+                    continue
+                history = histories.get(claimed.enrollment_id, [])
+                choice = self._choose(claimed, history, owned.get(claimed.subscriber_id, set()))
+                if isinstance(choice, Outcome):
+                    outcomes.append(choice)
+                    if choice.state == "cancelled":
+                        finished.append(claimed.enrollment_id)
+                    continue
+                try:
+                    messages.append(self._message(claimed, *choice))
+                except TemplateError as exc:
+                    outcomes.append(Outcome(claimed.id, "failed",
+                                            error=f"Could not render: {exc}"))
+                    continue
+                by_id[claimed.id] = claimed
+        if messages:
+            sending = [Sending(m.delivery_id, m.step_key, m.variant, m.nudge,
+                               m.content.content_hash) for m in messages]
+            with report.timed("database"):
+                held = self.store.mark_sending(sending, self.worker, now, now + self.lease)
+            if len(held) < len(messages):  # a claim expired and another worker took it over
+                log.warning("%d claims expired before sending; leaving them to their new owner",
+                            len(messages) - len(held))
+                messages = [m for m in messages if m.delivery_id in held]
         if messages:
             ids = [m.delivery_id for m in messages]
-            with report.timed("database"):
-                held = self.store.mark_sending(ids, self.worker, now, now + self.lease)
-            if len(held) < len(ids):  # a claim expired and another worker took it over
-                log.warning("%d claims expired before sending; leaving them to their new owner",
-                            len(ids) - len(held))
-                messages = [m for m in messages if m.delivery_id in held]
-                ids = [m.delivery_id for m in messages]
-        if messages:
             try:
                 with report.timed("provider"):
                     results = self.provider.send_batch(messages)
@@ -239,15 +255,41 @@ class Dispatcher:
                 report.cancelled += 1
             elif o.state == "failed":
                 report.failed += 1
+            elif o.state == "held":
+                report.held += 1
         with report.timed("database"):
             went_out = self.store.record_outcomes(outcomes, self.clock.now())
             report.planned += self._plan_after(went_out, self.clock.now())
+            if finished:
+                self.store.plan([], finished, self.clock.now())
         transient = [o for o in outcomes if o.state == "scheduled"]
         return BatchTally(
             accepted=sum(1 for o in outcomes if o.state == "sent"),
             transient=len(transient),
             reason=transient[-1].error if transient else None,
         )
+
+    def _choose(self, claimed: ClaimedDelivery, history: list[Sent],
+                owned: set[str]) -> tuple[str, str, str | None] | Outcome:
+        """What this email becomes now that the answers are in: (step, variant, nudge), or
+        an outcome when it must not go (the program is over, or a goal was reached)."""
+        sequence = self.library.sequence(claimed.sequence_key)
+        goal = sequence_goal_reached(sequence, owned)
+        if goal is not None:
+            return Outcome(claimed.id, "cancelled", error=(
+                f"Bought {goal}, which ends {sequence.key}; nothing more is sent."))
+        decision = decide(sequence, history)
+        if decision is None:
+            return Outcome(claimed.id, "cancelled",
+                           error="The program is complete; no further email is needed.")
+        if decision.hold is not None:
+            return Outcome(claimed.id, "held", error=decision.hold)
+        nudge = choose_nudge(
+            sequence, self.library.offers, step_key=decision.step_key, history=history,
+            owned=owned, offers_opt_out=claimed.offers_opt_out,
+            not_yet_streak=not_yet_streak(history),
+        )
+        return decision.step_key, decision.variant, nudge
 
     def _refusal(self, claimed: ClaimedDelivery) -> Outcome | None:
         """Why this claimed delivery must not go out, as a visible outcome; None if it may."""
@@ -269,12 +311,10 @@ class Dispatcher:
                 "put it back (step keys must never be renamed), then `drip retry`."))
         return None
 
-    def _message(self, claimed: ClaimedDelivery) -> Message:
+    def _message(self, claimed: ClaimedDelivery, step_key: str, variant: str,
+                 nudge: str | None) -> Message:
         sequence = self.library.sequence(claimed.sequence_key)
-        step = sequence.step(claimed.step_key)
-        nudge = claimed.nudge if claimed.nudge is not None else step.nudge
-        content = self.renderer.content(claimed.sequence_key, claimed.step_key,
-                                        claimed.variant, nudge)
+        content = self.renderer.content(claimed.sequence_key, step_key, variant, nudge)
         first_name = claimed.name.split()[0] if claimed.name.strip() else sequence.greeting_fallback
         values = recipient_values({
             "first_name": first_name,
@@ -287,8 +327,8 @@ class Dispatcher:
         })
         return Message(
             delivery_id=claimed.id, enrollment_id=claimed.enrollment_id,
-            sequence_key=claimed.sequence_key, step_key=claimed.step_key,
-            variant=claimed.variant, to_email=claimed.email, to_name=claimed.name,
+            sequence_key=claimed.sequence_key, step_key=step_key,
+            variant=variant, to_email=claimed.email, to_name=claimed.name,
             from_email=self.sender.email, from_name=self.sender.name,
             content=content, values=values, nudge=nudge,
         )
@@ -301,12 +341,10 @@ class Dispatcher:
             claimed = by_id[result.delivery_id]
             if result.verdict == "accepted":
                 message = messages[result.delivery_id]
-                outcomes.append(Outcome(
-                    result.delivery_id, "sent", provider=self.provider.name,
-                    message_id=result.message_id, content_hash=message.content.content_hash,
-                    variant=message.variant, nudge=message.nudge))
-                report.sent.append(SentItem(claimed.email, claimed.step_key, claimed.variant,
-                                            claimed.timezone, now))
+                outcomes.append(Outcome(result.delivery_id, "sent", provider=self.provider.name,
+                                        message_id=result.message_id))
+                report.sent.append(SentItem(claimed.email, message.step_key, message.variant,
+                                            claimed.timezone, now, message.nudge))
             elif result.verdict == "unknown":
                 report.unknown += 1
                 outcomes.append(Outcome(result.delivery_id, "unknown",
@@ -330,8 +368,8 @@ class Dispatcher:
         finished: list[int] = []
         for w in went_out:
             sequence = self.library.sequences.get(w.sequence_key)
-            following = (email_after(sequence, w.timezone, w.step_key, w.went_out_at)
-                         if sequence else None)
+            following = (email_after(sequence, w.timezone, w.step_key, w.variant,
+                                     w.went_out_at) if sequence else None)
             if following is None:
                 if sequence is not None and w.step_key in sequence.step_keys:
                     finished.append(w.enrollment_id)

@@ -22,11 +22,17 @@ from markupsafe import Markup
 
 from drip.errors import TemplateError
 from drip.message import Content, html_placeholders, placeholder
+from drip.planner import REMINDER, base_variant, has_reminder
 from drip.sequence import Library, Offer, Sequence
 
 HTML_LAYOUT = "layout.html.j2"
 TEXT_LAYOUT = "layout.txt.j2"
 VARIANTS = ("main", "repeat", "graduated", "see-a-clinician")
+DEFAULT_REMINDER = (
+    "You didn't tell me how last week's checkpoint went, so we're moving on as planned. "
+    "If last week still felt like too much, that's fine: answer \"not yet\" on this week's "
+    "checkpoint and I'll send you the repeat version instead."
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class EmailSpec:
 
 def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
     step = sequence.step(step_key)
+    variant = base_variant(variant)
     if variant == "main":
         return EmailSpec(step.subject, step.preheader, step.template, step.checkpoint is not None)
     if variant == "repeat" and step.repeat is not None:
@@ -118,12 +125,12 @@ class Renderer:
         count = 0
         for sequence in self.library.sequences.values():
             for step in sequence.steps:
-                for variant in VARIANTS:
+                for variant in (*VARIANTS, *(v + REMINDER for v in VARIANTS)):
                     try:
                         email_spec(sequence, step.key, variant)
                     except TemplateError:
                         continue
-                    for nudge in {step.nudge, None}:
+                    for nudge in {step.nudge, None, *(o.key for o in self.library.offers.offers)}:
                         self.content(sequence.key, step.key, variant, nudge)
                         count += 1
         return count
@@ -148,6 +155,7 @@ class Renderer:
             "subject": subject,
             "preheader": preheader,
             "disclaimer": sequence.disclaimer,
+            "reminder": (sequence.reminder or DEFAULT_REMINDER) if has_reminder(variant) else "",
             "postal_address": self.sender.postal_address,
             "checkpoint": self._checkpoint(step.checkpoint, spec.has_checkpoint),
             "nudge": self._nudge(offer, sequence.key, step_key),

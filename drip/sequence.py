@@ -106,6 +106,24 @@ class Step(_Strict):
         return amount * 7 if match.group(2).startswith("week") else amount
 
 
+class NudgeRules(_Strict):
+    """How the one nudge per email is chosen."""
+
+    cooldown_weeks: int = Field(default=3, ge=0, le=52)
+    after_not_yet: str | None = None  # the offer that comes first after repeated "not yet"
+
+
+class Goal(_Strict):
+    """An exit: buying `purchased` stops the nudges, or the whole sequence."""
+
+    purchased: str
+    stops: Literal["nudges", "sequence"]
+
+
+class RestartAfter(_Strict):
+    restart_after: int = Field(ge=1, le=3650)  # days since the last enrollment finished
+
+
 class Sequence(_Strict):
     key: str
     name: str = Field(min_length=1)
@@ -117,6 +135,11 @@ class Sequence(_Strict):
     graduated: Variant | None = None
     see_a_clinician: Variant | None = None
     repeat_limit: int = Field(default=2, ge=1, le=10)
+    no_answer: Literal["advance", "repeat"] = "advance"
+    reminder: str = ""
+    nudges: NudgeRules = NudgeRules()
+    goals: list[Goal] = []
+    re_entry: Literal["once", "restart"] | RestartAfter = "once"
     content_hash: str = ""
 
     @field_validator("key")
@@ -270,16 +293,21 @@ def load_offers(path: Path) -> Offers:
 
 
 def _check_offer_references(sequence: Sequence, offers: Offers, path: Path) -> None:
-    for index, step in enumerate(sequence.steps):
-        if step.nudge and offers.get(step.nudge) is None:
+    references: list[tuple[str, tuple[Any, ...]]] = [
+        (step.nudge, ("steps", index, "nudge"))
+        for index, step in enumerate(sequence.steps) if step.nudge
+    ]
+    if sequence.nudges.after_not_yet:
+        references.append((sequence.nudges.after_not_yet, ("nudges", "after_not_yet")))
+    for key, loc in references:
+        if offers.get(key) is None:
             known = ", ".join(o.key for o in offers.offers) or "none defined"
             _, root = _read_yaml(path)
             raise SequenceError(
-                f"Step '{step.key}' nudges toward offer '{step.nudge}', which offers.yaml "
-                "does not define.",
+                f"'{key}' is not an offer that offers.yaml defines.",
                 file=str(path),
-                line=_line_of(root, ("steps", index, "nudge")),
-                field=f"steps.{index}.nudge",
+                line=_line_of(root, loc),
+                field=".".join(str(p) for p in loc),
                 fix=f"use one of: {known}",
             )
 

@@ -18,6 +18,7 @@ from drip.store._base import (
     MissedWindow,
     Outcome,
     PlannedDelivery,
+    Sending,
     StoreBase,
     WentOut,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Outcome",
     "PendingDelivery",
     "PlannedDelivery",
+    "Sending",
     "Store",
     "SubscriberRow",
     "WentOut",

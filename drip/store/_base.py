@@ -21,7 +21,9 @@ DELIVERIES = cast(Table, Delivery.__table__)
 
 #: Delivery states. scheduled -> claimed -> sending -> sent | failed | unknown;
 #: scheduled/claimed -> cancelled when the subscriber may no longer receive it.
-DeliveryState = Literal["scheduled", "claimed", "sending", "sent", "failed", "unknown", "cancelled"]
+DeliveryState = Literal[
+    "scheduled", "claimed", "sending", "sent", "failed", "unknown", "cancelled", "held"
+]
 FINAL_STATES = ("sent", "failed", "unknown", "cancelled")
 
 
@@ -79,6 +81,7 @@ class ClaimedDelivery:
     enrollment_state: str
     unsubscribed: bool
     suppressed: bool
+    offers_opt_out: bool
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,17 @@ class Outcome:
     message_id: str | None = None
     error: str | None = None
     retry_at: datetime | None = None
-    content_hash: str | None = None
-    variant: str | None = None
-    nudge: str | None = None
+
+
+@dataclass(frozen=True)
+class Sending:
+    """An email about to be handed to the provider, exactly as the dispatcher decided it."""
+
+    delivery_id: int
+    step_key: str
+    variant: str
+    nudge: str | None
+    content_hash: str
 
 
 @dataclass(frozen=True)

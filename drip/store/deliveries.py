@@ -17,11 +17,15 @@ from sqlalchemy.orm import Session
 
 from drip.clock import as_utc
 from drip.models import (
+    CheckpointAnswer,
     Delivery,
     Enrollment,
     Pause,
+    Purchase,
     Subscriber,
+    Tag,
 )
+from drip.planner import Sent
 from drip.store._base import (
     DELIVERIES,
     FINAL_STATES,
@@ -29,6 +33,7 @@ from drip.store._base import (
     MissedWindow,
     Outcome,
     PlannedDelivery,
+    Sending,
     StoreBase,
     WentOut,
     rowcount,
@@ -137,6 +142,7 @@ class DeliveryQueries(StoreBase):
                     Subscriber.email, Subscriber.name, Subscriber.timezone,
                     Enrollment.enrolled_at, Enrollment.state,
                     Subscriber.unsubscribed_at, Subscriber.suppressed_at,
+                    Subscriber.offers_opt_out_at,
                 )
                 .join(Subscriber, Subscriber.id == t.c.subscriber_id)
                 .join(Enrollment, Enrollment.id == t.c.enrollment_id)
@@ -149,22 +155,24 @@ class DeliveryQueries(StoreBase):
                 step_key=r[5], variant=r[6], nudge=r[7], due_at=as_utc(r[8]), attempts=r[9],
                 email=r[10], name=r[11], timezone=r[12], enrolled_at=as_utc(r[13]),
                 enrollment_state=r[14], unsubscribed=r[15] is not None,
-                suppressed=r[16] is not None,
+                suppressed=r[16] is not None, offers_opt_out=r[17] is not None,
             )
             for r in rows
         ]
 
-    def mark_sending(self, ids: Sequence[int], worker: str, now: datetime,
+    def mark_sending(self, sending: Sequence[Sending], worker: str, now: datetime,
                      lease_until: datetime) -> set[int]:
-        """Commit that these emails are about to be handed to the provider.
+        """Commit that these emails, exactly as decided, are about to go to the provider.
 
         Returns the ids this worker still held; a claim that expired and was taken by
         another worker is not among them and must not be sent.
         """
-        if not ids:
+        if not sending:
             return set()
+        ids = [item.delivery_id for item in sending]
+        t = DELIVERIES
         with self._session() as s, s.begin():
-            return set(s.execute(
+            held = set(s.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids), Delivery.state == "claimed",
                        Delivery.claimed_by == worker)
@@ -172,6 +180,16 @@ class DeliveryQueries(StoreBase):
                         attempts=Delivery.attempts + 1)
                 .returning(Delivery.id)
             ).scalars())
+            if held:
+                s.connection().execute(
+                    update(t).where(t.c.id == bindparam("b_id"))
+                    .values(step_key=bindparam("b_step"), variant=bindparam("b_variant"),
+                            nudge=bindparam("b_nudge"), content_hash=bindparam("b_hash")),
+                    [{"b_id": i.delivery_id, "b_step": i.step_key, "b_variant": i.variant,
+                      "b_nudge": i.nudge, "b_hash": i.content_hash}
+                     for i in sending if i.delivery_id in held],
+                )
+            return held
 
     def release_claims(self, ids: Sequence[int], worker: str) -> int:
         """Give back claims that were never handed to the provider."""
@@ -201,7 +219,6 @@ class DeliveryQueries(StoreBase):
                 "b_message_id": o.message_id,
                 "b_error": o.error,
                 "b_due": o.retry_at,
-                "b_hash": o.content_hash,
                 "b_sent": now if o.state == "sent" else None,
                 "b_finished": now if final else None,
             })
@@ -220,7 +237,6 @@ class DeliveryQueries(StoreBase):
                                                       t.c.provider_message_id),
                     last_error=bindparam("b_error"),
                     due_at=func.coalesce(bindparam("b_due"), t.c.due_at),
-                    content_hash=func.coalesce(bindparam("b_hash"), t.c.content_hash),
                     sent_at=func.coalesce(bindparam("b_sent"), t.c.sent_at),
                     finished_at=bindparam("b_finished"),
                     claimed_by=None,
@@ -228,13 +244,15 @@ class DeliveryQueries(StoreBase):
                 ),
                 rows,
             )
-            decided = [o for o in outcomes if o.variant is not None or o.nudge is not None]
-            if decided:
+            holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
+            if holds:
+                enrollments = s.execute(
+                    select(t.c.enrollment_id, t.c.id).where(t.c.id.in_(list(holds)))
+                ).all()
                 conn.execute(
-                    update(t).where(t.c.id == bindparam("b_id"))
-                    .values(variant=bindparam("b_variant"), nudge=bindparam("b_nudge")),
-                    [{"b_id": o.delivery_id, "b_variant": o.variant or "main",
-                      "b_nudge": o.nudge} for o in decided],
+                    update(Enrollment).where(Enrollment.id == bindparam("b_enrollment"))
+                    .values(state="paused", paused_at=now, stop_reason=bindparam("b_reason")),
+                    [{"b_enrollment": e, "b_reason": holds[d]} for e, d in enrollments],
                 )
             moved_on = [o.delivery_id for o in outcomes if o.state in ("sent", "unknown")]
             return self._went_out(s, moved_on, now)
@@ -280,3 +298,41 @@ class DeliveryQueries(StoreBase):
                 )
         return inserted
 
+
+    def histories(self, enrollment_ids: Iterable[int]) -> dict[int, list[Sent]]:
+        """Every email that went out (or may have) per enrollment, oldest first, with answers."""
+        ids = sorted(set(enrollment_ids))
+        if not ids:
+            return {}
+        t = DELIVERIES
+        with self._session() as s:
+            rows = s.execute(
+                select(t.c.enrollment_id, t.c.seq_no, t.c.step_key, t.c.variant, t.c.nudge,
+                       CheckpointAnswer.answer,
+                       func.coalesce(t.c.sent_at, t.c.sending_at, t.c.due_at))
+                .outerjoin(CheckpointAnswer, CheckpointAnswer.delivery_id == t.c.id)
+                .where(t.c.enrollment_id.in_(ids), t.c.state.in_(("sent", "unknown")))
+                .order_by(t.c.enrollment_id, t.c.seq_no)
+            ).all()
+        result: dict[int, list[Sent]] = {}
+        for r in rows:
+            result.setdefault(r[0], []).append(Sent(r[1], r[2], r[3], r[4], r[5], as_utc(r[6])))
+        return result
+
+    def ownership(self, subscriber_ids: Iterable[int]) -> dict[int, set[str]]:
+        """What each subscriber has bought or booked: purchased products and tags."""
+        ids = sorted(set(subscriber_ids))
+        if not ids:
+            return {}
+        owned: dict[int, set[str]] = {i: set() for i in ids}
+        with self._session() as s:
+            for subscriber_id, product in s.execute(
+                select(Purchase.subscriber_id, Purchase.product)
+                .where(Purchase.subscriber_id.in_(ids))
+            ):
+                owned[subscriber_id].add(product)
+            for subscriber_id, tag in s.execute(
+                select(Tag.subscriber_id, Tag.tag).where(Tag.subscriber_id.in_(ids))
+            ):
+                owned[subscriber_id].add(tag)
+        return owned

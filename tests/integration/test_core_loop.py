@@ -52,6 +52,9 @@ def test_eight_weeks_hour_by_hour(drip: Drip, clock: FixedClock, settings: Setti
     run_hourly(drip, clock, weeks=8)
     received: dict[str, list[tuple[str, datetime, str]]] = defaultdict(list)
     for row in drip.store.deliveries():
+        if row.state == "cancelled":  # the slot kept open for a week-7 "not yet" answer
+            assert row.step_key == "week-7" and "program is complete" in (row.last_error or "")
+            continue
         assert row.state == "sent", row
         assert row.sent_at is not None
         received[row.email].append((row.step_key, row.sent_at, row.timezone))
