@@ -1,0 +1,87 @@
+"""A subscriber's whole journey through a sequence, computed with the pure planner alone.
+
+Used by property tests and by anyone who wants a quick calendar without a database. It
+assumes each email goes out at its due time; the real engine adds dispatch lag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from drip.addresses import zone
+from drip.nudges import choose_nudge, sequence_goal_reached
+from drip.planner import Sent, decide, email_after, first_email, not_yet_streak
+from drip.schedule import slot_on
+from drip.sequence import Offers, Sequence
+
+
+@dataclass(frozen=True)
+class Persona:
+    """Who walks the journey: when they join, how they answer, what they buy, when they stop.
+
+    `answers[i]` answers the i-th email's checkpoint ('passed', 'not-yet' or None).
+    `buys` maps an email index to what is bought just after it goes out. `pauses` maps an
+    email index to weeks paused just after it. `unsubscribe_after` stops everything.
+    """
+
+    timezone: str
+    joined_at: datetime
+    answers: tuple[str | None, ...] = ()
+    buys: Mapping[int, str] = field(default_factory=dict)
+    pauses: Mapping[int, int] = field(default_factory=dict)
+    unsubscribe_after: int | None = None
+
+
+@dataclass(frozen=True)
+class Email:
+    index: int
+    step_key: str
+    variant: str
+    nudge: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Journey:
+    emails: list[Email]
+    ended: str
+
+
+def walk(sequence: Sequence, offers: Offers, persona: Persona, limit: int = 60) -> Journey:
+    tz = zone(persona.timezone)
+    owned: set[str] = set()
+    history: list[Sent] = []
+    emails: list[Email] = []
+    due = first_email(sequence, persona.timezone, persona.joined_at).slot.due_at
+    while len(emails) < limit:
+        goal = sequence_goal_reached(sequence, owned)
+        if goal is not None:
+            return Journey(emails, f"goal: bought {goal}")
+        decision = decide(sequence, history)
+        if decision is None:
+            return Journey(emails, "complete")
+        if decision.hold is not None:
+            return Journey(emails, "held for the coach")
+        nudge = choose_nudge(sequence, offers, step_key=decision.step_key, history=history,
+                             owned=owned, offers_opt_out=False,
+                             not_yet_streak=not_yet_streak(history))
+        index = len(emails)
+        emails.append(Email(index, decision.step_key, decision.variant, nudge, due))
+        answer = persona.answers[index] if index < len(persona.answers) else None
+        history.append(Sent(index + 1, decision.step_key, decision.variant, nudge, answer, due))
+        if index in persona.buys:
+            owned.add(persona.buys[index])
+        if persona.unsubscribe_after is not None and index >= persona.unsubscribe_after:
+            return Journey(emails, "unsubscribed")
+        following = email_after(sequence, persona.timezone, decision.step_key,
+                                decision.variant, due)
+        if following is None:
+            return Journey(emails, "complete")
+        due = following.slot.due_at
+        weeks = persona.pauses.get(index, 0)
+        if weeks:  # resumed `weeks` later: the next email moves by the pause, to its send slot
+            moved = (due + timedelta(weeks=weeks)).astimezone(tz).date()
+            due = slot_on(moved, sequence.schedule, tz).due_at
+    return Journey(emails, "limit")
