@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from drip.addresses import normalise_email, validate_timezone
 from drip.errors import InvalidInput
 from drip.planner import first_email
-from drip.sequence import Library
+from drip.sequence import Library, RestartAfter, Sequence
 from drip.store import ConsentRecord, EnrollOutcome, Store
 
 Source = Literal["purchase", "optin", "manual", "import"]
@@ -30,4 +30,29 @@ def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now
         source=source, now=now, first_step=first.step_key, first_due_at=first.slot.due_at,
         first_window_end_at=first.slot.window_end_at,
         consent=consent or ConsentRecord(source=source),
+        restart_if=lambda state, finished_at: may_restart(sequence, source, state, finished_at,
+                                                          now),
     )
+
+
+#: Enrollments that ended because the person left; a new opt-in or purchase starts afresh.
+LEFT = ("unsubscribed", "suppressed")
+
+
+def may_restart(sequence: Sequence, source: str, state: str, finished_at: datetime | None,
+                now: datetime) -> bool:
+    """The sequence's re-entry policy, for someone who joins again.
+
+    `once` (the default): nothing changes. `restart`: a new cycle from the first step.
+    `restart_after: N`: a new cycle if the last one finished at least N days ago. Whatever
+    the policy, someone who had unsubscribed and now opts in or buys again starts afresh.
+    """
+    if state in LEFT and source in ("optin", "purchase"):
+        return True
+    policy = sequence.re_entry
+    if policy == "restart":
+        return True
+    if isinstance(policy, RestartAfter):
+        return finished_at is not None and now - finished_at >= timedelta(
+            days=policy.restart_after)
+    return False

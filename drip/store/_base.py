@@ -58,6 +58,7 @@ class EnrollOutcome:
     subscriber_id: int
     enrollment_id: int
     state: str
+    restarted: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from drip.clock import as_utc
 from drip.errors import Conflict, NotFound
 from drip.models import (
     Consent,
@@ -21,6 +21,8 @@ from drip.store._base import (
     EnrollOutcome,
     StoreBase,
 )
+
+RestartRule = Callable[[str, datetime | None], bool]
 
 
 class SubscriberQueries(StoreBase):
@@ -39,16 +41,18 @@ class SubscriberQueries(StoreBase):
         first_due_at: datetime,
         first_window_end_at: datetime | None,
         consent: ConsentRecord | None,
+        restart_if: RestartRule | None = None,
     ) -> EnrollOutcome:
         """Create the subscriber if new, and enroll them with their first delivery planned.
 
-        Enrolling someone already in the sequence changes nothing.
+        Enrolling someone already in the sequence changes nothing, unless `restart_if`
+        (given the latest enrollment's state and finish time) says to start a new cycle.
         """
         for attempt in range(2):
             try:
                 return self._enroll_once(
                     email, name, timezone, sequence_key, source, now, first_step,
-                    first_due_at, first_window_end_at, consent,
+                    first_due_at, first_window_end_at, consent, restart_if,
                 )
             except IntegrityError:
                 if attempt:  # a concurrent enrollment won twice in a row: report, don't loop
@@ -59,6 +63,7 @@ class SubscriberQueries(StoreBase):
         self, email: str, name: str, timezone: str, sequence_key: str, source: str,
         now: datetime, first_step: str, first_due_at: datetime,
         first_window_end_at: datetime | None, consent: ConsentRecord | None,
+        restart_if: RestartRule | None,
     ) -> EnrollOutcome:
         with self._session() as s, s.begin():
             subscriber = s.scalars(select(Subscriber).where(Subscriber.email == email)).first()
@@ -94,10 +99,25 @@ class SubscriberQueries(StoreBase):
                     user_agent=consent.user_agent, created_at=now,
                     confirmed_at=consent.confirmed_at, details=consent.details,
                 ))
+            cycle = 1
             if existing is not None:
-                return EnrollOutcome(False, subscriber.id, existing.id, existing.state)
+                finished_at = as_utc(existing.finished_at) if existing.finished_at else None
+                if restart_if is None or not restart_if(existing.state, finished_at):
+                    return EnrollOutcome(False, subscriber.id, existing.id, existing.state)
+                cycle = existing.cycle + 1
+                if existing.state in ("active", "paused", "suppressed"):
+                    existing.state, existing.finished_at = "restarted", now
+                    existing.stop_reason = f"restarted by a new {source}"
+                    s.execute(
+                        update(Delivery)
+                        .where(Delivery.enrollment_id == existing.id,
+                               Delivery.state.in_(("scheduled", "claimed", "held")))
+                        .values(state="cancelled", finished_at=now, claimed_by=None,
+                                lease_until=None,
+                                last_error=f"The program restarted after a new {source}.")
+                    )
             enrollment = Enrollment(
-                subscriber_id=subscriber.id, sequence_key=sequence_key, cycle=1,
+                subscriber_id=subscriber.id, sequence_key=sequence_key, cycle=cycle,
                 state="active", source=source, enrolled_at=now,
             )
             s.add(enrollment)
@@ -108,7 +128,8 @@ class SubscriberQueries(StoreBase):
                 state="scheduled", due_at=first_due_at, window_end_at=first_window_end_at,
                 attempts=0, created_at=now,
             ))
-            return EnrollOutcome(True, subscriber.id, enrollment.id, "active")
+            return EnrollOutcome(True, subscriber.id, enrollment.id, "active",
+                                 restarted=cycle > 1)
 
     def subscriber_id(self, email: str) -> int:
         with self._session() as s:

@@ -69,3 +69,35 @@ def test_an_unsubscribed_person_is_not_re_enrolled_by_hand(basic_drip: Drip) -> 
     with pytest.raises(Conflict, match="unsubscribed"):
         enroll(basic_drip.store, basic_drip.library, email="ana@example.com",
                sequence_key="basic", now=basic_drip.clock.now())
+
+
+def test_re_entry_policies(basic_drip: Drip) -> None:
+    from datetime import timedelta
+
+    from drip import lifecycle
+    from drip.sequence import RestartAfter
+
+    library = basic_drip.library
+    sequence = library.sequence("basic")
+    now = basic_drip.clock.now()
+
+    def join(policy: object, at: object = now, source: str = "optin") -> object:
+        seq = sequence.model_copy(update={"re_entry": policy})
+        lib = type(library)(sequences={"basic": seq}, offers=library.offers)
+        return enroll(basic_drip.store, lib, email="ana@example.com", sequence_key="basic",
+                      now=at, source=source)  # type: ignore[arg-type]
+
+    first = join("once")
+    assert first.created  # type: ignore[attr-defined]
+    assert not join("once").created  # type: ignore[attr-defined]
+    restarted = join("restart")
+    assert restarted.created and restarted.restarted  # type: ignore[attr-defined]
+    rows = basic_drip.store.deliveries()
+    assert sorted(r.state for r in rows) == ["cancelled", "scheduled"]
+    # restart_after: only once the last cycle finished long enough ago.
+    assert not join(RestartAfter(restart_after=30)).created  # type: ignore[attr-defined]
+    # Someone who unsubscribed and opts in again starts afresh, whatever the policy.
+    subscriber = basic_drip.store.subscriber_by_email("ana@example.com")
+    lifecycle.unsubscribe(basic_drip.store, subscriber.id, now, source="test")
+    again = join("once", now + timedelta(days=1))
+    assert again.created  # type: ignore[attr-defined]
