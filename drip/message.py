@@ -84,6 +84,8 @@ class Message:
     values: Mapping[str, str] = field(default_factory=dict)
     nudge: str | None = None
     test: bool = False
+    #: A message to the coach or a confirmation request: no list, so no unsubscribe headers.
+    transactional: bool = False
 
     @property
     def unsubscribe_url(self) -> str:
@@ -101,6 +103,8 @@ class Message:
 
     def headers(self) -> dict[str, str]:
         """Headers every email carries: RFC 8058 one-click unsubscribe, and drip's ids."""
+        if self.transactional:
+            return {"X-Drip-Delivery": str(self.delivery_id)}
         return {
             "List-Unsubscribe": f"<{self.unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

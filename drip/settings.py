@@ -49,7 +49,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_WEBHOOK_SECRET": "HMAC key for POST /hooks/purchase",
     "DRIP_STRIPE_WEBHOOK_SECRET": "Stripe endpoint secret (whsec_...) for POST /hooks/stripe",
     "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid Event Webhook verification key (base64)",
-    "DRIP_COACH_EMAIL": "where the coach's weekly digest goes",
+    "DRIP_COACH_EMAIL": "where the coach's weekly digest goes (no digest is emailed if unset)",
+    "DRIP_COACH_TIMEZONE": "the digest goes Mondays 07:00 in this timezone (default UTC)",
     "DRIP_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
     "DRIP_TICK_SECONDS": "seconds between the scheduler's dispatch passes (default 60)",
 }
@@ -87,6 +88,7 @@ class Settings(BaseModel):
     stripe_webhook_secret: str = Field(default="", repr=False)
     sendgrid_webhook_public_key: str = ""
     coach_email: str = ""
+    coach_timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     tick_seconds: float = Field(default=60.0, gt=0, le=3600)
 

@@ -13,8 +13,10 @@ from datetime import timedelta
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from drip.digest import send_digest
 from drip.dispatch import worker_name
 from drip.errors import ConfigError
 from drip.runtime import Drip
@@ -46,6 +48,13 @@ class Ticker:
             misfire_grace_time=None, next_run_time=self.drip.clock.now(),
             replace_existing=True,
         )
+        if self.drip.settings.coach_email:
+            self.scheduler.add_job(
+                self.digest, CronTrigger(day_of_week="mon", hour=7,
+                                         timezone=self.drip.settings.coach_timezone),
+                id="digest", name="the coach's weekly digest", coalesce=True,
+                max_instances=1, misfire_grace_time=None, replace_existing=True,
+            )
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info("scheduler %s started; dispatching every %.0f s", self.worker, self.interval)
@@ -73,6 +82,21 @@ class Ticker:
         if report.halted:
             log.error("sending halted: %s", report.halted)
         self._beat(detail)
+
+    def digest(self) -> None:
+        """Send the weekly digest once per week, however many schedulers are running."""
+        now = self.drip.clock.now()
+        year, week, _ = now.isocalendar()
+        lease = f"digest:{year}-W{week:02d}"
+        if not self.drip.store.acquire_lease(lease, self.worker, now, timedelta(days=8)):
+            return  # another worker sent (or is sending) this week's digest
+        try:
+            send_digest(self.drip.store, self.drip.library, self.provider, self.drip.sender,
+                        self.drip.settings.coach_email, now)
+            log.info("sent the weekly digest to %s", self.drip.settings.coach_email)
+        except Exception:
+            self.drip.store.release_lease(lease, self.worker)  # let the next tick try again
+            log.exception("could not send the weekly digest")
 
     def _beat(self, detail: str) -> None:
         try:

@@ -165,7 +165,7 @@ def _personalization(message: Message) -> dict[str, Any]:
         "custom_args": {"delivery_id": str(message.delivery_id),
                         "enrollment_id": str(message.enrollment_id),
                         "step_key": message.step_key},
-        "headers": {k: headers[k] for k in ("List-Unsubscribe", "List-Unsubscribe-Post")},
+        "headers": {k: v for k, v in headers.items() if k.startswith("List-Unsubscribe")},
     }
 
 

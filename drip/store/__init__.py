@@ -24,6 +24,7 @@ from drip.store._base import (
 )
 from drip.store.circuits import CircuitQueries, CircuitRow
 from drip.store.deliveries import DeliveryQueries
+from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
 from drip.store.reports import ReportQueries
@@ -34,6 +35,7 @@ class Store(
     SubscriberQueries,
     DeliveryQueries,
     CircuitQueries,
+    DigestQueries,
     LifecycleQueries,
     LivenessQueries,
     ReportQueries,
@@ -51,10 +53,12 @@ __all__ = [
     "DeliveryRow",
     "DeliveryState",
     "EnrollOutcome",
+    "EnrollmentRow",
     "MissedWindow",
     "Outcome",
     "PendingDelivery",
     "PlannedDelivery",
+    "PurchaseRow",
     "Sending",
     "Store",
     "SubscriberRow",

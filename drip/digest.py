@@ -1,0 +1,178 @@
+"""The coach's weekly digest: who is where, who is struggling, who graduated, who went quiet,
+and what sold. The point is that she can reach out personally to the people who need it."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Mapping
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from drip.message import Content, Message
+from drip.planner import Sent, base_variant, not_yet_streak
+from drip.providers.base import Provider
+from drip.render import Sender
+from drip.sequence import Library, Offers, Sequence
+from drip.store import EnrollmentRow, PurchaseRow, Store
+
+ACTIVE = ("active", "paused")
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    name: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Conversion:
+    offer_key: str
+    offer_name: str
+    shown_to: int
+    bought: int
+
+
+@dataclass(frozen=True)
+class SequenceDigest:
+    key: str
+    name: str
+    by_week: list[tuple[str, int]]
+    struggling: list[Person]
+    graduated: list[Person]
+    silent: list[Person]
+    conversions: list[Conversion]
+
+
+@dataclass(frozen=True)
+class Digest:
+    generated_at: datetime
+    since: datetime
+    sequences: list[SequenceDigest]
+
+
+def build_digest(library: Library, enrollments: Mapping[str, Seq[EnrollmentRow]],
+                 histories: Mapping[int, Seq[Sent]], purchases: Seq[PurchaseRow],
+                 now: datetime, days: int = 7) -> Digest:
+    """Pure: the digest from what the store knows."""
+    since = now - timedelta(days=days)
+    return Digest(now, since, [
+        _sequence_digest(sequence, library.offers, enrollments.get(key, []), histories,
+                         purchases, since)
+        for key, sequence in sorted(library.sequences.items())
+    ])
+
+
+def _sequence_digest(sequence: Sequence, offers: Offers, rows: Seq[EnrollmentRow],
+                     histories: Mapping[int, Seq[Sent]], purchases: Seq[PurchaseRow],
+                     since: datetime) -> SequenceDigest:
+    weeks: Counter[str] = Counter()
+    struggling, graduated, silent = [], [], []
+    shown: dict[str, dict[int, datetime]] = {}
+    for row in rows:
+        history = list(histories.get(row.enrollment_id, []))
+        for item in history:
+            if item.nudge:
+                first_seen = shown.setdefault(item.nudge, {})
+                first_seen.setdefault(row.subscriber_id, item.went_out_at)
+        if any(base_variant(i.variant) == "graduated" and i.went_out_at >= since
+               for i in history):
+            graduated.append(Person(row.email, row.name, "graduated this week"))
+        if row.state not in ACTIVE:
+            continue
+        if not history:
+            weeks["not started"] += 1
+            continue
+        last = history[-1]
+        step = sequence.step(last.step_key) if last.step_key in sequence.step_keys else None
+        weeks[f"Week {step.week}" if step else last.step_key] += 1
+        streak = not_yet_streak(history)
+        if streak >= 2:
+            struggling.append(Person(row.email, row.name,
+                                     f"'not yet' {streak} times in a row on {last.step_key}"))
+        asked = [i for i in history if _has_checkpoint(sequence, i)]
+        if len(asked) >= 2 and all(i.answer is None for i in asked[-2:]):
+            silent.append(Person(row.email, row.name,
+                                 f"no checkpoint answer since {asked[-2].went_out_at:%d %b}"))
+    conversions = []
+    for offer in offers.offers:
+        viewers = shown.get(offer.key, {})
+        bought = {p.subscriber_id for p in purchases if p.product == offer.key
+                  and p.subscriber_id in viewers and viewers[p.subscriber_id] <= p.purchased_at}
+        conversions.append(Conversion(offer.key, offer.name, len(viewers), len(bought)))
+    order = {f"Week {s.week}": i for i, s in enumerate(sequence.steps)}
+    by_week = sorted(weeks.items(), key=lambda kv: order.get(kv[0], -1))
+    return SequenceDigest(sequence.key, sequence.name, by_week, struggling, graduated, silent,
+                          conversions)
+
+
+def _has_checkpoint(sequence: Sequence, item: Sent) -> bool:
+    if item.step_key not in sequence.step_keys or base_variant(item.variant) == "graduated":
+        return False
+    return sequence.step(item.step_key).checkpoint is not None
+
+
+def gather(store: Store, library: Library, now: datetime) -> Digest:
+    enrollments = {key: store.enrollments_of(key) for key in library.sequences}
+    ids = [row.enrollment_id for rows in enrollments.values() for row in rows]
+    histories = store.histories(ids)
+    purchases = store.purchases_since(datetime(1970, 1, 1, tzinfo=now.tzinfo))
+    return build_digest(library, enrollments, histories, purchases, now)
+
+
+def digest_text(digest: Digest) -> str:
+    lines = [f"Your weekly drip digest, {digest.generated_at:%A %d %B %Y}", ""]
+    for s in digest.sequences:
+        lines += [s.name, "=" * len(s.name), ""]
+        lines.append("Where everyone is: " + (", ".join(f"{w}: {n}" for w, n in s.by_week)
+                                               or "nobody yet"))
+        for title, people in (("Struggling (reach out?)", s.struggling),
+                              ("Graduated", s.graduated),
+                              ("Gone quiet (two checkpoints unanswered)", s.silent)):
+            lines += ["", f"{title}: {len(people)}"]
+            lines += [f"  - {p.name or p.email} <{p.email}>: {p.note}" for p in people]
+        lines += ["", "Offers (shown to / bought after seeing it):"]
+        lines += [f"  - {c.offer_name}: {c.shown_to} / {c.bought}" for c in s.conversions]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def digest_html(digest: Digest) -> str:
+    parts = ["<html><body style=\"font-family: sans-serif; max-width: 640px\">",
+             f"<h1>Your weekly drip digest</h1><p>{digest.generated_at:%A %d %B %Y}</p>"]
+    for s in digest.sequences:
+        parts.append(f"<h2>{html.escape(s.name)}</h2><p><strong>Where everyone is:</strong> "
+                     + html.escape(", ".join(f"{w}: {n}" for w, n in s.by_week) or "nobody yet")
+                     + "</p>")
+        for title, people in (("Struggling (reach out?)", s.struggling),
+                              ("Graduated", s.graduated),
+                              ("Gone quiet (two checkpoints unanswered)", s.silent)):
+            parts.append(f"<h3>{title}: {len(people)}</h3><ul>")
+            parts += [f"<li>{html.escape(p.name or p.email)} &lt;{html.escape(p.email)}&gt;: "
+                      f"{html.escape(p.note)}</li>" for p in people]
+            parts.append("</ul>")
+        parts.append("<h3>Offers</h3><ul>")
+        parts += [f"<li>{html.escape(c.offer_name)}: shown to {c.shown_to}, bought by "
+                  f"{c.bought}</li>" for c in s.conversions]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def send_digest(store: Store, library: Library, provider: Provider, sender: Sender,
+                coach_email: str, now: datetime) -> Digest:
+    """Email the digest to the coach; recorded as an event, not as a delivery."""
+    digest = gather(store, library, now)
+    subject = f"Your weekly drip digest: {now:%d %B %Y}"
+    content = Content(key="digest", subject=subject, preheader="", html=digest_html(digest),
+                      text=digest_text(digest), content_hash="")
+    message = Message(delivery_id=0, enrollment_id=0, sequence_key="digest", step_key="digest",
+                      variant="main", to_email=coach_email, to_name=sender.name,
+                      from_email=sender.email, from_name=sender.name, content=content,
+                      transactional=True)
+    (result,) = provider.send_batch([message])
+    store.record_event("digest_sent", now, f"{result.verdict}: {result.reason or ''}".strip(),
+                       email=coach_email)
+    return digest
