@@ -22,11 +22,13 @@ from drip.store._base import (
     StoreBase,
     WentOut,
 )
+from drip.store.checkpoints import AnsweredDelivery, CheckpointQueries
 from drip.store.circuits import CircuitQueries, CircuitRow
 from drip.store.deliveries import DeliveryQueries
 from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
+from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
 
@@ -35,9 +37,11 @@ class Store(
     SubscriberQueries,
     DeliveryQueries,
     CircuitQueries,
+    CheckpointQueries,
     DigestQueries,
     LifecycleQueries,
     LivenessQueries,
+    PurchaseQueries,
     ReportQueries,
     StoreBase,
 ):
@@ -47,6 +51,7 @@ class Store(
 __all__ = [
     "DELIVERIES",
     "FINAL_STATES",
+    "AnsweredDelivery",
     "CircuitRow",
     "ClaimedDelivery",
     "ConsentRecord",
