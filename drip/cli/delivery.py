@@ -58,7 +58,9 @@ def dispatch(
                       "at": s.at} for s in report.sent],
             "failed": report.failed, "retried": report.retried, "unknown": report.unknown,
             "cancelled": report.cancelled, "rescheduled": report.rescheduled,
-            "paused": report.paused, "halted": report.halted,
+            "held": report.held, "paused": report.paused, "halted": report.halted,
+            "circuit_open": report.circuit_open,
+            "timings": {k: round(v, 3) for k, v in report.timings.items()},
         })
     else:
         if report.sent:

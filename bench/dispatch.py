@@ -1,0 +1,179 @@
+"""Dispatch benchmark: N subscribers all due in one send slot, sent through the SendGrid
+stand-in (schema validation off), end to end by the real `drip dispatch` command.
+
+    python bench/dispatch.py --subscribers 10000,100000 [--db sqlite|postgresql] [--workers 1]
+
+Prints emails per second, the dispatching processes' peak RSS, and the split of time between
+the database, rendering and HTTP; then the render-only floor (same emails, no database, no
+HTTP). Appends the table to bench/README.md with --record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.seed import seed_due  # noqa: E402
+from drip.db import make_engine, upgrade  # noqa: E402
+
+KEY = "SG.bench-key"
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def start_standin() -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.sendgrid_standin", "--port", "0",
+         "--no-validate", "--api-key", KEY],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert process.stdout is not None
+    url = process.stdout.readline().strip().split()[-1]
+    return process, url
+
+
+def fresh_database(kind: str, workdir: Path) -> tuple[str, object]:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}", None
+    base = os.environ.get("DRIP_TEST_DATABASE_URL",
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    admin_url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"drip_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return admin_url.set(database=name).render_as_string(hide_password=False), (admin, name)
+
+
+def drop_database(handle: object) -> None:
+    if handle is None:
+        return
+    admin, name = handle  # type: ignore[misc]
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def run(count: int, kind: str, workers: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        url, handle = fresh_database(kind, workdir)
+        try:
+            engine = make_engine(url)
+            upgrade(engine)
+            started = time.perf_counter()
+            seed_due(engine, count, NOW)
+            seeded = time.perf_counter() - started
+            engine.dispose()
+            standin, standin_url = start_standin()
+            env = {**os.environ, "DRIP_DATABASE_URL": url, "DRIP_BACKEND": "sendgrid",
+                   "DRIP_SENDGRID_HOST": standin_url, "SENDGRID_API_KEY": KEY,
+                   "DRIP_SECRET_KEY": "bench", "DRIP_VAR_DIR": str(workdir / "var"),
+                   "DRIP_BATCH_SIZE": "1000", "DRIP_LOG_LEVEL": "WARNING"}
+            try:
+                started = time.perf_counter()
+                processes = [subprocess.Popen(
+                    [sys.executable, "-m", "drip", "dispatch", "--json",
+                     "--now", NOW.isoformat()],
+                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True) for _ in range(workers)]
+                reports, peak_kb = [], 0
+                for process in processes:
+                    _, status, usage = os.wait4(process.pid, 0)
+                    out = process.stdout.read() if process.stdout else ""
+                    err = process.stderr.read() if process.stderr else ""
+                    process.returncode = os.waitstatus_to_exitcode(status)
+                    if process.returncode not in (0, 1):
+                        raise RuntimeError(f"dispatch failed: {err[-2000:]}")
+                    reports.append(json.loads(out))
+                    peak_kb = max(peak_kb, usage.ru_maxrss)
+                elapsed = time.perf_counter() - started
+            finally:
+                standin.terminate()
+                standin.wait(timeout=30)
+            sent = sum(len(r["sent"]) for r in reports)
+            timings = {part: sum(r["timings"].get(part, 0.0) for r in reports)
+                       for part in ("database", "rendering", "provider")}
+            return {"subscribers": count, "sent": sent, "seconds": elapsed,
+                    "per_second": sent / elapsed, "peak_rss_mb": peak_kb / 1024,
+                    "seed_seconds": seeded, **timings}
+        finally:
+            drop_database(handle)
+
+
+def render_floor(count: int) -> float:
+    """Seconds to build `count` messages with no database and no HTTP (the render floor)."""
+    from drip.links import Links
+    from drip.message import Message, recipient_values
+    from drip.render import Renderer, Sender
+    from drip.sequence import load_library
+    from drip.tokens import Signer
+
+    library = load_library(ROOT / "sequences")
+    renderer = Renderer(ROOT / "templates", library, Sender("Dayna", "coach@example.com", "x"))
+    links = Links("https://drip.test", Signer("bench"))
+    started = time.perf_counter()
+    body_bytes = 0
+    for i in range(1, count + 1):
+        content = renderer.content("pht-7-week", "week-1", "main", "strength-assessment")
+        values = recipient_values({
+            "first_name": "Runner", "email": f"runner{i}@example.com",
+            "unsubscribe_url": links.unsubscribe(i, i), "pause_url": links.pause(i),
+            "checkpoint_passed_url": links.checkpoint(i, "passed"),
+            "checkpoint_not_yet_url": links.checkpoint(i, "not-yet"),
+        })
+        message = Message(i, i, "pht-7-week", "week-1", "main", f"runner{i}@example.com",
+                          "Runner", "coach@example.com", "Dayna", content, values)
+        body_bytes += len(json.dumps(values)) + len(message.headers())
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", default="10000,100000")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--workers", default="1")
+    parser.add_argument("--record", action="store_true", help="append to bench/README.md")
+    args = parser.parse_args()
+    rows = []
+    for workers in (int(w) for w in args.workers.split(",")):
+        for count in (int(n) for n in args.subscribers.split(",")):
+            result = run(count, args.db, workers)
+            floor = render_floor(count)
+            result.update(workers=workers, render_floor=floor,
+                          floor_ratio=result["seconds"] / floor)
+            rows.append(result)
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                              for k, v in result.items()}), flush=True)
+    header = ("| db | workers | emails | seconds | emails/s | peak RSS MB | database s | "
+              "rendering s | provider s | render floor s | end-to-end / floor |")
+    lines = [header, "|" + "---|" * 11]
+    for r in rows:
+        lines.append(
+            f"| {args.db} | {r['workers']} | {r['sent']:,} | {r['seconds']:.1f} | "
+            f"{r['per_second']:,.0f} | {r['peak_rss_mb']:.0f} | {r['database']:.1f} | "
+            f"{r['rendering']:.1f} | {r['provider']:.1f} | {r['render_floor']:.1f} | "
+            f"{r['floor_ratio']:.1f} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.record:
+        with open(ROOT / "bench" / "README.md", "a") as handle:
+            handle.write(f"\n### dispatch, {args.db}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+                         f"{platform.node()} ({os.cpu_count()} cores)\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()
