@@ -1,0 +1,303 @@
+"""A SendGrid v3 Mail Send stand-in on loopback, for drip's tests and benchmarks.
+
+It checks the Bearer key, validates every body against Twilio's published OpenAPI schema
+(../shared/sendgrid/tsg_mail_v3.json), records each personalization, and can be told to
+misbehave: 429, 5xx, 400 for one address, a late answer, a dropped connection, 413.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jsonschema
+
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "sendgrid" / "tsg_mail_v3.json"
+MAX_PERSONALIZATIONS = 1000
+MAX_SUBSTITUTION_BYTES = 10_000
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    document = json.loads(SCHEMA_PATH.read_text())
+    pointer = "#/components/requestBodies/PostMailSend/content/application~1json/schema"
+    schema = {"$ref": pointer, "components": document["components"]}
+    validator_class = jsonschema.validators.validator_for(
+        {"$schema": "https://json-schema.org/draft/2020-12/schema"})
+    return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+
+
+def violations_of(body: Any) -> list[str]:
+    """Every way `body` breaks the published schema or SendGrid's documented limits."""
+    found = [f"{'/'.join(str(p) for p in error.absolute_path) or '(body)'}: {error.message}"
+             for error in _validator().iter_errors(body)]
+    if not isinstance(body, dict):
+        return found or ["the body is not a JSON object"]
+    personalizations = body.get("personalizations") or []
+    if len(personalizations) > MAX_PERSONALIZATIONS:
+        found.append(f"personalizations: {len(personalizations)} > {MAX_PERSONALIZATIONS}")
+    for index, item in enumerate(personalizations):
+        if not isinstance(item, dict):
+            continue
+        substitutions = item.get("substitutions") or {}
+        size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in substitutions.items())
+        if size > MAX_SUBSTITUTION_BYTES:
+            found.append(f"personalizations/{index}/substitutions: {size} bytes > 10000")
+        for key, value in (item.get("custom_args") or {}).items():
+            if not isinstance(value, str):
+                found.append(f"personalizations/{index}/custom_args/{key}: not a string")
+    types = [c.get("type") for c in body.get("content") or [] if isinstance(c, dict)]
+    if "text/plain" in types and "text/html" in types and \
+            types.index("text/plain") > types.index("text/html"):
+        found.append("content: text/plain must come before text/html")
+    return found
+
+
+def _error_body(message: str, field_name: str | None = None) -> bytes:
+    return json.dumps({"errors": [{"message": message, "field": field_name,
+                                   "help": None}]}).encode()
+
+
+@dataclass
+class _Faults:
+    fail: list[tuple[int, dict[str, str], bytes | None]] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+    drops: list[bool] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+class SendGridStandIn:
+    """Run with `with SendGridStandIn() as server:`; point the client at `server.url`.
+
+    How drip's provider sets the client timeout: `SendGridAPIClient(key, host=url)` then
+    `client.client.timeout = seconds` (python_http_client passes it to urlopen).
+    """
+
+    def __init__(self, api_key: str = "SG.test-key", *, validate: bool = True,
+                 max_body_bytes: int | None = None, latency: float = 0.0,
+                 port: int = 0) -> None:
+        self.api_key = api_key
+        self.validate = validate
+        self.max_body_bytes = max_body_bytes
+        self.latency = latency
+        self.requests: list[dict[str, Any]] = []
+        self.personalizations: list[dict[str, Any]] = []
+        self.violations: list[str] = []
+        self.lock = threading.Lock()
+        self._faults = _Faults()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.started = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> SendGridStandIn:
+        if not self.started:
+            self._thread.start()
+            self.started = True
+        return self
+
+    def stop(self) -> None:
+        if self.started:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self.started = False
+        self._server.server_close()
+
+    def __enter__(self) -> SendGridStandIn:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- what a test asks ------------------------------------------------------------------
+
+    def accepted_emails(self) -> list[str]:
+        with self.lock:
+            return [p["to_email"] for p in self.personalizations]
+
+    def accepted_counts(self) -> Counter[str]:
+        return Counter(self.accepted_emails())
+
+    def assert_no_violations(self) -> None:
+        with self.lock:
+            found = list(self.violations)
+        if found:
+            raise AssertionError("SendGrid schema violations:\n" + "\n".join(found))
+
+    # --- faults ------------------------------------------------------------------------------
+
+    def fail_next(self, status: int, count: int = 1, headers: Mapping[str, str] | None = None,
+                  body: bytes | None = None) -> None:
+        with self.lock:
+            self._faults.fail += [(status, dict(headers or {}), body)] * count
+
+    def rate_limit_next(self, count: int = 1, reset_in: float = 1) -> None:
+        reset = str(int(time.time() + reset_in))
+        self.fail_next(429, count, {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
+                                    "X-RateLimit-Reset": reset},
+                       _error_body("too many requests"))
+
+    def reject_address(self, email: str, message: str = "Invalid address.") -> None:
+        with self.lock:
+            self._faults.rejected[email] = message
+
+    def delay_next(self, seconds: float, count: int = 1) -> None:
+        with self.lock:
+            self._faults.delays += [seconds] * count
+
+    def drop_next(self, count: int = 1, record: bool = True) -> None:
+        with self.lock:
+            self._faults.drops += [record] * count
+
+    def reset_faults(self) -> None:
+        with self.lock:
+            self._faults = _Faults()
+
+    # --- the server --------------------------------------------------------------------------
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                standin._handle(self)
+
+            def do_GET(self) -> None:
+                self._answer(404, _error_body("not found"))
+
+            def _answer(self, status: int, body: bytes = b"",
+                        headers: Mapping[str, str] | None = None) -> None:
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+    def _handle(self, request: Any) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length)
+        if request.path.rstrip("/") != "/v3/mail/send":
+            request._answer(404, _error_body("not found"))
+            return
+        if self.latency:
+            time.sleep(self.latency)
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            request._answer(401, _error_body(
+                "The provided authorization grant is invalid, expired, or revoked"))
+            return
+        if self.max_body_bytes is not None and len(raw) > self.max_body_bytes:
+            request._answer(413, _error_body("request entity too large"))
+            return
+        with self.lock:
+            fault = self._faults.fail.pop(0) if self._faults.fail else None
+        if fault is not None:
+            status, headers, body = fault
+            request._answer(status, body or _error_body(f"stand-in fault {status}"), headers)
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._violation("the body is not valid JSON")
+            request._answer(400, _error_body("Bad Request: invalid JSON"))
+            return
+        if self.validate:
+            found = violations_of(body)
+            if found:
+                for problem in found:
+                    self._violation(problem)
+                request._answer(400, _error_body(found[0]))
+                return
+        personalizations = body.get("personalizations") or []
+        with self.lock:
+            rejected = dict(self._faults.rejected)
+        for index, item in enumerate(personalizations):
+            for to in item.get("to", []):
+                if to.get("email") in rejected:
+                    request._answer(400, _error_body(rejected[to["email"]],
+                                                     f"personalizations.{index}.to"))
+                    return
+        with self.lock:
+            delay = self._faults.delays.pop(0) if self._faults.delays else 0.0
+            drop = self._faults.drops.pop(0) if self._faults.drops else None
+        message_id = secrets.token_urlsafe(16)[:22]
+        if drop is None or drop:
+            self._record(body, message_id)
+        if drop is not None:
+            request.close_connection = True
+            with contextlib.suppress(OSError):
+                request.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if delay:
+            time.sleep(delay)
+        sandbox = bool(((body.get("mail_settings") or {}).get("sandbox_mode") or {})
+                       .get("enable"))
+        # A client that gave up waiting gets nothing; SendGrid took the mail all the same.
+        with contextlib.suppress(OSError):
+            request._answer(200 if sandbox else 202, b"", {"X-Message-Id": message_id})
+
+    def _violation(self, problem: str) -> None:
+        with self.lock:
+            self.violations.append(problem)
+
+    def _record(self, body: dict[str, Any], message_id: str) -> None:
+        shared = {k: body.get(k) for k in ("subject", "from", "content", "categories",
+                                           "custom_args", "headers", "mail_settings")}
+        with self.lock:
+            self.requests.append(body)
+            for item in body.get("personalizations") or []:
+                for to in item.get("to", []):
+                    self.personalizations.append({
+                        **shared, **item, "to_email": to.get("email"),
+                        "headers": {**(body.get("headers") or {}), **(item.get("headers") or {})},
+                        "custom_args": {**(body.get("custom_args") or {}),
+                                        **(item.get("custom_args") or {})},
+                        "subject": item.get("subject") or body.get("subject"),
+                        "message_id": message_id,
+                    })
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the SendGrid stand-in.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default="SG.test-key")
+    parser.add_argument("--no-validate", action="store_true")
+    args = parser.parse_args()
+    server = SendGridStandIn(args.api_key, validate=not args.no_validate, port=args.port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with server:
+        print(f"SendGrid stand-in listening on {server.url}", flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()
