@@ -9,6 +9,7 @@ nowhere else.
 
 from __future__ import annotations
 
+import email.policy
 import html as htmllib
 import re
 from collections.abc import Mapping
@@ -116,9 +117,14 @@ class Message:
         return (self.sequence_key, f"{self.sequence_key}:{self.step_key}")
 
 
+# Headers are not folded below the RFC 5322 hard limit of 998: a folded List-Unsubscribe
+# begins with whitespace, which some receivers do not strip before parsing the URL.
+MIME_POLICY = email.policy.default.clone(max_line_length=998)
+
+
 def to_mime(message: Message, *, sent_at: datetime) -> EmailMessage:
     """The message as RFC 5322 with a plain-text and an HTML part."""
-    mime = EmailMessage()
+    mime = EmailMessage(policy=MIME_POLICY)
     mime["Subject"] = message.subject()
     mime["From"] = Address(display_name=message.from_name, addr_spec=message.from_email)
     mime["To"] = Address(display_name=message.to_name, addr_spec=message.to_email)

@@ -137,9 +137,10 @@ def test_after_weeks_away_only_the_due_step_goes_out_never_a_burst(
     first = dispatcher.run_once()
     assert [s.step_key for s in first.sent] == ["week-2"]
     assert dispatcher.run_once().sent == []
-    clock.advance(days=6, hours=23)
+    # Week 3 keeps the weekly rhythm: 06:30 London time, seven calendar days after week 2.
+    clock.advance(days=6, hours=19)  # 06:00 BST on 13 April
     assert dispatcher.run_once().sent == []
-    clock.advance(hours=2)
+    clock.advance(hours=1)
     assert [s.step_key for s in dispatcher.run_once().sent] == ["week-3"]
 
 
