@@ -85,16 +85,21 @@ def run(count: int, kind: str, workers: int) -> dict[str, float]:
                    "DRIP_BATCH_SIZE": "1000", "DRIP_LOG_LEVEL": "WARNING"}
             try:
                 started = time.perf_counter()
-                processes = [subprocess.Popen(
-                    [sys.executable, "-m", "drip", "dispatch", "--json",
-                     "--now", NOW.isoformat()],
-                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    text=True) for _ in range(workers)]
+                # Output goes to files, not pipes: a report of 100k sends would fill a pipe
+                # and block the worker before os.wait4 returns.
+                outputs = [(workdir / f"out-{i}.json", workdir / f"err-{i}.log")
+                           for i in range(workers)]
+                processes = []
+                for out_path, err_path in outputs:
+                    with out_path.open("w") as out_file, err_path.open("w") as err_file:
+                        processes.append(subprocess.Popen(
+                            [sys.executable, "-m", "drip", "dispatch", "--json",
+                             "--now", NOW.isoformat()],
+                            cwd=ROOT, env=env, stdout=out_file, stderr=err_file, text=True))
                 reports, peak_kb = [], 0
-                for process in processes:
+                for process, (out_path, err_path) in zip(processes, outputs, strict=True):
                     _, status, usage = os.wait4(process.pid, 0)
-                    out = process.stdout.read() if process.stdout else ""
-                    err = process.stderr.read() if process.stderr else ""
+                    out, err = out_path.read_text(), err_path.read_text()
                     process.returncode = os.waitstatus_to_exitcode(status)
                     if process.returncode not in (0, 1):
                         raise RuntimeError(f"dispatch failed: {err[-2000:]}")

@@ -40,6 +40,9 @@ CIRCUIT_WAIT = timedelta(seconds=60)
 CIRCUIT_WAIT_CAP = timedelta(hours=1)
 
 
+SEND_BUDGET = "send"  # the one shared token bucket's name
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{random.randbytes(2).hex()}"
 
@@ -71,6 +74,8 @@ class DispatchReport:
     rescheduled: int = 0
     planned: int = 0
     expired_leases: int = 0
+    #: How often this pass waited for the shared send budget (DRIP_MAX_PER_SECOND).
+    throttled: int = 0
     paused: bool = False
     halted: str | None = None
     circuit_open: bool = False
@@ -104,7 +109,7 @@ class Dispatcher:
     def __init__(self, *, store: Store, library: Library, renderer: Renderer,
                  provider: Provider, links: Links, sender: Sender, clock: Clock,
                  batch_size: int = 500, lease_seconds: int = 300,
-                 worker: str | None = None) -> None:
+                 worker: str | None = None, max_per_second: float = 0.0) -> None:
         self.store = store
         self.library = library
         self.renderer = renderer
@@ -115,6 +120,7 @@ class Dispatcher:
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
         self.worker = worker or worker_name()
+        self.max_per_second = max_per_second
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -143,8 +149,19 @@ class Dispatcher:
         while not self._stop.is_set():
             now = self.clock.now()
             limit = 1 if probing else self.batch_size  # a probe risks one email, not a batch
+            if self.max_per_second:
+                with report.timed("database"):
+                    limit = self.store.take_allowance(SEND_BUDGET, limit, now,
+                                                      self.max_per_second)
+                if limit == 0:
+                    if not self._wait_for_allowance(now, report):
+                        break
+                    continue
             with report.timed("database"):
                 batch = self.store.claim_due(now, limit, self.worker, now + self.lease, skip)
+                if self.max_per_second and len(batch) < limit:
+                    self.store.give_back_allowance(SEND_BUDGET, limit - len(batch),
+                                                   self.max_per_second)
             if not batch:
                 break
             try:
@@ -170,6 +187,18 @@ class Dispatcher:
                     report.circuit_open = True
                     break
         return report
+
+    def _wait_for_allowance(self, now: datetime, report: DispatchReport) -> bool:
+        """Sleep until the shared send budget refills; False to end the pass instead.
+
+        The pass ends when asked to stop, or when the clock did not move while we slept
+        (a frozen clock in a simulation would otherwise wait forever).
+        """
+        report.throttled += 1
+        delay = self.store.seconds_until_allowance(SEND_BUDGET, now, self.max_per_second)
+        if self._stop.wait(min(max(delay, 0.01), 1.0)):
+            return False
+        return self.clock.now() > now
 
     def _open_circuit(self, reason: str, opened_at: datetime | None) -> None:
         """Stop calling the provider for a while; each failed probe doubles the wait."""

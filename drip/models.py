@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -247,6 +248,19 @@ class Heartbeat(Base):
     beat_at: Mapped[datetime]
     started_at: Mapped[datetime]
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class SendBudget(Base):
+    """A token bucket shared by every worker: how many emails may go out right now.
+
+    Used only when DRIP_MAX_PER_SECOND is set (domain warm-up, provider plan limits).
+    """
+
+    __tablename__ = "send_budgets"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    refilled_at: Mapped[datetime]
 
 
 class Circuit(Base):

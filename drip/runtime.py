@@ -61,6 +61,7 @@ class Drip:
             provider=provider or self.provider(), links=self.links, sender=self.sender,
             clock=self.clock, batch_size=self.settings.batch_size,
             lease_seconds=self.settings.lease_seconds, worker=worker,
+            max_per_second=self.settings.max_per_second,
         )
 
     def close(self) -> None:

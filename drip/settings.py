@@ -53,6 +53,7 @@ VARIABLES: dict[str, str] = {
     "DRIP_COACH_TIMEZONE": "the digest goes Mondays 07:00 in this timezone (default UTC)",
     "DRIP_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
     "DRIP_TICK_SECONDS": "seconds between the scheduler's dispatch passes (default 60)",
+    "DRIP_MAX_PER_SECOND": "send rate shared by all workers, emails/s (default 0: no limit)",
 }
 
 
@@ -91,6 +92,7 @@ class Settings(BaseModel):
     coach_timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     tick_seconds: float = Field(default=60.0, gt=0, le=3600)
+    max_per_second: float = Field(default=0.0, ge=0, le=100_000)
 
     @field_validator("base_url")
     @classmethod

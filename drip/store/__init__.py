@@ -31,6 +31,7 @@ from drip.store.liveness import LivenessQueries
 from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
+from drip.store.throttle import ThrottleQueries
 
 
 class Store(
@@ -43,6 +44,7 @@ class Store(
     LivenessQueries,
     PurchaseQueries,
     ReportQueries,
+    ThrottleQueries,
     StoreBase,
 ):
     """All of drip's queries. Construct it with an Engine; share it within a process."""
