@@ -109,7 +109,7 @@ def run(count: int, kind: str, workers: int) -> dict[str, float]:
             finally:
                 standin.terminate()
                 standin.wait(timeout=30)
-            sent = sum(len(r["sent"]) for r in reports)
+            sent = sum(r["sent_count"] for r in reports)
             timings = {part: sum(r["timings"].get(part, 0.0) for r in reports)
                        for part in ("database", "rendering", "provider")}
             return {"subscribers": count, "sent": sent, "seconds": elapsed,

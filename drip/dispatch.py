@@ -62,9 +62,16 @@ class SentItem:
     nudge: str | None = None
 
 
+#: A pass lists at most this many sent emails one by one; beyond it, only counts grow,
+#: so a pass over a million due emails keeps its memory flat.
+SENT_DETAIL_LIMIT = 1000
+
+
 @dataclass
 class DispatchReport:
+    #: The first SENT_DETAIL_LIMIT emails sent in this pass; `sent_count` counts them all.
     sent: list[SentItem] = field(default_factory=list)
+    sent_count: int = 0
     failed: int = 0
     retried: int = 0
     unknown: int = 0
@@ -82,6 +89,11 @@ class DispatchReport:
     #: Seconds spent in the database, in rendering and in the provider during this pass.
     timings: dict[str, float] = field(default_factory=dict)
 
+    def add_sent(self, item: SentItem) -> None:
+        self.sent_count += 1
+        if len(self.sent) < SENT_DETAIL_LIMIT:
+            self.sent.append(item)
+
     @contextmanager
     def timed(self, part: str) -> Iterator[None]:
         started = time.perf_counter()
@@ -92,7 +104,7 @@ class DispatchReport:
 
     @property
     def nothing_happened(self) -> bool:
-        return not (self.sent or self.failed or self.retried or self.unknown or self.cancelled
+        return not (self.sent_count or self.failed or self.retried or self.unknown or self.cancelled
                     or self.rescheduled or self.expired_leases)
 
 
@@ -372,8 +384,8 @@ class Dispatcher:
                 message = messages[result.delivery_id]
                 outcomes.append(Outcome(result.delivery_id, "sent", provider=self.provider.name,
                                         message_id=result.message_id))
-                report.sent.append(SentItem(claimed.email, message.step_key, message.variant,
-                                            claimed.timezone, now, message.nudge))
+                report.add_sent(SentItem(claimed.email, message.step_key, message.variant,
+                                         claimed.timezone, now, message.nudge))
             elif result.verdict == "unknown":
                 report.unknown += 1
                 outcomes.append(Outcome(result.delivery_id, "unknown",

@@ -9,6 +9,7 @@ class Links:
     def __init__(self, base_url: str, signer: Signer) -> None:
         self.base_url = base_url.rstrip("/")
         self.signer = signer
+        self._checkpoint_token: tuple[int, str] = (0, "")
 
     def unsubscribe(self, subscriber_id: int, enrollment_id: int) -> str:
         return f"{self.base_url}/u/{self.signer.make('unsubscribe', subscriber_id, enrollment_id)}"
@@ -17,4 +18,10 @@ class Links:
         return f"{self.base_url}/p/{self.signer.make('pause', enrollment_id)}"
 
     def checkpoint(self, delivery_id: int, answer: str) -> str:
-        return f"{self.base_url}/c/{self.signer.make('checkpoint', delivery_id)}?answer={answer}"
+        # Each email links both answers to one token: sign it once, not once per button.
+        # Read the cache once into a local, so threads sharing Links never mix tokens.
+        cached = self._checkpoint_token
+        if cached[0] != delivery_id:
+            cached = (delivery_id, self.signer.make("checkpoint", delivery_id))
+            self._checkpoint_token = cached
+        return f"{self.base_url}/c/{cached[1]}?answer={answer}"

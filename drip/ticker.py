@@ -75,7 +75,7 @@ class Ticker:
             log.exception("dispatch pass failed")
             self._beat("dispatch failed; see the scheduler log")
             return
-        detail = (f"sent {len(report.sent)} failed {report.failed} retried {report.retried} "
+        detail = (f"sent {report.sent_count} failed {report.failed} retried {report.retried} "
                   f"unknown {report.unknown}" + (" paused" if report.paused else ""))
         if not report.nothing_happened:
             log.info("dispatch: %s", detail)

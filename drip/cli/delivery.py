@@ -54,8 +54,10 @@ def dispatch(
             provider.close()
     if as_json:
         print_json({
+            "sent_count": report.sent_count,
             "sent": [{"email": s.email, "step": s.step_key, "variant": s.variant,
                       "at": s.at} for s in report.sent],
+            "sent_listed": len(report.sent),
             "failed": report.failed, "retried": report.retried, "unknown": report.unknown,
             "cancelled": report.cancelled, "rescheduled": report.rescheduled,
             "held": report.held, "paused": report.paused, "halted": report.halted,
@@ -72,8 +74,11 @@ def dispatch(
                 table.add_row(s.email, s.step_key, s.variant,
                               f"{local:%a %Y-%m-%d %H:%M} {s.timezone}")
             console.print(table)
+            if report.sent_count > len(report.sent):
+                console.print(f"(the first {len(report.sent)} of {report.sent_count} are listed; "
+                              "drip sends shows them all)")
         console.print(
-            f"Sent {len(report.sent)}, failed {report.failed}, retrying {report.retried}, "
+            f"Sent {report.sent_count}, failed {report.failed}, retrying {report.retried}, "
             f"unknown {report.unknown}, cancelled {report.cancelled}, "
             f"moved to the next send window {report.rescheduled}."
             + (" Sending is paused (drip resume --all)." if report.paused else "")

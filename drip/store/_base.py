@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
+    BigInteger,
     Engine,
     Table,
+    any_,
+    literal,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -167,6 +171,17 @@ class StoreBase:
 
     def _session(self) -> Session:
         return self._sessions()
+
+    def _ids_in(self, column: Any, ids: Iterable[int]) -> Any:
+        """`column IN ids` for a large id list: one array parameter on PostgreSQL.
+
+        A thousand separate parameters cost more to compile and convert than the query
+        takes to run; `= ANY(:array)` is one parameter and one cached statement.
+        """
+        values = list(ids)
+        if self.dialect == "postgresql":
+            return column == any_(literal(values, postgresql.ARRAY(BigInteger)))
+        return column.in_(values)
 
     def _insert(self, model: Any) -> Any:
         """An INSERT that can say ON CONFLICT, in this database's dialect."""

@@ -146,7 +146,7 @@ class DeliveryQueries(StoreBase):
                 )
                 .join(Subscriber, Subscriber.id == t.c.subscriber_id)
                 .join(Enrollment, Enrollment.id == t.c.enrollment_id)
-                .where(t.c.id.in_(ids))
+                .where(self._ids_in(t.c.id, ids))
                 .order_by(t.c.due_at, t.c.id)
             ).all()
         return [
@@ -174,7 +174,7 @@ class DeliveryQueries(StoreBase):
         with self._session() as s, s.begin():
             held = set(s.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(ids), Delivery.state == "claimed",
+                .where(self._ids_in(Delivery.id, ids), Delivery.state == "claimed",
                        Delivery.claimed_by == worker)
                 .values(state="sending", sending_at=now, lease_until=lease_until,
                         attempts=Delivery.attempts + 1)
@@ -247,7 +247,7 @@ class DeliveryQueries(StoreBase):
             holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
             if holds:
                 enrollments = s.execute(
-                    select(t.c.enrollment_id, t.c.id).where(t.c.id.in_(list(holds)))
+                    select(t.c.enrollment_id, t.c.id).where(self._ids_in(t.c.id, holds))
                 ).all()
                 conn.execute(
                     update(Enrollment).where(Enrollment.id == bindparam("b_enrollment"))
@@ -266,7 +266,7 @@ class DeliveryQueries(StoreBase):
                    t.c.step_key, t.c.variant, Subscriber.timezone,
                    func.coalesce(t.c.sent_at, t.c.sending_at, t.c.due_at))
             .join(Subscriber, Subscriber.id == t.c.subscriber_id)
-            .where(t.c.id.in_(ids))
+            .where(self._ids_in(t.c.id, ids))
         ).all()
         return [WentOut(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], as_utc(r[8]))
                 for r in rows]
@@ -293,7 +293,7 @@ class DeliveryQueries(StoreBase):
             if finished:
                 s.execute(
                     update(Enrollment)
-                    .where(Enrollment.id.in_(finished), Enrollment.state == "active")
+                    .where(self._ids_in(Enrollment.id, finished), Enrollment.state == "active")
                     .values(state="completed", finished_at=now)
                 )
         return inserted
@@ -311,7 +311,7 @@ class DeliveryQueries(StoreBase):
                        CheckpointAnswer.answer,
                        func.coalesce(t.c.sent_at, t.c.sending_at, t.c.due_at))
                 .outerjoin(CheckpointAnswer, CheckpointAnswer.delivery_id == t.c.id)
-                .where(t.c.enrollment_id.in_(ids), t.c.state.in_(("sent", "unknown")))
+                .where(self._ids_in(t.c.enrollment_id, ids), t.c.state.in_(("sent", "unknown")))
                 .order_by(t.c.enrollment_id, t.c.seq_no)
             ).all()
         result: dict[int, list[Sent]] = {}
@@ -328,11 +328,11 @@ class DeliveryQueries(StoreBase):
         with self._session() as s:
             for subscriber_id, product in s.execute(
                 select(Purchase.subscriber_id, Purchase.product)
-                .where(Purchase.subscriber_id.in_(ids))
+                .where(self._ids_in(Purchase.subscriber_id, ids))
             ):
                 owned[subscriber_id].add(product)
             for subscriber_id, tag in s.execute(
-                select(Tag.subscriber_id, Tag.tag).where(Tag.subscriber_id.in_(ids))
+                select(Tag.subscriber_id, Tag.tag).where(self._ids_in(Tag.subscriber_id, ids))
             ):
                 owned[subscriber_id].add(tag)
         return owned
