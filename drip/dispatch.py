@@ -41,6 +41,7 @@ CIRCUIT_WAIT_CAP = timedelta(hours=1)
 
 
 SEND_BUDGET = "send"  # the one shared token bucket's name
+REAPER_LEASE = "reaper"  # who returns expired claims and moves missed windows this period
 
 
 def worker_name() -> str:
@@ -146,10 +147,14 @@ class Dispatcher:
         if "all" in paused:
             report.paused = True
             return report
-        expired = self.store.expire_leases(now)
-        report.expired_leases = len(expired)
-        report.planned += self._plan_after(expired, now)
-        report.rescheduled = self._reschedule_missed(now)
+        # Housekeeping runs in one worker at a time: whoever holds the reaper lease. The
+        # lease lasts as long as a delivery's lease, so when a dead worker's claims expire
+        # its reaper lease has expired too and a live worker takes over.
+        if self.store.acquire_lease(REAPER_LEASE, self.worker, now, self.lease):
+            expired = self.store.expire_leases(now)
+            report.expired_leases = len(expired)
+            report.planned += self._plan_after(expired, now)
+            report.rescheduled = self._reschedule_missed(now)
         skip = [s.removeprefix("sequence:") for s in paused if s.startswith("sequence:")]
         circuit = self.store.circuit(self.provider.name)
         probing = circuit.state == "open"
