@@ -61,7 +61,7 @@ def dispatch(
             "failed": report.failed, "retried": report.retried, "unknown": report.unknown,
             "cancelled": report.cancelled, "rescheduled": report.rescheduled,
             "held": report.held, "paused": report.paused, "halted": report.halted,
-            "circuit_open": report.circuit_open,
+            "circuit_open": report.circuit_open, "throttled": report.throttled,
             "timings": {k: round(v, 3) for k, v in report.timings.items()},
         })
     else:
