@@ -11,6 +11,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -38,6 +39,50 @@ from drip.store._base import (
     WentOut,
     rowcount,
 )
+
+# PostgreSQL takes a whole batch as a few array parameters and joins them with
+# unnest(): one statement and one round trip per batch instead of one per row.
+_PG_MARK_SENDING = text("""
+    UPDATE deliveries AS d
+       SET state = 'sending', sending_at = :now, lease_until = :lease_until,
+           attempts = d.attempts + 1, step_key = v.step_key, variant = v.variant,
+           nudge = v.nudge, content_hash = v.content_hash
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:variants AS text[]),
+                  CAST(:nudges AS text[]), CAST(:hashes AS text[]))
+           AS v(id, step_key, variant, nudge, content_hash)
+     WHERE d.id = v.id AND d.state = 'claimed' AND d.claimed_by = :worker
+ RETURNING d.id
+""")
+_PG_RECORD_OUTCOMES = text("""
+    UPDATE deliveries AS d
+       SET state = v.state,
+           provider = coalesce(v.provider, d.provider),
+           provider_message_id = coalesce(v.message_id, d.provider_message_id),
+           last_error = v.error,
+           due_at = coalesce(v.due_at, d.due_at),
+           sent_at = coalesce(v.sent_at, d.sent_at),
+           finished_at = v.finished_at,
+           claimed_by = NULL, lease_until = NULL
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), CAST(:providers AS text[]),
+                  CAST(:message_ids AS text[]), CAST(:errors AS text[]),
+                  CAST(:due_ats AS timestamptz[]), CAST(:sent_ats AS timestamptz[]),
+                  CAST(:finished_ats AS timestamptz[]))
+           AS v(id, state, provider, message_id, error, due_at, sent_at, finished_at)
+     WHERE d.id = v.id AND d.state IN ('claimed', 'sending', 'unknown')
+""")
+_PG_PLAN = text("""
+    INSERT INTO deliveries (enrollment_id, subscriber_id, sequence_key, seq_no, step_key,
+                            variant, nudge, state, due_at, window_end_at, attempts, created_at)
+    SELECT v.enrollment_id, v.subscriber_id, v.sequence_key, v.seq_no, v.step_key, v.variant,
+           v.nudge, 'scheduled', v.due_at, v.window_end_at, 0, :now
+      FROM unnest(CAST(:enrollment_ids AS bigint[]), CAST(:subscriber_ids AS bigint[]),
+                  CAST(:sequence_keys AS text[]), CAST(:seq_nos AS integer[]),
+                  CAST(:steps AS text[]), CAST(:variants AS text[]), CAST(:nudges AS text[]),
+                  CAST(:due_ats AS timestamptz[]), CAST(:window_end_ats AS timestamptz[]))
+           AS v(enrollment_id, subscriber_id, sequence_key, seq_no, step_key, variant, nudge,
+                due_at, window_end_at)
+        ON CONFLICT (enrollment_id, seq_no) DO NOTHING
+""")
 
 
 class DeliveryQueries(StoreBase):
@@ -171,6 +216,15 @@ class DeliveryQueries(StoreBase):
             return set()
         ids = [item.delivery_id for item in sending]
         t = DELIVERIES
+        if self.dialect == "postgresql":
+            with self._session() as s, s.begin():
+                return set(s.execute(_PG_MARK_SENDING, {
+                    "now": now, "lease_until": lease_until, "worker": worker, "ids": ids,
+                    "steps": [i.step_key for i in sending],
+                    "variants": [i.variant for i in sending],
+                    "nudges": [i.nudge for i in sending],
+                    "hashes": [i.content_hash for i in sending],
+                }).scalars())
         with self._session() as s, s.begin():
             held = set(s.execute(
                 update(Delivery)
@@ -224,26 +278,18 @@ class DeliveryQueries(StoreBase):
             })
         with self._session() as s, s.begin():
             conn = s.connection()
-            conn.execute(
-                update(t)
-                .where(t.c.id == bindparam("b_id"),
-                       # executemany cannot expand IN (...): spell the states out
-                       or_(t.c.state == "claimed", t.c.state == "sending",
-                           t.c.state == "unknown"))
-                .values(
-                    state=bindparam("b_state"),
-                    provider=func.coalesce(bindparam("b_provider"), t.c.provider),
-                    provider_message_id=func.coalesce(bindparam("b_message_id"),
-                                                      t.c.provider_message_id),
-                    last_error=bindparam("b_error"),
-                    due_at=func.coalesce(bindparam("b_due"), t.c.due_at),
-                    sent_at=func.coalesce(bindparam("b_sent"), t.c.sent_at),
-                    finished_at=bindparam("b_finished"),
-                    claimed_by=None,
-                    lease_until=None,
-                ),
-                rows,
-            )
+            if self.dialect == "postgresql":
+                conn.execute(_PG_RECORD_OUTCOMES, {
+                    "ids": [r["b_id"] for r in rows], "states": [r["b_state"] for r in rows],
+                    "providers": [r["b_provider"] for r in rows],
+                    "message_ids": [r["b_message_id"] for r in rows],
+                    "errors": [r["b_error"] for r in rows],
+                    "due_ats": [r["b_due"] for r in rows],
+                    "sent_ats": [r["b_sent"] for r in rows],
+                    "finished_ats": [r["b_finished"] for r in rows],
+                })
+            else:
+                self._record_rows(conn, rows)
             holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
             if holds:
                 enrollments = s.execute(
@@ -256,6 +302,30 @@ class DeliveryQueries(StoreBase):
                 )
             moved_on = [o.delivery_id for o in outcomes if o.state in ("sent", "unknown")]
             return self._went_out(s, moved_on, now)
+
+    @staticmethod
+    def _record_rows(conn: Any, rows: list[dict[str, Any]]) -> None:
+        t = DELIVERIES
+        conn.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"),
+                   # executemany cannot expand IN (...): spell the states out
+                   or_(t.c.state == "claimed", t.c.state == "sending",
+                       t.c.state == "unknown"))
+            .values(
+                state=bindparam("b_state"),
+                provider=func.coalesce(bindparam("b_provider"), t.c.provider),
+                provider_message_id=func.coalesce(bindparam("b_message_id"),
+                                                  t.c.provider_message_id),
+                last_error=bindparam("b_error"),
+                due_at=func.coalesce(bindparam("b_due"), t.c.due_at),
+                sent_at=func.coalesce(bindparam("b_sent"), t.c.sent_at),
+                finished_at=bindparam("b_finished"),
+                claimed_by=None,
+                lease_until=None,
+            ),
+            rows,
+        )
 
     def _went_out(self, s: Session, ids: list[int], now: datetime) -> list[WentOut]:
         if not ids:
@@ -277,7 +347,20 @@ class DeliveryQueries(StoreBase):
         mark enrollments with nothing left to send as completed. Returns rows inserted."""
         inserted = 0
         with self._session() as s, s.begin():
-            if planned:
+            if planned and self.dialect == "postgresql":
+                inserted = rowcount(s.execute(_PG_PLAN, {
+                    "now": now,
+                    "enrollment_ids": [p.enrollment_id for p in planned],
+                    "subscriber_ids": [p.subscriber_id for p in planned],
+                    "sequence_keys": [p.sequence_key for p in planned],
+                    "seq_nos": [p.seq_no for p in planned],
+                    "steps": [p.step_key for p in planned],
+                    "variants": [p.variant for p in planned],
+                    "nudges": [p.nudge for p in planned],
+                    "due_ats": [p.due_at for p in planned],
+                    "window_end_ats": [p.window_end_at for p in planned],
+                }))
+            elif planned:
                 statement = self._insert(Delivery).on_conflict_do_nothing(
                     index_elements=["enrollment_id", "seq_no"]
                 )
