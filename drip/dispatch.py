@@ -98,6 +98,14 @@ class BatchTally:
     reason: str | None
 
 
+def stranded(claimed: ClaimedDelivery, step_key: str) -> Outcome:
+    """Hold, never drop, an enrollment whose step was removed or renamed in its sequence."""
+    return Outcome(claimed.id, "held", error=(
+        f"The step '{step_key}' is no longer in '{claimed.sequence_key}' (removed or renamed "
+        "while this subscriber was on it); put the step back under its old key (`drip lint` "
+        "lists stranded enrollments), then resume the subscriber."))
+
+
 class Dispatcher:
     """Runs dispatch passes against one store and one provider."""
 
@@ -278,6 +286,8 @@ class Dispatcher:
         if goal is not None:
             return Outcome(claimed.id, "cancelled", error=(
                 f"Bought {goal}, which ends {sequence.key}; nothing more is sent."))
+        if history and history[-1].step_key not in sequence.step_keys:
+            return stranded(claimed, history[-1].step_key)
         decision = decide(sequence, history)
         if decision is None:
             return Outcome(claimed.id, "cancelled",
@@ -302,13 +312,11 @@ class Dispatcher:
                            error=f"The enrollment is {claimed.enrollment_state}.")
         sequence = self.library.sequences.get(claimed.sequence_key)
         if sequence is None:
-            return Outcome(claimed.id, "failed", error=(
+            return Outcome(claimed.id, "held", error=(
                 f"The sequence '{claimed.sequence_key}' no longer exists; restore "
-                f"sequences/{claimed.sequence_key}.yaml, then `drip retry` this delivery."))
+                f"sequences/{claimed.sequence_key}.yaml, then resume the subscriber."))
         if claimed.step_key not in sequence.step_keys:
-            return Outcome(claimed.id, "failed", error=(
-                f"The step '{claimed.step_key}' was removed from '{claimed.sequence_key}'; "
-                "put it back (step keys must never be renamed), then `drip retry`."))
+            return stranded(claimed, claimed.step_key)
         return None
 
     def _message(self, claimed: ClaimedDelivery, step_key: str, variant: str,
