@@ -7,12 +7,19 @@ from typing import Annotated
 
 import typer
 
+from rich.table import Table
+
 from drip.cli._common import EXIT_FAILED, console, errors, guarded, print_json, settings
+from drip.clock import parse_instant
 from drip.db import database_exists
 from drip.errors import ConfigError
 from drip.links import Links
 from drip.lint import Finding, errors_in
 from drip.lint import lint as lint_files
+from drip.render import Renderer
+from drip.sequence import load_library
+from drip.simulation import Simulation, parse_answers, parse_buys, write_emails
+from drip.simulation import simulate as simulate_journey
 from drip.render import Sender
 from drip.settings import Settings
 from drip.store import EnrollmentPosition, Store
@@ -21,6 +28,7 @@ from drip.tokens import Signer
 
 def register(app: typer.Typer) -> None:
     app.command("lint")(lint)
+    app.command("simulate")(simulate)
 
 
 def sender_of(current: Settings) -> Sender:
@@ -100,3 +108,61 @@ def show(found: list[Finding], sequences_dir: Path, templates_dir: Path) -> None
     else:
         console.print(f"{count} error{'s' if count != 1 else ''}, {warnings} "
                       f"warning{'s' if warnings != 1 else ''}.", highlight=False)
+
+
+@guarded
+def simulate(
+    sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
+    timezone: Annotated[str, typer.Option(help="The persona's IANA timezone.")] = "UTC",
+    joined: Annotated[str | None, typer.Option(
+        help="When the persona joins, ISO 8601 (default: now).")] = None,
+    answers: Annotated[str, typer.Option(
+        help="Checkpoint answers, one per email: pass, notyet or - (none).")] = "",
+    buys: Annotated[list[str] | None, typer.Option(
+        "--buys", help="OFFER@WEEK: buys that offer during that program week (repeatable).")]
+    = None,
+    pause: Annotated[list[int] | None, typer.Option(
+        "--pause", help="WEEK: pauses for a week after that week's email (repeatable).")]
+    = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Write each email here as .eml and .html.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the calendar as JSON.")] = False,
+) -> None:
+    """Play one persona through a sequence in simulated time; no database is touched."""
+    from datetime import UTC, datetime
+
+    current = settings()
+    library = load_library(current.sequences_dir)
+    renderer = Renderer(current.templates_dir, library, sender_of(current))
+    joined_at = parse_instant(joined) if joined else datetime.now(UTC)
+    result = simulate_journey(library, renderer, sequence_key=sequence, timezone=timezone,
+                              joined_at=joined_at, answers=parse_answers(answers),
+                              buys=parse_buys(buys or []), pauses=pause or [])
+    if out is not None:
+        write_emails(result, library, sender_of(current), links_of(current), out)
+    if as_json:
+        print_json({"sequence": result.sequence_key, "timezone": result.timezone,
+                    "ended": result.ended, "emails": [
+                        {"number": e.number, "local": e.local.isoformat(), "at": e.at,
+                         "step": e.step_key, "week": e.week, "variant": e.variant,
+                         "nudge": e.nudge, "answer": e.answer, "subject": e.content.subject}
+                        for e in result.emails]})
+        return
+    console.print(calendar(result), soft_wrap=True)
+    if out is not None:
+        console.print(f"Wrote {len(result.emails)} emails to {out} (.eml and .html).",
+                      highlight=False)
+
+
+def calendar(result: Simulation) -> Table:
+    table = Table(title=f"{result.sequence_key} for someone in {result.timezone} who joined "
+                        f"{result.joined_at:%Y-%m-%d %H:%M} UTC",
+                  caption=f"Ends: {result.ended}." + "".join(f" Persona {e}." for e in
+                                                             result.events))
+    for column in ("#", "Local send time", "Week", "Step", "Variant", "Nudge", "Answer"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("Subject", overflow="fold", min_width=20)
+    for e in result.emails:
+        table.add_row(str(e.number), f"{e.local:%a %d %b %Y %H:%M %Z}", str(e.week), e.step_key,
+                      e.variant, e.nudge or "-", e.answer or "-", e.content.subject)
+    return table
