@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from drip.errors import NotFound
 from drip.links import Links
 from drip.message import Content, Message, recipient_values
-from drip.render import Sender
-from drip.sequence import Sequence
+from drip.providers.base import Provider, SendResult
+from drip.render import Renderer, Sender, email_spec
+from drip.sequence import Library, Sequence
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,34 @@ def sample_message(content: Content, sequence: Sequence, sender: Sender, links: 
         from_email=sender.email, from_name=sender.name, content=content,
         values=sample_values(links, sequence, subscriber), nudge=nudge, test=test,
     )
+
+
+def render_sample(library: Library, renderer: Renderer, sender: Sender, links: Links,
+                  sequence_key: str, step_key: str, variant: str = "main",
+                  nudge: str | None = None, *, test: bool = False,
+                  subscriber: SampleSubscriber = SAMPLE_SUBSCRIBERS[0]) -> Message:
+    """One step rendered for the sample subscriber; raises NotFound for an unknown step."""
+    sequence = library.sequence(sequence_key)
+    if step_key not in sequence.step_keys:
+        raise NotFound(f"'{sequence_key}' has no step '{step_key}'; its steps are "
+                       f"{', '.join(sequence.step_keys)}.")
+    if nudge is not None and library.offers.get(nudge) is None:
+        raise NotFound(f"There is no offer '{nudge}'; the offers are "
+                       f"{', '.join(o.key for o in library.offers.offers) or 'none'}.")
+    email_spec(sequence, step_key, variant)  # a clear error for a variant the step lacks
+    content = renderer.content(sequence_key, step_key, variant, nudge)
+    return sample_message(content, sequence, sender, links, step_key=step_key,
+                          variant=variant, nudge=nudge, test=test, subscriber=subscriber)
+
+
+def send_test(library: Library, renderer: Renderer, sender: Sender, links: Links,
+              provider: Provider, *, sequence_key: str, step_key: str, to: str,
+              variant: str = "main", nudge: str | None = None) -> SendResult:
+    """One step for a sample subscriber at address `to`, subject marked [TEST].
+
+    It goes through the provider like any email but is never recorded as a delivery."""
+    message = render_sample(library, renderer, sender, links, sequence_key, step_key, variant,
+                            nudge, test=True,
+                            subscriber=SampleSubscriber(SAMPLE_SUBSCRIBERS[0].name, to))
+    (result,) = provider.send_batch([message])
+    return result

@@ -6,38 +6,38 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from rich.table import Table
 
-from drip.cli._common import EXIT_FAILED, console, errors, guarded, print_json, settings
+from drip.cli._common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_PROVIDER,
+    console,
+    errors,
+    fail,
+    guarded,
+    print_json,
+    settings,
+)
 from drip.clock import parse_instant
 from drip.db import database_exists
 from drip.errors import ConfigError
-from drip.links import Links
 from drip.lint import Finding, errors_in
 from drip.lint import lint as lint_files
 from drip.render import Renderer
+from drip.runtime import links_of, sender_of
 from drip.sequence import load_library
+from drip.settings import Settings
 from drip.simulation import Simulation, parse_answers, parse_buys, write_emails
 from drip.simulation import simulate as simulate_journey
-from drip.render import Sender
-from drip.settings import Settings
 from drip.store import EnrollmentPosition, Store
-from drip.tokens import Signer
 
 
 def register(app: typer.Typer) -> None:
     app.command("lint")(lint)
     app.command("simulate")(simulate)
-
-
-def sender_of(current: Settings) -> Sender:
-    return Sender(name=current.from_name, email=current.from_email,
-                  postal_address=current.postal_address)
-
-
-def links_of(current: Settings) -> Links:
-    return Links(current.base_url, Signer(current.secret_key))
+    app.command("preview")(preview)
+    app.command("test-send")(test_send)
 
 
 def folders(path: Path | None, current: Settings) -> tuple[Path, Path]:
@@ -166,3 +166,75 @@ def calendar(result: Simulation) -> Table:
         table.add_row(str(e.number), f"{e.local:%a %d %b %Y %H:%M %Z}", str(e.week), e.step_key,
                       e.variant, e.nudge or "-", e.answer or "-", e.content.subject)
     return table
+
+
+@guarded
+def preview(
+    step: Annotated[str | None, typer.Argument(help="The step key, e.g. week-3.")] = None,
+    sequence: Annotated[str | None, typer.Option("--sequence", "-s", help="Sequence key.")]
+    = None,
+    variant: Annotated[str, typer.Option(
+        help="main, repeat, see-a-clinician or graduated (add +reminder for the no-answer "
+             "note).")] = "main",
+    nudge: Annotated[str | None, typer.Option(help="The offer shown as the nudge.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the .html and .txt here.")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="Start the local preview page.")]
+    = False,
+    host: Annotated[str, typer.Option(help="Address the page listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the preview page.")] = 8025,
+) -> None:
+    """Write one email as .html and .txt, or serve a page that shows every email live."""
+    from drip.preview import Workspace, preview_app, write_preview
+    from drip.samples import render_sample
+
+    current = settings()
+    if serve:
+        import uvicorn
+
+        workspace = Workspace(current.sequences_dir, current.templates_dir,
+                              sender_of(current), links_of(current))
+        console.print(f"Previewing {current.sequences_dir} and {current.templates_dir} at "
+                      f"http://{host}:{port}/ (Ctrl+C to stop).", highlight=False)
+        uvicorn.run(preview_app(workspace), host=host, port=port, log_level="warning")
+        return
+    if step is None or sequence is None or out is None:
+        fail("Give a STEP, --sequence and --out (or use --serve for the live page).",
+             EXIT_INVALID)
+    library = load_library(current.sequences_dir)
+    renderer = Renderer(current.templates_dir, library, sender_of(current))
+    message = render_sample(library, renderer, sender_of(current), links_of(current), sequence,
+                            step, variant, nudge)
+    for path in write_preview(message, out):
+        console.print(f"Wrote {path}", highlight=False)
+
+
+@guarded
+def test_send(
+    step: Annotated[str, typer.Argument(help="The step key, e.g. week-3.")],
+    sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
+    to: Annotated[str, typer.Option("--to", help="Where to send it (your own address).")],
+    variant: Annotated[str, typer.Option(help="main, repeat, see-a-clinician or graduated.")]
+    = "main",
+    nudge: Annotated[str | None, typer.Option(help="The offer shown as the nudge.")] = None,
+) -> None:
+    """Send one step, for a sample subscriber, through the configured backend, marked [TEST]."""
+    from drip.addresses import normalise_email
+    from drip.clock import SystemClock
+    from drip.providers import make_provider
+    from drip.samples import send_test
+
+    current = settings()
+    library = load_library(current.sequences_dir)
+    renderer = Renderer(current.templates_dir, library, sender_of(current))
+    provider = make_provider(current, SystemClock().now)
+    try:
+        result = send_test(library, renderer, sender_of(current), links_of(current), provider,
+                           sequence_key=sequence, step_key=step, to=normalise_email(to),
+                           variant=variant, nudge=nudge)
+    finally:
+        provider.close()
+    if result.verdict != "accepted":
+        fail(f"The {current.backend} backend did not take the test email: "
+             f"{result.reason or result.verdict}.", EXIT_PROVIDER)
+    console.print(f"Sent {sequence}/{step} ({variant}) to {to} through {current.backend}; "
+                  "it is not recorded as a delivery.", highlight=False)
