@@ -372,8 +372,10 @@ class _Linter:
         subject = fill(content.subject, values)
         if len(subject) > SUBJECT_LIMIT:
             self.add("warning", path, line_of(path, (*where, "subject")),
-                     f"The subject is {len(subject)} characters for a subscriber called "
-                     f"Alexandra; inboxes cut it off after about {SUBJECT_LIMIT}: '{subject}'.",
+                     f"The subject is {len(subject)} characters"
+                     + (" for a subscriber called Alexandra" if "%%first_name" in content.subject
+                        else "")
+                     + f"; inboxes cut it off after about {SUBJECT_LIMIT}: '{subject}'.",
                      f"shorten it to {SUBJECT_LIMIT} characters or fewer")
         if not fill(content.preheader, values).strip():
             self.add("error", path, line_of(path, (*where, "preheader")),
