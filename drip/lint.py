@@ -22,7 +22,7 @@ from drip.errors import SequenceError, TemplateError
 from drip.links import Links
 from drip.message import Content, fill
 from drip.planner import REMINDER
-from drip.render import HTML_LAYOUT, TEXT_LAYOUT, VARIANTS, Renderer, Sender, email_spec
+from drip.render import HTML_LAYOUT, TEXT_LAYOUT, Renderer, Sender, email_spec, every_email
 from drip.samples import SAMPLE_SUBSCRIBERS, sample_values
 from drip.sequence import (
     Library,
@@ -314,25 +314,19 @@ class _Linter:
         assert self.offers is not None
         library = Library({k: s for k, (s, _) in self.sequences.items()}, self.offers)
         renderer = Renderer(self.templates_dir, library, self.sender)
-        nudges: list[str | None] = [None, *(o.key for o in self.offers.offers)]
-        for sequence, path in self.sequences.values():
-            for index, step in enumerate(sequence.steps):
-                for variant in (*VARIANTS, *(v + REMINDER for v in VARIANTS)):
-                    try:
-                        spec = email_spec(sequence, step.key, variant)
-                    except TemplateError:
-                        continue
-                    if (spec.template in self.broken_templates
-                            or not (self.templates_dir / spec.template).is_file()):
-                        continue
-                    where = self._yaml_block(index, variant)
-                    for nudge in nudges:
-                        try:
-                            content = renderer.content(sequence.key, step.key, variant, nudge)
-                        except TemplateError as exc:
-                            self._render_failed(exc, path, where)
-                            continue
-                        self.check_content(content, sequence, path, where, spec.template)
+        for sequence, step_key, variant, nudge in every_email(library):
+            spec = email_spec(sequence, step_key, variant)
+            if (spec.template in self.broken_templates
+                    or not (self.templates_dir / spec.template).is_file()):
+                continue
+            path = self.sequences[sequence.key][1]
+            where = self._yaml_block(sequence.step_keys.index(step_key), variant)
+            try:
+                content = renderer.content(sequence.key, step_key, variant, nudge)
+            except TemplateError as exc:
+                self._render_failed(exc, path, where)
+                continue
+            self.check_content(content, sequence, path, where, spec.template)
 
     @staticmethod
     def _yaml_block(index: int, variant: str) -> tuple[Any, ...]:
