@@ -340,8 +340,9 @@ class _Linter:
         return ("steps", index)
 
     def _render_failed(self, exc: TemplateError, path: Path, where: tuple[Any, ...]) -> None:
-        problem = exc.problem
-        fix = exc.fix
+        problem = re.sub(r"\.+$", ".", exc.problem)
+        fix = exc.fix or ("check the {{ }} and {% %} tags: each {{ needs a }}"
+                          if "syntax error" in problem else None)
         attribute = re.match(r"'[\w ]+' has no attribute '(\w+)'", problem)
         name = re.match(r"'(\w+)' is undefined", problem)
         if attribute or name:

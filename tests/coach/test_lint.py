@@ -110,6 +110,13 @@ def test_an_undefined_variable_in_a_subject(broken: Broken) -> None:
     assert "The subject does not render" in finding.message
 
 
+def test_a_syntax_error_in_a_subject(broken: Broken) -> None:
+    root = broken(replace(YAML, "subject: Week 3", 'subject: "Week {{ step.week "'))
+    finding = only(lint_project(root))
+    assert finding.file.endswith(YAML) and finding.line == 26
+    assert finding.message.startswith("The subject does not render: Template syntax error")
+
+
 def test_no_unsubscribe_link(broken: Broken) -> None:
     root = broken(replace(HTML, ' &middot; <a href="{{ unsubscribe_url }}">Unsubscribe</a>',
                           ""))

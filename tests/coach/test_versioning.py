@@ -3,6 +3,10 @@ dispatch holds them with the reason instead of dropping them (SQLite and Postgre
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,7 +16,7 @@ from drip.clock import FixedClock
 from drip.runtime import Drip
 from drip.subscriptions import enroll
 from tests.coach.conftest import lint_project, replace
-from tests.conftest import make_settings
+from tests.conftest import ROOT, make_settings
 
 YAML = "sequences/basic.yaml"
 RUNNERS = ("ana@example.com", "ben@example.com", "cy@example.com")
@@ -89,3 +93,29 @@ def test_dispatch_holds_when_the_step_just_sent_was_removed(started: tuple[Drip,
         assert all("'week-1' is no longer in 'basic'" in (r.last_error or "") for r in rows)
     finally:
         later.close()
+
+
+def test_the_command_reads_the_configured_database(started: tuple[Drip, Path],
+                                                   database_url: str, tmp_path: Path) -> None:
+    _, root = started
+    replace(YAML, "key: week-2", "key: week-two")(root)
+    env = {**os.environ, "DRIP_SECRET_KEY": "k", "DRIP_DATABASE_URL": database_url,
+           "DRIP_VAR_DIR": str(tmp_path / "var")}
+    done = subprocess.run([sys.executable, "-m", "drip", "lint", str(root), "--json"],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr  # a warning, not an error
+    (finding,) = json.loads(done.stdout)["findings"]
+    assert finding["severity"] == "warning" and finding["line"] == 6
+    assert finding["message"].startswith("3 enrollments under way would be stranded")
+
+
+def test_without_a_database_lint_skips_the_check(broken: Callable[..., Path],
+                                                 tmp_path: Path) -> None:
+    root = broken()
+    missing = tmp_path / "no" / "drip.db"
+    env = {**os.environ, "DRIP_SECRET_KEY": "k", "DRIP_DATABASE_URL": f"sqlite:///{missing}",
+           "DRIP_VAR_DIR": str(tmp_path / "var")}
+    done = subprocess.run([sys.executable, "-m", "drip", "lint", str(root)],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not missing.exists(), "lint must not create a database"
