@@ -150,6 +150,8 @@ class _Linter:
         self.offers: Offers | None = Offers()
         self.offers_path = sequences_dir / "offers.yaml"
         self.broken_templates: set[str] = set()
+        #: Sequence files that did not load: what they use is unknown, so nothing is "unused".
+        self.unreadable = 0
         self._env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)))
 
     def add(self, severity: Severity, file: Path | str, line: int | None, message: str,
@@ -189,6 +191,7 @@ class _Linter:
             sequence, problems = check_sequence_file(path)
             self.findings.extend(_from(p) for p in problems)
             if sequence is None:
+                self.unreadable += 1
                 continue
             if sequence.key in self.sequences:
                 self.add("error", path, line_of(path, ("key",)),
@@ -281,8 +284,8 @@ class _Linter:
                 if child and child not in used:
                     used.add(child)
                     pending.append(child)
-        if errors_in(self.findings) and not self.sequences:
-            return  # nothing loaded: every template would look unused
+        if self.unreadable:
+            return
         for name in self.template_files():
             if name not in used:
                 self.add("warning", self.templates_dir / name, None,
@@ -290,7 +293,7 @@ class _Linter:
                          "name it in a step's 'template:' line, or delete it")
 
     def check_unused_offers(self) -> None:
-        if not self.offers or not self.sequences:
+        if not self.offers or not self.sequences or self.unreadable:
             return
         for index, offer in enumerate(self.offers.offers):
             used = any(

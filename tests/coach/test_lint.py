@@ -237,3 +237,9 @@ def test_the_command_exits_non_zero_on_an_error_and_prints_json(broken: Broken) 
                            capture_output=True, text=True, env=env, cwd=ROOT)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "No problems" in clean.stdout
+
+
+def test_a_broken_sequence_file_does_not_make_its_templates_look_unused(broken: Broken) -> None:
+    root = broken(replace(YAML, "    week: 2\n", "    week: two\n"))
+    found = lint_project(root)
+    assert [f.severity for f in found] == ["error"]
