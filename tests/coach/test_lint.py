@@ -240,6 +240,14 @@ def test_the_command_exits_non_zero_on_an_error_and_prints_json(broken: Broken) 
 
 
 def test_a_broken_sequence_file_does_not_make_its_templates_look_unused(broken: Broken) -> None:
-    root = broken(replace(YAML, "    week: 2\n", "    week: two\n"))
+    def second_sequence(root: Path) -> None:
+        text = (root / YAML).read_text().replace("key: basic", "key: other")
+        (root / "sequences" / "other.yaml").write_text(text)
+        (root / WEEK).with_name("week2.md.j2").write_text((root / WEEK).read_text())
+
+    root = broken(second_sequence,
+                  replace(YAML, "    template: basic/week.md.j2\n  - key: week-3",
+                          "    template: basic/week2.md.j2\n  - key: week-3"),
+                  replace(YAML, "    week: 3\n", "    week: three\n"))
     found = lint_project(root)
-    assert [f.severity for f in found] == ["error"]
+    assert [(f.severity, f.line) for f in found] == [("error", 24)]
