@@ -100,13 +100,15 @@ main { padding: 14px 18px; }
 .meta { margin: 0 0 10px 0; } .meta b { display: inline-block; min-width: 80px; }
 form { margin: 8px 0 14px 0; display: flex; gap: 12px; flex-wrap: wrap; align-items: center; }
 .views { display: flex; gap: 18px; flex-wrap: wrap; align-items: flex-start; }
+.view { min-width: 0; }
 .view h3 { font-size: 13px; text-transform: uppercase; letter-spacing: .06em; margin: 0 0 6px; }
 iframe { border: 1px solid #cfcac2; background: #fff; border-radius: 6px; height: 760px; }
 iframe.phone { width: @PHONE@px; } iframe.desktop { width: @DESKTOP@px; }
 pre { background: #fff; border: 1px solid #cfcac2; padding: 12px; border-radius: 6px;
       white-space: pre-wrap; max-width: 760px; font-size: 13px; }
 ul.steps li { margin: 4px 0; }
-@media (max-width: 700px) { iframe.desktop { display: none; } iframe.phone { width: 100%; } }
+@media (max-width: 700px) { .view { flex: 1 1 100%; } .view.wide { display: none; }
+  iframe.phone { width: 100%; box-sizing: border-box; } }
 """.replace("@PHONE@", str(PHONE_WIDTH)).replace("@DESKTOP@", str(DESKTOP_WIDTH))
 
 _RELOAD = """<script>
@@ -189,7 +191,7 @@ def preview_app(workspace: Workspace) -> Starlette:
             f"<div class='views'>"
             f"<div class='view'><h3>Phone</h3><iframe class='phone' title='phone' "
             f"src='{raw}'></iframe></div>"
-            f"<div class='view'><h3>Desktop</h3><iframe class='desktop' title='desktop' "
+            f"<div class='view wide'><h3>Desktop</h3><iframe class='desktop' title='desktop' "
             f"src='{raw}'></iframe></div>"
             f"<div class='view'><h3>Plain text</h3><pre id='text'>"
             f"{html.escape(message.text())}</pre></div></div>")
