@@ -92,6 +92,7 @@ class _Links(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.hrefs: list[str] = []
+        self.images: list[str] = []
         self.items: list[str] = []
         self._open: list[list[str]] = []
         self._hidden = 0
@@ -105,6 +106,8 @@ class _Links(HTMLParser):
             self._in_link += 1
             if self._open:
                 self._open[-1].append("\0")
+        if tag == "img":
+            self.images.append(dict(attrs).get("src") or "")
         if tag in self.BLOCKS:
             self._open.append([])
         if tag in ("style", "title", "head"):
@@ -409,7 +412,15 @@ class _Linter:
                          f"The link '{href}' is not an absolute https:// URL; it will not "
                          "work (or will warn) in an email.",
                          "write the full address, starting with https://")
+        for src in parsed.images:
+            if not src.startswith("https://"):
+                file, line = self._locate(src, sources)
+                self.add("error", file, line,
+                         f"The image '{src}' is not an absolute https:// URL; mail programs "
+                         "will not show it.", "write the full address, starting with https://")
         for url in re.findall(r"http://[^\s)>\]\"']+", text):
+            if url in parsed.hrefs or url in parsed.images:
+                continue  # reported above
             file, line = self._locate(url, [template, TEXT_LAYOUT])
             self.add("error", file, line,
                      f"The link '{url}' is not an https:// URL.",

@@ -160,6 +160,14 @@ def test_a_relative_link_in_a_template(broken: Broken) -> None:
     assert "'/guide' is not an absolute https:// URL" in finding.message
 
 
+def test_an_http_image_in_a_template(broken: Broken) -> None:
+    root = broken(replace(WEEK, "Happy running,", "![bridge](http://www.example.com/b.png)\n\n"
+                                                  "Happy running,"))
+    finding = only(lint_project(root))
+    assert finding.file.endswith(WEEK) and finding.line == 13
+    assert "The image 'http://www.example.com/b.png' is not" in finding.message
+
+
 def test_an_http_link_in_an_offer(broken: Broken) -> None:
     root = broken(replace("sequences/offers.yaml", "https://www.example.com/a",
                           "http://www.example.com/a"))
