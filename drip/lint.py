@@ -129,6 +129,13 @@ class _Links(HTMLParser):
             self._open[-1].append(data)
 
 
+def _line_with(path: Path, marker: str | None) -> int:
+    """The line where something missing belongs: the one with `marker`, else the last."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = next((n for n, line in enumerate(lines, 1) if marker and marker in line), None)
+    return found or max(len(lines), 1)
+
+
 def _without_utm(url: str) -> str:
     """The link as the coach wrote it, without the tracking drip adds."""
     base, _, query = url.partition("?")
@@ -368,6 +375,7 @@ class _Linter:
                       where: tuple[Any, ...], template: str) -> None:
         html_layout = self.templates_dir / HTML_LAYOUT
         text_layout = self.templates_dir / TEXT_LAYOUT
+        html_end, text_end = _line_with(html_layout, "</body>"), _line_with(text_layout, None)
         values = sample_values(self.links, sequence, SAMPLE_SUBSCRIBERS[0])
         html, text = fill(content.html, values), fill(content.text, values)
         subject = fill(content.subject, values)
@@ -387,21 +395,21 @@ class _Linter:
         # CAN-SPAM: a working unsubscribe link and the sender's postal address, in both parts
         unsubscribe = values["unsubscribe_url"]
         if unsubscribe not in parsed.hrefs:
-            self.add("error", html_layout, None,
+            self.add("error", html_layout, html_end,
                      "The HTML part has no unsubscribe link (the law requires one in every "
                      "email).", 'add <a href="{{ unsubscribe_url }}">Unsubscribe</a> to the '
-                     "footer of the layout")
+                     "footer of the layout, before this line")
         if unsubscribe not in text:
-            self.add("error", text_layout, None,
+            self.add("error", text_layout, text_end,
                      "The plain-text part has no unsubscribe link (the law requires one in "
                      "every email).", "add 'Unsubscribe: {{ unsubscribe_url }}' to the footer")
         address = self.sender.postal_address
         if address and address not in htmllib.unescape(html):
-            self.add("error", html_layout, None,
+            self.add("error", html_layout, html_end,
                      "The HTML part does not show the postal address (the law requires it).",
                      "add {{ postal_address }} to the footer of the layout")
         if address and address not in text:
-            self.add("error", text_layout, None,
+            self.add("error", text_layout, text_end,
                      "The plain-text part does not show the postal address (the law "
                      "requires it).", "add {{ postal_address }} to the footer")
         sources = [template, HTML_LAYOUT]
@@ -440,10 +448,28 @@ class _Linter:
                 continue  # reported above, as the law's requirement
             if _words(item) and _words(item) not in words:
                 file, line = self._locate(item, sources)
+                if line is None:  # printed from a variable: point at where the layout uses it
+                    file, line = self._locate(self._variable_for(item, sequence), sources)
                 self.add("error", file, line,
                          f"The plain-text part lost '{item}', which the HTML part shows.",
                          f"write it in Markdown in the template, or add it to {TEXT_LAYOUT} "
                          "as well")
+
+    def _variable_for(self, item: str, sequence: Sequence) -> str:
+        """The layout variable whose value `item` shows (checkpoint, offer, disclaimer...)."""
+        known: list[tuple[str, str]] = [(sequence.disclaimer, "disclaimer"),
+                                        (sequence.reminder, "reminder"),
+                                        (sequence.name, "sequence.name")]
+        for step in sequence.steps:
+            if step.checkpoint is not None:
+                known += [(step.checkpoint.question, "checkpoint.question"),
+                          (step.checkpoint.passing, "checkpoint.passing")]
+        for offer in self.offers.offers if self.offers else []:
+            known += [(offer.pitch, "nudge.pitch"), (offer.name, "nudge.name")]
+        for value, variable in known:
+            if value and _words(value) in _words(item):
+                return variable
+        return item
 
     def _locate(self, needle: str, names: list[str]) -> tuple[str, int | None]:
         """The template file and line where `needle` (or its start) is written."""

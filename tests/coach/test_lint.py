@@ -121,14 +121,14 @@ def test_no_unsubscribe_link(broken: Broken) -> None:
     root = broken(replace(HTML, ' &middot; <a href="{{ unsubscribe_url }}">Unsubscribe</a>',
                           ""))
     finding = only(lint_project(root))
-    assert finding.file.endswith(HTML)
+    assert finding.file.endswith(HTML) and finding.line == 78  # the </body> line
     assert "no unsubscribe link" in finding.message
 
 
 def test_no_postal_address_in_the_text_part(broken: Broken) -> None:
     root = broken(replace(TEXT, "{{ postal_address }}", ""))
     finding = only(lint_project(root))
-    assert finding.file.endswith(TEXT)
+    assert finding.file.endswith(TEXT) and finding.line == 36  # the end of the layout
     assert "postal address" in finding.message
 
 
@@ -226,7 +226,7 @@ def test_a_text_part_that_lost_a_list_item(broken: Broken) -> None:
 def test_a_text_part_that_lost_a_paragraph(broken: Broken) -> None:
     root = broken(replace(TEXT, "{{ checkpoint.passing }}\n", ""))
     finding = only(lint_project(root))
-    assert finding.file.endswith(HTML)
+    assert finding.file.endswith(HTML) and finding.line == 56
     assert "plain-text part lost 'Passing means no pain.'" in finding.message
 
 
