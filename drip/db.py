@@ -85,3 +85,12 @@ def require_current(engine: Engine) -> None:
             f"The database is at migration {current or 'none'} but drip needs {head}; "
             "run `drip db upgrade`."
         )
+
+
+def database_exists(url: str) -> bool:
+    """False for a SQLite file that was never created (opening it would create it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    return bool(parsed.database) and parsed.database != ":memory:" and Path(
+        str(parsed.database)).exists()

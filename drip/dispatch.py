@@ -24,7 +24,7 @@ from drip.errors import DripError, SendingHalted, TemplateError
 from drip.links import Links
 from drip.message import Message, recipient_values
 from drip.nudges import choose_nudge, sequence_goal_reached
-from drip.planner import Sent, decide, email_after, not_yet_streak
+from drip.planner import Sent, base_variant, decide, email_after, not_yet_streak
 from drip.providers.base import Provider, SendResult
 from drip.render import Renderer, Sender
 from drip.schedule import next_open_slot
@@ -114,6 +114,14 @@ class BatchTally:
     accepted: int
     transient: int
     reason: str | None
+
+
+def stranded(claimed: ClaimedDelivery, step_key: str) -> Outcome:
+    """Hold, never drop, an enrollment whose step was removed or renamed in its sequence."""
+    return Outcome(claimed.id, "held", error=(
+        f"The step '{step_key}' is no longer in '{claimed.sequence_key}' (removed or renamed "
+        "while this subscriber was on it); put the step back under its old key (`drip lint` "
+        "lists stranded enrollments), then resume the subscriber."))
 
 
 class Dispatcher:
@@ -324,6 +332,8 @@ class Dispatcher:
         if goal is not None:
             return Outcome(claimed.id, "cancelled", error=(
                 f"Bought {goal}, which ends {sequence.key}; nothing more is sent."))
+        if history and history[-1].step_key not in sequence.step_keys:
+            return stranded(claimed, history[-1].step_key)
         decision = decide(sequence, history)
         if decision is None:
             return Outcome(claimed.id, "cancelled",
@@ -348,13 +358,11 @@ class Dispatcher:
                            error=f"The enrollment is {claimed.enrollment_state}.")
         sequence = self.library.sequences.get(claimed.sequence_key)
         if sequence is None:
-            return Outcome(claimed.id, "failed", error=(
+            return Outcome(claimed.id, "held", error=(
                 f"The sequence '{claimed.sequence_key}' no longer exists; restore "
-                f"sequences/{claimed.sequence_key}.yaml, then `drip retry` this delivery."))
+                f"sequences/{claimed.sequence_key}.yaml, then resume the subscriber."))
         if claimed.step_key not in sequence.step_keys:
-            return Outcome(claimed.id, "failed", error=(
-                f"The step '{claimed.step_key}' was removed from '{claimed.sequence_key}'; "
-                "put it back (step keys must never be renamed), then `drip retry`."))
+            return stranded(claimed, claimed.step_key)
         return None
 
     def _message(self, claimed: ClaimedDelivery, step_key: str, variant: str,
@@ -419,6 +427,11 @@ class Dispatcher:
             if following is None:
                 if sequence is not None and w.step_key in sequence.step_keys:
                     finished.append(w.enrollment_id)
+                elif base_variant(w.variant) != "graduated":
+                    # the step vanished between claim and send: `drip lint` counts these
+                    log.error("enrollment %d got %s/%s, which is no longer in the sequence; "
+                              "nothing more is planned until the step is back",
+                              w.enrollment_id, w.sequence_key, w.step_key)
                 continue
             planned.append(PlannedDelivery(
                 enrollment_id=w.enrollment_id, subscriber_id=w.subscriber_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +76,21 @@ def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
     )
 
 
+def every_email(library: Library) -> Iterator[tuple[Sequence, str, str, str | None]]:
+    """Every (sequence, step, variant, nudge) drip could send: each step in each variant
+    the sequence defines, with and without the no-answer reminder, with each offer or none."""
+    nudges: list[str | None] = [None, *(o.key for o in library.offers.offers)]
+    for sequence in library.sequences.values():
+        for step in sequence.steps:
+            for variant in (*VARIANTS, *(v + REMINDER for v in VARIANTS)):
+                try:
+                    email_spec(sequence, step.key, variant)
+                except TemplateError:
+                    continue
+                for nudge in nudges:
+                    yield sequence, step.key, variant, nudge
+
+
 def with_utm(url: str, sequence_key: str, step_key: str) -> str:
     parts = urlsplit(url)
     extra = urlencode(
@@ -123,16 +138,9 @@ class Renderer:
 
         Returns how many emails were rendered."""
         count = 0
-        for sequence in self.library.sequences.values():
-            for step in sequence.steps:
-                for variant in (*VARIANTS, *(v + REMINDER for v in VARIANTS)):
-                    try:
-                        email_spec(sequence, step.key, variant)
-                    except TemplateError:
-                        continue
-                    for nudge in {step.nudge, None, *(o.key for o in self.library.offers.offers)}:
-                        self.content(sequence.key, step.key, variant, nudge)
-                        count += 1
+        for sequence, step_key, variant, nudge in every_email(self.library):
+            self.content(sequence.key, step_key, variant, nudge)
+            count += 1
         return count
 
     # --- rendering ----------------------------------------------------------------------

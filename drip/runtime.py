@@ -16,6 +16,16 @@ from drip.store import Store
 from drip.tokens import Signer
 
 
+def sender_of(settings: Settings) -> Sender:
+    """Who every email is from, and the postal address it prints."""
+    return Sender(name=settings.from_name, email=settings.from_email,
+                  postal_address=settings.postal_address)
+
+
+def links_of(settings: Settings) -> Links:
+    return Links(settings.base_url, Signer(settings.secret_key))
+
+
 @dataclass
 class Drip:
     """Everything a command, the web app or the scheduler needs, built once per process."""
@@ -39,8 +49,7 @@ class Drip:
 
     @property
     def sender(self) -> Sender:
-        s = self.settings
-        return Sender(name=s.from_name, email=s.from_email, postal_address=s.postal_address)
+        return sender_of(self.settings)
 
     @property
     def renderer(self) -> Renderer:
@@ -50,7 +59,7 @@ class Drip:
 
     @property
     def links(self) -> Links:
-        return Links(self.settings.base_url, Signer(self.settings.secret_key))
+        return links_of(self.settings)
 
     def provider(self) -> Provider:
         return make_provider(self.settings, self.clock.now)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,7 +22,6 @@ STEP_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 QUIET_START = time(21, 0)
 QUIET_END = time(6, 0)
-M = TypeVar("M", bound=BaseModel)
 _SEND_AFTER = re.compile(r"^\s*(\d+)\s*(day|days|week|weeks)\s*$")
 
 
@@ -253,43 +252,80 @@ def load_library(sequences_dir: Path) -> Library:
 
 
 def load_sequence(path: Path) -> Sequence:
-    data, root = _read_yaml(path)
+    sequence, problems = check_sequence_file(path)
+    if problems or sequence is None:
+        raise problems[0]
+    return sequence
+
+
+def load_offers(path: Path) -> Offers:
+    offers, problems = check_offers_file(path)
+    if problems or offers is None:
+        raise problems[0]
+    return offers
+
+
+def check_sequence_file(path: Path) -> tuple[Sequence | None, list[SequenceError]]:
+    """The sequence in `path`, or every mistake found in it (as many as validation finds)."""
+    try:
+        data, root = _read_yaml(path)
+    except SequenceError as exc:
+        return None, [exc]
     if not isinstance(data, dict):
-        raise SequenceError(
+        return None, [SequenceError(
             "A sequence file must be a mapping with key, name and steps.",
             file=str(path),
             line=1,
             fix="start the file with 'key: my-sequence'",
-        )
+        )]
     data = dict(data)
     data["content_hash"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    sequence = _validate(Sequence, data, path, root)
+    try:
+        sequence = Sequence.model_validate(data)
+    except ValidationError as exc:
+        return None, _problems(exc, path, root)
     if sequence.key != path.stem:
-        raise SequenceError(
+        return None, [SequenceError(
             f"The key '{sequence.key}' does not match the file name '{path.name}'.",
             file=str(path),
             line=_line_of(root, ("key",)),
             field="key",
             fix=f"rename the file to {sequence.key}.yaml or set key: {path.stem}",
-        )
-    return sequence
+        )]
+    return sequence, []
 
 
-def load_offers(path: Path) -> Offers:
-    data, root = _read_yaml(path)
-    offers = _validate(Offers, data or {}, path, root)
+def check_offers_file(path: Path) -> tuple[Offers | None, list[SequenceError]]:
+    """The offers in `path`, or every mistake found in them."""
+    try:
+        data, root = _read_yaml(path)
+        offers = Offers.model_validate(data or {})
+    except SequenceError as exc:
+        return None, [exc]
+    except ValidationError as exc:
+        return None, _problems(exc, path, root)
     seen: set[str] = set()
+    problems: list[SequenceError] = []
     for index, offer in enumerate(offers.offers):
         if offer.key in seen:
-            raise SequenceError(
+            problems.append(SequenceError(
                 f"The offer key '{offer.key}' is used twice.",
                 file=str(path),
                 line=_line_of(root, ("offers", index, "key")),
                 field=f"offers.{index}.key",
                 fix="give each offer its own key",
-            )
+            ))
         seen.add(offer.key)
-    return offers
+    return (None if problems else offers), problems
+
+
+def line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of a field (such as ("steps", 2, "template")) in a YAML file."""
+    try:
+        _, root = _read_yaml(path)
+    except SequenceError:
+        return None
+    return _line_of(root, loc)
 
 
 def _check_offer_references(sequence: Sequence, offers: Offers, path: Path) -> None:
@@ -335,11 +371,9 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     return data, root
 
 
-def _validate(model: type[M], data: Any, path: Path, root: yaml.Node | None) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
+def _problems(exc: ValidationError, path: Path, root: yaml.Node | None) -> list[SequenceError]:
+    problems: list[SequenceError] = []
+    for error in exc.errors():
         loc: tuple[Any, ...] = tuple(error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
         # model-level validators report their own location inside the message
@@ -347,14 +381,20 @@ def _validate(model: type[M], data: Any, path: Path, root: yaml.Node | None) -> 
             dotted, message = message.split(":", 1)
             loc = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
             message = message.strip()
+        # a union (re_entry) reports each alternative; the first says enough
+        loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("literal[",
+                                                                                 "RestartAfter"))))
         field = ".".join(str(p) for p in loc) or None
-        raise SequenceError(
+        problem = SequenceError(
             _explain(error["type"], message, loc),
             file=str(path),
             line=_line_of(root, loc),
             field=field,
             fix=_fix_for(error["type"], loc),
-        ) from None
+        )
+        if all(p.field != problem.field for p in problems):
+            problems.append(problem)
+    return problems
 
 
 def _explain(kind: str, message: str, loc: tuple[Any, ...]) -> str:
@@ -370,6 +410,10 @@ def _fix_for(kind: str, loc: tuple[Any, ...]) -> str | None:
         return "remove it, or check its spelling against docs/writing-sequences.md"
     if kind == "missing":
         return f"add '{loc[-1]}:' with a value"
+    if kind == "string_too_short" and loc and loc[-1] in ("subject", "preheader"):
+        return f"write a {loc[-1]}: the line people see in their inbox before they open it"
+    if loc and loc[-1] == "url":
+        return "write the full address, starting with https://"
     if loc and loc[-1] == "send_time":
         return "write it quoted, like send_time: \"06:30\""
     return None

@@ -13,6 +13,7 @@ app = typer.Typer(
 )
 
 from drip.cli import circuit as _circuit  # noqa: E402
+from drip.cli import coach as _coach  # noqa: E402
 from drip.cli import db as _db  # noqa: E402
 from drip.cli import delivery as _delivery  # noqa: E402
 from drip.cli import demo as _demo  # noqa: E402
@@ -23,6 +24,7 @@ app.add_typer(_circuit.app, name="circuit")
 _delivery.register(app)
 _demo.register(app)
 _digest.register(app)
+_coach.register(app)
 
 
 def main() -> None:

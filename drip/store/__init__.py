@@ -28,6 +28,7 @@ from drip.store.deliveries import DeliveryQueries
 from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
+from drip.store.positions import EnrollmentPosition, PositionQueries
 from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
@@ -42,6 +43,7 @@ class Store(
     DigestQueries,
     LifecycleQueries,
     LivenessQueries,
+    PositionQueries,
     PurchaseQueries,
     ReportQueries,
     ThrottleQueries,
@@ -60,6 +62,7 @@ __all__ = [
     "DeliveryRow",
     "DeliveryState",
     "EnrollOutcome",
+    "EnrollmentPosition",
     "EnrollmentRow",
     "MissedWindow",
     "Outcome",

@@ -26,7 +26,11 @@ from typing import Any
 
 import jsonschema
 
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "sendgrid" / "tsg_mail_v3.json"
+SCHEMA_NAME = Path("shared") / "sendgrid" / "tsg_mail_v3.json"
+# ../shared next to the checkout; from a worktree under /work/wt/<name> it is further up.
+SCHEMA_PATH = next((parent / SCHEMA_NAME for parent in Path(__file__).resolve().parents
+                    if (parent / SCHEMA_NAME).exists()),
+                   Path(__file__).resolve().parents[3] / SCHEMA_NAME)
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
 

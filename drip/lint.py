@@ -1,0 +1,514 @@
+"""`drip lint`: every mistake in the sequence, template and offer files, before anyone is sent one.
+
+Each finding names the file, the line, what is wrong and how to fix it. Errors stop
+a release (the command exits non-zero); warnings are worth a look.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import jinja2.meta
+
+from drip.errors import SequenceError, TemplateError
+from drip.links import Links
+from drip.message import Content, fill
+from drip.planner import REMINDER
+from drip.render import HTML_LAYOUT, TEXT_LAYOUT, Renderer, Sender, email_spec, every_email
+from drip.samples import SAMPLE_SUBSCRIBERS, sample_values
+from drip.sequence import (
+    Library,
+    Offers,
+    Sequence,
+    check_offers_file,
+    check_sequence_file,
+    line_of,
+)
+from drip.store import EnrollmentPosition
+
+Severity = Literal["error", "warning"]
+#: Longer subjects are cut off in most inboxes (and RFC 5322 recommends 78 per line).
+SUBJECT_LIMIT = 78
+LAYOUTS = (HTML_LAYOUT, TEXT_LAYOUT)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing lint found: where, what, how to fix it, and whether it stops a release."""
+
+    severity: Severity
+    file: str
+    line: int | None
+    message: str
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.severity}: {self.message}"
+        return f"{text} Fix: {self.fix}" if self.fix else text
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def errors_in(findings: Iterable[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity == "error"]
+
+
+def lint(sequences_dir: Path, templates_dir: Path, sender: Sender, links: Links,
+         positions: Iterable[EnrollmentPosition] | None = None) -> list[Finding]:
+    """Check every sequence, offer and template file; with `positions` (from the database),
+    also warn about enrollments that a removed or renamed step would strand."""
+    linter = _Linter(sequences_dir, templates_dir, sender, links)
+    linter.run()
+    if positions is not None:
+        linter.stranded(positions)
+    return linter.result()
+
+
+def _from(error: SequenceError, severity: Severity = "error") -> Finding:
+    message = error.problem
+    if error.field:
+        message = f"{error.field}: {message}"
+    return Finding(severity, error.file or "", error.line, message, error.fix)
+
+
+class _Links(HTMLParser):
+    """The links of an HTML part, and the text of its paragraphs, list items and headings.
+
+    Text is kept in runs between links (the text part prints a link differently), so
+    each run must be found in the plain-text part as it stands."""
+
+    BLOCKS = ("p", "li", "h1", "h2", "h3")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+        self.images: list[str] = []
+        self.items: list[str] = []
+        self._open: list[list[str]] = []
+        self._hidden = 0
+        self._in_link = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            href = dict(attrs).get("href")
+            if href:
+                self.hrefs.append(href)
+            self._in_link += 1
+            if self._open:
+                self._open[-1].append("\0")
+        if tag == "img":
+            self.images.append(dict(attrs).get("src") or "")
+        if tag in self.BLOCKS:
+            self._open.append([])
+        if tag in ("style", "title", "head"):
+            self._hidden += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._in_link = max(0, self._in_link - 1)
+            if self._open:
+                self._open[-1].append("\0")
+        if tag in self.BLOCKS and self._open:
+            runs = "".join(self._open.pop()).split("\0")
+            self.items.extend(run.strip() for run in runs if run.strip())
+        if tag in ("style", "title", "head"):
+            self._hidden = max(0, self._hidden - 1)
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden and not self._in_link and self._open:
+            self._open[-1].append(data)
+
+
+def _line_with(path: Path, marker: str | None) -> int:
+    """The line where something missing belongs: the one with `marker`, else the last."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = next((n for n, line in enumerate(lines, 1) if marker and marker in line), None)
+    return found or max(len(lines), 1)
+
+
+def _without_utm(url: str) -> str:
+    """The link as the coach wrote it, without the tracking drip adds."""
+    base, _, query = url.partition("?")
+    kept = [p for p in query.split("&") if p and not p.startswith("utm_")]
+    return f"{base}?{'&'.join(kept)}" if kept else base
+
+
+def _words(text: str) -> str:
+    """Letters and digits only, so typography (quotes, dashes, markup) does not count."""
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+
+class _Linter:
+    def __init__(self, sequences_dir: Path, templates_dir: Path, sender: Sender,
+                 links: Links) -> None:
+        self.sequences_dir = sequences_dir
+        self.templates_dir = templates_dir
+        self.sender = sender
+        self.links = links
+        self.findings: list[Finding] = []
+        self.sequences: dict[str, tuple[Sequence, Path]] = {}
+        self.offers: Offers | None = Offers()
+        self.offers_path = sequences_dir / "offers.yaml"
+        self.broken_templates: set[str] = set()
+        #: Sequence files that did not load: what they use is unknown, so nothing is "unused".
+        self.unreadable = 0
+        self._env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)))
+
+    def add(self, severity: Severity, file: Path | str, line: int | None, message: str,
+            fix: str | None = None) -> None:
+        finding = Finding(severity, str(file), line, message, fix)
+        if finding not in self.findings:
+            self.findings.append(finding)
+
+    def result(self) -> list[Finding]:
+        order = {"error": 0, "warning": 1}
+        return sorted(self.findings, key=lambda f: (order[f.severity], f.file, f.line or 0))
+
+    # --- the checks, in order ------------------------------------------------------------
+
+    def run(self) -> None:
+        if not self.sequences_dir.is_dir():
+            self.add("error", self.sequences_dir, None, "The sequences folder does not exist.",
+                     "create it, or point DRIP_SEQUENCES_DIR (or the PATH argument) at it")
+            return
+        self.load_files()
+        self.check_template_syntax()
+        self.check_references()
+        self.check_unused_templates()
+        self.check_unused_offers()
+        layouts_ok = all((self.templates_dir / name).exists()
+                         and name not in self.broken_templates for name in LAYOUTS)
+        if self.offers is not None and layouts_ok:
+            self.check_rendering()
+
+    def load_files(self) -> None:
+        if self.offers_path.exists():
+            self.offers, problems = check_offers_file(self.offers_path)
+            self.findings.extend(_from(p) for p in problems)
+        for path in sorted(self.sequences_dir.glob("*.y*ml")):
+            if path.name in {"offers.yaml", "catalog.yaml"}:
+                continue
+            sequence, problems = check_sequence_file(path)
+            self.findings.extend(_from(p) for p in problems)
+            if sequence is None:
+                self.unreadable += 1
+                continue
+            if sequence.key in self.sequences:
+                self.add("error", path, line_of(path, ("key",)),
+                         f"The sequence key '{sequence.key}' is also used by "
+                         f"{self.sequences[sequence.key][1].name}.",
+                         "give each sequence file its own key")
+                continue
+            self.sequences[sequence.key] = (sequence, path)
+
+    def template_files(self) -> list[str]:
+        if not self.templates_dir.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.templates_dir))
+                      for p in self.templates_dir.rglob("*.j2"))
+
+    def check_template_syntax(self) -> None:
+        if not self.templates_dir.is_dir():
+            self.add("error", self.templates_dir, None, "The templates folder does not exist.",
+                     "create it, or point DRIP_TEMPLATES_DIR at it")
+            return
+        for name in self.template_files():
+            path = self.templates_dir / name
+            try:
+                self._env.parse(path.read_text(encoding="utf-8"), name, str(path))
+            except jinja2.TemplateSyntaxError as exc:
+                self.broken_templates.add(name)
+                self.add("error", path, exc.lineno, f"Template syntax error: {exc.message}.",
+                         "check the {{ }} and {% %} tags on that line: each {% if %} needs "
+                         "an {% endif %}, each {{ needs a }}")
+            except UnicodeDecodeError:
+                self.broken_templates.add(name)
+                self.add("error", path, 1, "The template is not UTF-8 text.", "save it as UTF-8")
+        for layout in LAYOUTS:
+            if not (self.templates_dir / layout).exists():
+                self.add("error", self.templates_dir / layout, None,
+                         f"The layout {layout} is missing; every email is wrapped in it.",
+                         f"copy {layout} from the sample templates folder")
+
+    def _variants(self, sequence: Sequence) -> list[tuple[str, tuple[Any, ...], str]]:
+        """(variant, YAML location of its block, template) for every variant the file defines."""
+        found: list[tuple[str, tuple[Any, ...], str]] = []
+        for index, step in enumerate(sequence.steps):
+            found.append((f"{step.key} (main)", ("steps", index), step.template))
+            if step.repeat is not None:
+                found.append((f"{step.key} (repeat)", ("steps", index, "repeat"),
+                              step.repeat.template))
+        if sequence.graduated is not None:
+            found.append(("graduated", ("graduated",), sequence.graduated.template))
+        if sequence.see_a_clinician is not None:
+            found.append(("see_a_clinician", ("see_a_clinician",),
+                          sequence.see_a_clinician.template))
+        return found
+
+    def check_references(self) -> None:
+        known = set(self.template_files())
+        offer_keys = {o.key for o in self.offers.offers} if self.offers else set()
+        for sequence, path in self.sequences.values():
+            for label, loc, template in self._variants(sequence):
+                if template not in known:
+                    close = [k for k in known if Path(k).name == Path(template).name]
+                    hint = f"did you mean {close[0]}? " if close else ""
+                    self.add("error", path, line_of(path, (*loc, "template")),
+                             f"{label}: the template '{template}' does not exist in "
+                             f"{self.templates_dir}.",
+                             f"{hint}create {self.templates_dir / template} or fix the name "
+                             "(it is relative to the templates folder)")
+            if self.offers is None:
+                continue
+            references: list[tuple[str, tuple[Any, ...]]] = [
+                (s.nudge, ("steps", i, "nudge")) for i, s in enumerate(sequence.steps) if s.nudge]
+            if sequence.nudges.after_not_yet:
+                references.append((sequence.nudges.after_not_yet, ("nudges", "after_not_yet")))
+            for key, loc in references:
+                if key not in offer_keys:
+                    self.add("error", path, line_of(path, loc),
+                             f"'{key}' is not an offer that offers.yaml defines.",
+                             f"use one of: {', '.join(sorted(offer_keys)) or 'none defined'}, "
+                             f"or add '{key}' to {self.offers_path}")
+
+    def check_unused_templates(self) -> None:
+        used = {t for sequence, _ in self.sequences.values()
+                for _, _, t in self._variants(sequence)} | set(LAYOUTS)
+        pending = list(used)
+        while pending:  # what a used template includes, extends or imports is used too
+            name = pending.pop()
+            if name in self.broken_templates or not (self.templates_dir / name).exists():
+                continue
+            source = (self.templates_dir / name).read_text(encoding="utf-8")
+            for child in jinja2.meta.find_referenced_templates(self._env.parse(source)):
+                if child and child not in used:
+                    used.add(child)
+                    pending.append(child)
+        if self.unreadable:
+            return
+        for name in self.template_files():
+            if name not in used:
+                self.add("warning", self.templates_dir / name, None,
+                         "No sequence uses this template.",
+                         "name it in a step's 'template:' line, or delete it")
+
+    def check_unused_offers(self) -> None:
+        if not self.offers or not self.sequences or self.unreadable:
+            return
+        for index, offer in enumerate(self.offers.offers):
+            used = any(
+                offer.key in {s.nudge for s in sequence.steps}
+                or offer.key == sequence.nudges.after_not_yet
+                or offer.key in {g.purchased for g in sequence.goals}
+                or any(s.week in offer.weeks for s in sequence.steps)
+                for sequence, _ in self.sequences.values()
+            )
+            if not used:
+                self.add("warning", self.offers_path,
+                         line_of(self.offers_path, ("offers", index, "key")),
+                         f"The offer '{offer.key}' is never used: no step names it and its "
+                         "weeks match no step.",
+                         "name it in a step's 'nudge:' line, list the weeks it suits in "
+                         "'weeks:', or delete it")
+
+    # --- rendering every email -----------------------------------------------------------
+
+    def check_rendering(self) -> None:
+        assert self.offers is not None
+        library = Library({k: s for k, (s, _) in self.sequences.items()}, self.offers)
+        renderer = Renderer(self.templates_dir, library, self.sender)
+        for sequence, step_key, variant, nudge in every_email(library):
+            spec = email_spec(sequence, step_key, variant)
+            if (spec.template in self.broken_templates
+                    or not (self.templates_dir / spec.template).is_file()):
+                continue
+            path = self.sequences[sequence.key][1]
+            where = self._yaml_block(sequence.step_keys.index(step_key), variant)
+            try:
+                content = renderer.content(sequence.key, step_key, variant, nudge)
+            except TemplateError as exc:
+                self._render_failed(exc, path, where)
+                continue
+            self.check_content(content, sequence, path, where, spec.template)
+
+    @staticmethod
+    def _yaml_block(index: int, variant: str) -> tuple[Any, ...]:
+        base = variant.removesuffix(REMINDER)
+        if base == "repeat":
+            return ("steps", index, "repeat")
+        if base == "graduated":
+            return ("graduated",)
+        if base == "see-a-clinician":
+            return ("see_a_clinician",)
+        return ("steps", index)
+
+    def _render_failed(self, exc: TemplateError, path: Path, where: tuple[Any, ...]) -> None:
+        problem = re.sub(r"\.+$", ".", exc.problem)
+        fix = exc.fix or ("check the {{ }} and {% %} tags: each {{ needs a }}"
+                          if "syntax error" in problem else None)
+        attribute = re.match(r"'[\w ]+' has no attribute '(\w+)'", problem)
+        name = re.match(r"'(\w+)' is undefined", problem)
+        if attribute or name:
+            unknown = attribute.group(1) if attribute else name.group(1) if name else ""
+            problem = (f"Unknown variable: '{unknown}' is not one of the variables a template "
+                       "can use.")
+            fix = fix or ("use only the variables listed in docs/writing-sequences.md "
+                          "(subscriber.first_name, sequence.name, step.week, coach.name, ...)")
+        for part in ("subject", "preheader"):
+            if (exc.file or "").endswith(f"({part})"):
+                self.add("error", path, line_of(path, (*where, part)),
+                         f"The {part} does not render: {problem}", fix)
+                return
+        self.add("error", exc.file or str(path), exc.line, problem, fix)
+
+    def check_content(self, content: Content, sequence: Sequence, path: Path,
+                      where: tuple[Any, ...], template: str) -> None:
+        html_layout = self.templates_dir / HTML_LAYOUT
+        text_layout = self.templates_dir / TEXT_LAYOUT
+        html_end, text_end = _line_with(html_layout, "</body>"), _line_with(text_layout, None)
+        values = sample_values(self.links, sequence, SAMPLE_SUBSCRIBERS[0])
+        html, text = fill(content.html, values), fill(content.text, values)
+        subject = fill(content.subject, values)
+        if len(subject) > SUBJECT_LIMIT:
+            self.add("warning", path, line_of(path, (*where, "subject")),
+                     f"The subject is {len(subject)} characters"
+                     + (" for a subscriber called Alexandra" if "%%first_name" in content.subject
+                        else "")
+                     + f"; inboxes cut it off after about {SUBJECT_LIMIT}: '{subject}'.",
+                     f"shorten it to {SUBJECT_LIMIT} characters or fewer")
+        if not fill(content.preheader, values).strip():
+            self.add("error", path, line_of(path, (*where, "preheader")),
+                     "The preheader is empty, so inboxes show the first words of the body "
+                     "instead.", "write a one-line preheader that invites them to open it")
+        parsed = _Links()
+        parsed.feed(html)
+        # CAN-SPAM: a working unsubscribe link and the sender's postal address, in both parts
+        unsubscribe = values["unsubscribe_url"]
+        if unsubscribe not in parsed.hrefs:
+            self.add("error", html_layout, html_end,
+                     "The HTML part has no unsubscribe link (the law requires one in every "
+                     "email).", 'add <a href="{{ unsubscribe_url }}">Unsubscribe</a> to the '
+                     "footer of the layout, before this line")
+        if unsubscribe not in text:
+            self.add("error", text_layout, text_end,
+                     "The plain-text part has no unsubscribe link (the law requires one in "
+                     "every email).", "add 'Unsubscribe: {{ unsubscribe_url }}' to the footer")
+        address = self.sender.postal_address
+        if address and address not in htmllib.unescape(html):
+            self.add("error", html_layout, html_end,
+                     "The HTML part does not show the postal address (the law requires it).",
+                     "add {{ postal_address }} to the footer of the layout")
+        if address and address not in text:
+            self.add("error", text_layout, text_end,
+                     "The plain-text part does not show the postal address (the law "
+                     "requires it).", "add {{ postal_address }} to the footer")
+        sources = [template, HTML_LAYOUT]
+        for href in parsed.hrefs:
+            if not href.startswith(("https://", "mailto:")):
+                file, line = self._locate(href, sources)
+                self.add("error", file, line,
+                         f"The link '{href}' is not an absolute https:// URL; it will not "
+                         "work (or will warn) in an email.",
+                         "write the full address, starting with https://")
+        for src in parsed.images:
+            if not src.startswith("https://"):
+                file, line = self._locate(src, sources)
+                self.add("error", file, line,
+                         f"The image '{src}' is not an absolute https:// URL; mail programs "
+                         "will not show it.", "write the full address, starting with https://")
+        for url in re.findall(r"http://[^\s)>\]\"']+", text):
+            if url in parsed.hrefs or url in parsed.images:
+                continue  # reported above
+            file, line = self._locate(url, [template, TEXT_LAYOUT])
+            self.add("error", file, line,
+                     f"The link '{url}' is not an https:// URL.",
+                     "write the full address, starting with https://")
+        # the plain-text part must carry what the HTML part says
+        words = _words(text)
+        for href in parsed.hrefs:
+            if href not in text and href.startswith("https://"):
+                file, line = self._locate(href, sources)
+                self.add("error", file, line,
+                         f"The plain-text part lost the link {_without_utm(href)} that the "
+                         "HTML part has.",
+                         f"print the URL in {TEXT_LAYOUT} too (or use a Markdown link "
+                         "[text](url) in the template, which keeps it in both parts)")
+        for item in parsed.items:
+            if address and address in item:
+                continue  # reported above, as the law's requirement
+            if _words(item) and _words(item) not in words:
+                file, line = self._locate(item, sources)
+                if line is None:  # printed from a variable: point at where the layout uses it
+                    file, line = self._locate(self._variable_for(item, sequence), sources)
+                self.add("error", file, line,
+                         f"The plain-text part lost '{item}', which the HTML part shows.",
+                         f"write it in Markdown in the template, or add it to {TEXT_LAYOUT} "
+                         "as well")
+
+    def _variable_for(self, item: str, sequence: Sequence) -> str:
+        """The layout variable whose value `item` shows (checkpoint, offer, disclaimer...)."""
+        known: list[tuple[str, str]] = [(sequence.disclaimer, "disclaimer"),
+                                        (sequence.reminder, "reminder"),
+                                        (sequence.name, "sequence.name")]
+        for step in sequence.steps:
+            if step.checkpoint is not None:
+                known += [(step.checkpoint.question, "checkpoint.question"),
+                          (step.checkpoint.passing, "checkpoint.passing")]
+        for offer in self.offers.offers if self.offers else []:
+            known += [(offer.pitch, "nudge.pitch"), (offer.name, "nudge.name")]
+        for value, variable in known:
+            if value and _words(value) in _words(item):
+                return variable
+        return item
+
+    def _locate(self, needle: str, names: list[str]) -> tuple[str, int | None]:
+        """The template file and line where `needle` (or its start) is written."""
+        candidates = [needle, needle.split("?", 1)[0], needle[:40]]
+        if self.offers and any(needle.startswith(o.url) for o in self.offers.offers):
+            candidates.append("nudge.url")
+        for candidate in candidates:
+            for name in names:
+                path = self.templates_dir / name
+                if not path.exists():
+                    continue
+                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                    if candidate and candidate in line:
+                        return str(path), number
+        return str(self.templates_dir / names[-1]), None  # printed from a variable
+
+    # --- versioning ----------------------------------------------------------------------
+
+    def stranded(self, positions: Iterable[EnrollmentPosition]) -> None:
+        """Warn, per sequence, how many enrollments under way sit on a step that is gone."""
+        missing: dict[str, Counter[str]] = {}
+        for p in positions:
+            entry = self.sequences.get(p.sequence_key)
+            if entry is None:
+                if not (self.sequences_dir / f"{p.sequence_key}.yaml").exists():
+                    missing.setdefault(p.sequence_key, Counter())["(the whole sequence)"] += 1
+                continue
+            keys = set(entry[0].step_keys)
+            gone = [k for k in (p.next_step_key, p.last_step_key) if k and k not in keys]
+            if gone:
+                missing.setdefault(p.sequence_key, Counter())[gone[0]] += 1
+        for sequence_key, steps in sorted(missing.items()):
+            total = sum(steps.values())
+            where = ", ".join(f"{k}: {n}" for k, n in sorted(steps.items()))
+            path = self.sequences_dir / f"{sequence_key}.yaml"
+            line = line_of(path, ("steps",)) if path.exists() else None
+            self.add("warning", path, line,
+                     f"{total} enrollment{'s' if total != 1 else ''} under way would be "
+                     f"stranded: they are on steps that are no longer in the file ({where}). "
+                     "Dispatch holds them until the step is back.",
+                     "put the steps back under their old keys (never rename a step once "
+                     "people are on it; add a new key instead)")

@@ -1,0 +1,129 @@
+"""`drip simulate` plays a persona through the shipped program in simulated time: the calendar
+shows each email at 06:30 local time in three timezones, across DST changes, without a database."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import subprocess
+import sys
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+
+from drip.clock import parse_instant
+from drip.errors import InvalidInput
+from drip.render import Renderer
+from drip.sequence import Library, load_library
+from drip.simulation import parse_answers, parse_buys, simulate
+from tests.coach.conftest import SENDER
+from tests.conftest import ROOT
+
+ALL_PASS = "pass,pass,pass,pass,pass,pass,pass"
+
+
+@pytest.fixture(scope="module")
+def library() -> Library:
+    return load_library(ROOT / "sequences")
+
+
+@pytest.fixture(scope="module")
+def renderer(library: Library) -> Renderer:
+    return Renderer(ROOT / "templates", library, SENDER)
+
+
+def calendar(library: Library, renderer: Renderer, timezone: str, joined: str,
+             answers: str = ALL_PASS, **kwargs: object) -> list[tuple[str, str, str, str]]:
+    result = simulate(library, renderer, sequence_key="pht-7-week", timezone=timezone,
+                      joined_at=parse_instant(joined), answers=parse_answers(answers),
+                      **kwargs)  # type: ignore[arg-type]
+    return [(f"{e.local:%a %d %b %H:%M %Z}", f"{e.at:%d %b %H:%M}Z", e.step_key, e.variant)
+            for e in result.emails]
+
+
+def test_london_across_the_spring_clock_change(library: Library, renderer: Renderer) -> None:
+    assert calendar(library, renderer, "Europe/London", "2026-03-16T10:00:00Z") == [
+        ("Mon 16 Mar 10:00 GMT", "16 Mar 10:00Z", "week-1", "main"),
+        ("Mon 23 Mar 06:30 GMT", "23 Mar 06:30Z", "week-2", "main"),
+        ("Mon 30 Mar 06:30 BST", "30 Mar 05:30Z", "week-3", "main"),  # clocks went forward
+        ("Mon 06 Apr 06:30 BST", "06 Apr 05:30Z", "week-4", "main"),
+        ("Mon 13 Apr 06:30 BST", "13 Apr 05:30Z", "week-5", "main"),
+        ("Mon 20 Apr 06:30 BST", "20 Apr 05:30Z", "week-6", "main"),
+        ("Mon 27 Apr 06:30 BST", "27 Apr 05:30Z", "week-7", "main"),
+        ("Mon 04 May 06:30 BST", "04 May 05:30Z", "week-7", "graduated"),
+    ]
+
+
+def test_sydney_fails_week_3_twice_as_its_clocks_go_back(library: Library,
+                                                        renderer: Renderer) -> None:
+    answers = "pass,pass,notyet,notyet,pass"
+    assert calendar(library, renderer, "Australia/Sydney", "2026-03-22T09:00:00Z",
+                    answers)[:6] == [
+        ("Sun 22 Mar 20:00 AEDT", "22 Mar 09:00Z", "week-1", "main"),
+        ("Sun 29 Mar 06:30 AEDT", "28 Mar 19:30Z", "week-2", "main"),
+        ("Sun 05 Apr 06:30 AEST", "04 Apr 20:30Z", "week-3", "main"),  # daylight saving ended
+        ("Sun 12 Apr 06:30 AEST", "11 Apr 20:30Z", "week-3", "repeat"),
+        ("Sun 19 Apr 06:30 AEST", "18 Apr 20:30Z", "week-3", "see-a-clinician"),
+        ("Sun 26 Apr 06:30 AEST", "25 Apr 20:30Z", "week-4", "main"),
+    ]
+
+
+def test_new_york_pauses_and_buys(library: Library, renderer: Renderer) -> None:
+    result = simulate(library, renderer, sequence_key="pht-7-week", timezone="America/New_York",
+                      joined_at=parse_instant("2026-03-02T15:00:00Z"),
+                      answers=parse_answers(ALL_PASS), buys=parse_buys(["12-week-program@3"]),
+                      pauses=[2])
+    got = [(f"{e.local:%a %d %b %H:%M %Z}", e.step_key, e.nudge) for e in result.emails]
+    assert got == [
+        ("Mon 02 Mar 10:00 EST", "week-1", "strength-assessment"),
+        ("Mon 09 Mar 06:30 EDT", "week-2", "running-workshop"),  # the day after DST began
+        ("Mon 23 Mar 06:30 EDT", "week-3", "12-week-program"),  # a week later: the pause
+        ("Mon 30 Mar 06:30 EDT", "week-4", None),  # bought the program: no more nudges
+        ("Mon 06 Apr 06:30 EDT", "week-5", None),
+        ("Mon 13 Apr 06:30 EDT", "week-6", None),
+        ("Mon 20 Apr 06:30 EDT", "week-7", None),
+        ("Mon 27 Apr 06:30 EDT", "week-7", None),
+    ]
+    assert result.ended == "complete"
+    assert result.events == ["buys 12-week-program after email 3",
+                             "pauses a week after email 2"]
+
+
+def test_bad_persona_input_is_explained(library: Library, renderer: Renderer) -> None:
+    with pytest.raises(InvalidInput, match="'maybe' is not an answer"):
+        parse_answers("pass,maybe")
+    with pytest.raises(InvalidInput, match="OFFER@WEEK"):
+        parse_buys(["12-week-program"])
+    with pytest.raises(InvalidInput, match="never gets a week 5 email"):
+        calendar(library, renderer, "UTC", "2026-03-02T09:00:00Z", "pass,notyet,notyet,notyet",
+                 pauses=[5])
+
+
+def test_the_command_prints_the_calendar_and_writes_the_emails(tmp_path: Path) -> None:
+    out = tmp_path / "emails"
+    database = tmp_path / "never.db"
+    env = {**os.environ, "COLUMNS": "220", "DRIP_SECRET_KEY": "k",
+           "DRIP_DATABASE_URL": f"sqlite:///{database}", "DRIP_VAR_DIR": str(tmp_path / "var")}
+    done = subprocess.run(
+        [sys.executable, "-m", "drip", "simulate", "--sequence", "pht-7-week",
+         "--timezone", "Australia/Sydney", "--joined", "2026-03-22T09:00:00Z",
+         "--answers", "pass,pass,notyet,notyet,pass", "--out", str(out)],
+        capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    row = next(line for line in lines if "Sun 19 Apr 2026 06:30 AEST" in line)
+    assert "week-3" in row and "see-a-clinician" in row
+    assert "Ends: complete." in done.stdout
+    assert not database.exists(), "simulate must not touch the database"
+    emls = sorted(out.glob("*.eml"))
+    assert [p.name for p in emls][:3] == ["01-week-1-main.eml", "02-week-2-main.eml",
+                                          "03-week-3-main.eml"]
+    parsed = email.message_from_bytes(emls[4].read_bytes(), policy=email.policy.default)
+    assert parsed["Subject"] == "Time to get a clinician's eyes on this"
+    assert parsed["To"] == "Alexandra Sample <alexandra@example.com>"
+    sent = parsedate_to_datetime(parsed["Date"])
+    assert sent == datetime.fromisoformat("2026-04-18T20:30:00+00:00")
+    assert (out / "05-week-3-see-a-clinician.html").read_text().count("Unsubscribe") >= 1
