@@ -39,7 +39,15 @@ def test_tokens_round_trip_and_refuse_tampering() -> None:
         signer.read("checkpoint", token)  # a token for one purpose opens no other
     with pytest.raises(BadSignature):
         Signer("other-secret").read("unsubscribe", token)
+    refused = 0
     for index in range(len(token)):
         changed = token[:index] + ("A" if token[index] != "A" else "B") + token[index + 1:]
-        with pytest.raises(BadSignature):
-            signer.read("unsubscribe", changed)
+        try:
+            values = signer.read("unsubscribe", changed)
+        except BadSignature:
+            refused += 1
+        else:
+            # The last character of a base64 field carries unused bits: changing only those
+            # decodes to the same bytes. That is the same token, never a forged one.
+            assert values == [12, 34], changed
+    assert refused >= len(token) - 3  # at most the ends of the three base64 fields
