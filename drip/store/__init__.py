@@ -26,8 +26,10 @@ from drip.store.checkpoints import AnsweredDelivery, CheckpointQueries
 from drip.store.circuits import CircuitQueries, CircuitRow
 from drip.store.deliveries import DeliveryQueries
 from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
+from drip.store.events import EventQueries
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
+from drip.store.optins import OptinQueries, OptinRequest
 from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
@@ -42,6 +44,8 @@ class Store(
     LifecycleQueries,
     LivenessQueries,
     PurchaseQueries,
+    EventQueries,
+    OptinQueries,
     ReportQueries,
     StoreBase,
 ):
@@ -60,6 +64,7 @@ __all__ = [
     "EnrollOutcome",
     "EnrollmentRow",
     "MissedWindow",
+    "OptinRequest",
     "Outcome",
     "PendingDelivery",
     "PlannedDelivery",
