@@ -96,3 +96,29 @@ def sendgrid_event(event: str, email: str, *, delivery_id: int | None = None,
 
 def body_of(data: Any) -> bytes:
     return json.dumps(data).encode()
+
+
+@pytest.fixture
+def live_url(web_drip: Drip) -> Iterator[str]:
+    """The app under a real uvicorn server on loopback, in a thread of this process."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(create_app(web_drip), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
