@@ -45,7 +45,8 @@ def request_optin(store: Store, library: Library, provider: Provider, links: Lin
     address = normalise_email(email)
     zone_name = validate_timezone(timezone or "UTC")
     sequence = library.sequence(sequence_key)
-    clean_name = " ".join(name.split())[:MAX_NAME]
+    clean_name = " ".join("".join(c for c in name if c.isprintable() or c.isspace()).split()
+                          )[:MAX_NAME]
     request_id = store.record_optin_request(
         email=address, sequence_key=sequence.key, name=clean_name, timezone=zone_name,
         ip=(requester.ip or "")[:64] or None, user_agent=(requester.user_agent or "")[:500] or None,

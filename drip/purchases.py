@@ -77,8 +77,8 @@ def _text(data: dict[str, Any], name: str, *, required: bool = True) -> str:
         return ""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or len(value) > MAX_FIELD:
-        raise InvalidInput(f"The order's '{name}' must be a string of at most {MAX_FIELD} "
+    if not isinstance(value, str) or len(value) > MAX_FIELD or "\x00" in value:
+        raise InvalidInput(f"The order's '{name}' must be text of at most {MAX_FIELD} "
                            "characters.")
     return value.strip()
 

@@ -238,19 +238,26 @@ def _event(item: Any, index: int) -> ProviderEvent:
     if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not (
             0 <= stamp < 32_503_680_000):
         raise InvalidInput(f"Event {index} has no valid Unix timestamp.")
-    reason = str(item.get("reason") or item.get("response") or "")[:500]
+    reason = _printable(str(item.get("reason") or item.get("response") or ""))[:500]
     kind: EventKind = _EVENT_KINDS.get(name, "other")
     if name == "bounce":
         kind = "deferred" if item.get("type") == "blocked" else "bounced"
     elif name == "dropped":
         kind = "rejected" if reason.lower().startswith(_ADDRESS_DROPS) else "dropped"
     event_id = item.get("sg_event_id")
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 200:
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 200 or (
+            _printable(event_id) != event_id):
         canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
         event_id = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
     raw_id = item.get("delivery_id")
     delivery_id = int(raw_id) if isinstance(raw_id, str) and raw_id.isdigit() and len(
         raw_id) < 19 and 0 < int(raw_id) < MAX_DELIVERY_ID else None
+    name = _printable(name)[:50]
     detail = f"{name}: {reason}" if reason else name
-    return ProviderEvent(event_id, kind, email.strip()[:320],
+    return ProviderEvent(event_id, kind, _printable(email).strip()[:320],
                          datetime.fromtimestamp(stamp, UTC), delivery_id, detail[:500], item)
+
+
+def _printable(text: str) -> str:
+    """Text without control characters (PostgreSQL refuses NUL in text columns)."""
+    return "".join(ch for ch in text if ch.isprintable() or ch == " ")
