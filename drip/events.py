@@ -34,8 +34,8 @@ def ingest(store: Store, events: Sequence[ProviderEvent], now: datetime) -> Inge
     unique = list({e.provider_event_id: e for e in reversed(events)}.values())[::-1]
     seen = store.known_event_ids(e.provider_event_id for e in unique)
     fresh = [e for e in unique if e.provider_event_id not in seen]
-    suppressed = sum(_act(lambda e: lifecycle.suppress(store, e.email, now, e.detail), e)
-                     for e in _first_per_address(fresh, SUPPRESSES))
+    suppressed = lifecycle.suppress_many(
+        store, {e.email: e.detail for e in _first_per_address(fresh, SUPPRESSES)}, now)
     unsubscribed = sum(_act(lambda e: lifecycle.unsubscribe_email(store, e.email, now,
                                                                   source="provider"), e)
                        for e in _first_per_address(fresh, UNSUBSCRIBES))

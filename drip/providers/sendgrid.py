@@ -260,4 +260,6 @@ def _event(item: Any, index: int) -> ProviderEvent:
 
 def _printable(text: str) -> str:
     """Text without control characters (PostgreSQL refuses NUL in text columns)."""
+    if text.isprintable():
+        return text
     return "".join(ch for ch in text if ch.isprintable() or ch == " ")
