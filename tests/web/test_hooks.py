@@ -300,3 +300,29 @@ def test_webhooks_without_configured_secrets_answer_503(tmp_path: Any, database_
                 assert answer.status_code == 503, path
     finally:
         bare.close()
+
+
+def test_a_failure_answers_5xx_and_the_retry_loses_nothing(
+        web_drip: Drip, sendgrid_key: ec.EllipticCurvePrivateKey) -> None:
+    from sqlalchemy import text
+
+    from drip.web import create_app
+
+    delivery = sent_week_one(web_drip)
+    events = [sendgrid_event("delivered", "dee@example.com", delivery_id=delivery,
+                             at=stamp(web_drip)),
+              sendgrid_event("spamreport", "dee@example.com", delivery_id=delivery,
+                             at=stamp(web_drip))]
+    with TestClient(create_app(web_drip), raise_server_exceptions=False) as test_client:
+        with web_drip.store.engine.begin() as conn:  # the database breaks mid-burst
+            conn.execute(text("ALTER TABLE events RENAME TO events_away"))
+        failed = post_events(test_client, web_drip, sendgrid_key, events)
+        assert failed.status_code == 500
+        assert "Traceback" not in failed.text and "events_away" not in failed.text
+        with web_drip.store.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE events_away RENAME TO events"))
+        retried = post_events(test_client, web_drip, sendgrid_key, events)  # SendGrid retries
+        assert retried.status_code == 200 and retried.json()["new"] == 2
+    assert [k for k, _, _ in web_drip.store.events_of(delivery_id=delivery)] == [
+        "delivered", "complained"]
+    assert web_drip.store.subscriber_by_email("dee@example.com").state == "suppressed"
