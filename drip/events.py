@@ -39,8 +39,7 @@ def ingest(store: Store, events: Sequence[ProviderEvent], now: datetime) -> Inge
     unsubscribed = sum(_act(lambda e: lifecycle.unsubscribe_email(store, e.email, now,
                                                                   source="provider"), e)
                        for e in _first_per_address(fresh, UNSUBSCRIBES))
-    confirmed = [(e.delivery_id, e.occurred_at) for e in fresh
-                 if e.kind in CONFIRMS and e.delivery_id is not None]
+    confirmed = [e.delivery_id for e in fresh if e.kind in CONFIRMS and e.delivery_id is not None]
     store.record_provider_events(fresh, confirmed, now)
     return IngestReport(len(events), len(fresh), suppressed, unsubscribed)
 

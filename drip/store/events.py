@@ -12,7 +12,6 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
-    case,
     cast,
     func,
     literal_column,
@@ -60,10 +59,10 @@ class EventQueries(StoreBase):
             return {i for i in found if i is not None}
 
     def record_provider_events(self, events: Sequence[ProviderEvent],
-                               confirmed: Sequence[tuple[int, datetime]],
-                               now: datetime) -> int:
+                               confirmed: Iterable[int], now: datetime) -> int:
         """Store events in one INSERT (a repeat of a stored event id is skipped) and confirm
-        the deliveries they report: an `unknown` delivery the provider handled becomes sent.
+        the deliveries they report (`confirmed_at` is when drip heard of it): an `unknown`
+        delivery the provider handled becomes sent.
 
         One transaction; returns how many events were new. Events are matched to the
         deliveries drip sent, and to subscribers by address when no delivery is named.
@@ -96,19 +95,15 @@ class EventQueries(StoreBase):
             statement = self._insert(Event).on_conflict_do_nothing(
                 index_elements=["provider_event_id"])
             stored = rowcount(conn.execute(statement, rows))
-            known = [(d, at) for d, at in confirmed if d in owners]
-            if known:
+            known = sorted({d for d in confirmed if d in owners})
+            if known:  # two set-based statements, however many events confirm
                 t = DELIVERIES
-                unknown = t.c.state == "unknown"
-                conn.execute(
-                    update(t).where(t.c.id == bindparam("b_id")).values(
-                        confirmed_at=func.coalesce(t.c.confirmed_at, bindparam("b_at")),
-                        sent_at=case((unknown, func.coalesce(t.c.sent_at, bindparam("b_at"))),
-                                     else_=t.c.sent_at),
-                        state=case((unknown, "sent"), else_=t.c.state),
-                    ),
-                    [{"b_id": d, "b_at": at} for d, at in known],
-                )
+                conn.execute(update(t).where(_one_of(self.dialect, t.c.id, known),
+                                             t.c.confirmed_at.is_(None))
+                             .values(confirmed_at=now))
+                conn.execute(update(t).where(_one_of(self.dialect, t.c.id, known),
+                                             t.c.state == "unknown")
+                             .values(state="sent", sent_at=func.coalesce(t.c.sent_at, now)))
             return stored
 
     def suppress_addresses(self, reasons: dict[str, str], now: datetime) -> list[str]:
