@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def make_engine(url: str, **options: Any) -> Engine:
     """An engine tuned for drip: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL."""
     parsed = make_url(url)
+    # Without this, SQLAlchemy 2.1 reports rowcount -1 for INSERT .. ON CONFLICT on psycopg,
+    # and every "was it new?" answer (a pause, an event) would read as "no".
+    options.setdefault("execution_options", {"preserve_rowcount": True})
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

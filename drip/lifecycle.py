@@ -7,12 +7,13 @@ enrollment's one pending email moves to its next send slot, shifted by the pause
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from drip.addresses import normalise_email, zone
-from drip.errors import Conflict
+from drip.errors import Conflict, InvalidAddress
 from drip.schedule import next_open_slot, slot_on
 from drip.sequence import Library, Schedule
 from drip.store import PendingDelivery, Store
@@ -53,6 +54,21 @@ def suppress(store: Store, email: str, now: datetime, reason: str) -> Change:
         return Change(False)
     return Change(True, store.hold_enrollments(subscriber.id, now, state="suppressed",
                                                reason=reason))
+
+
+def suppress_many(store: Store, reasons: Mapping[str, str], now: datetime) -> int:
+    """`suppress` for a burst of provider reports: {address: reason}, in one transaction.
+
+    Addresses that are not valid or not known change nothing. Returns how many were
+    suppressed now.
+    """
+    clean: dict[str, str] = {}
+    for address, reason in reasons.items():
+        try:
+            clean.setdefault(normalise_email(address), reason)
+        except InvalidAddress:
+            continue
+    return len(store.suppress_addresses(clean, now))
 
 
 def unsuppress(store: Store, library: Library, email: str, now: datetime) -> Change:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from drip.catalog import Catalog, load_catalog
 from drip.clock import Clock, SystemClock
 from drip.db import make_engine
 from drip.dispatch import Dispatcher
@@ -35,6 +36,7 @@ class Drip:
     clock: Clock = field(default_factory=SystemClock)
     _library: Library | None = None
     _renderer: Renderer | None = None
+    _catalog: Catalog | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Drip:
@@ -46,6 +48,12 @@ class Drip:
         if self._library is None:
             self._library = load_library(self.settings.sequences_dir)
         return self._library
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = load_catalog(self.settings.sequences_dir, self.library)
+        return self._catalog
 
     @property
     def sender(self) -> Sender:

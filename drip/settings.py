@@ -48,7 +48,10 @@ VARIABLES: dict[str, str] = {
     "DRIP_SMTP_TLS": "starttls (default), ssl (implicit TLS) or none",
     "DRIP_WEBHOOK_SECRET": "HMAC key for POST /hooks/purchase",
     "DRIP_STRIPE_WEBHOOK_SECRET": "Stripe endpoint secret (whsec_...) for POST /hooks/stripe",
-    "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid Event Webhook verification key (base64)",
+    "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid event webhook verification key (base64 or PEM)",
+    "DRIP_CONSENT_TEXT_VERSION": "consent text version kept with each opt-in (default 2026-01)",
+    "DRIP_SUBSCRIBE_LIMIT": "opt-in requests one IP address may make per hour (default 10)",
+    "DRIP_EVENTS_MAX_BYTES": "largest SendGrid event POST accepted, in bytes (default 8388608)",
     "DRIP_COACH_EMAIL": "where the coach's weekly digest goes (no digest is emailed if unset)",
     "DRIP_COACH_TIMEZONE": "the digest goes Mondays 07:00 in this timezone (default UTC)",
     "DRIP_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
@@ -88,6 +91,9 @@ class Settings(BaseModel):
     webhook_secret: str = Field(default="", repr=False)
     stripe_webhook_secret: str = Field(default="", repr=False)
     sendgrid_webhook_public_key: str = ""
+    consent_text_version: str = Field(default="2026-01", min_length=1, max_length=40)
+    subscribe_limit: int = Field(default=10, ge=1, le=100_000)
+    events_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     coach_email: str = ""
     coach_timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -18,6 +18,7 @@ from drip.cli import db as _db  # noqa: E402
 from drip.cli import delivery as _delivery  # noqa: E402
 from drip.cli import demo as _demo  # noqa: E402
 from drip.cli import digest as _digest  # noqa: E402
+from drip.cli import web as _web  # noqa: E402
 
 app.add_typer(_db.app, name="db")
 app.add_typer(_circuit.app, name="circuit")
@@ -25,6 +26,7 @@ _delivery.register(app)
 _demo.register(app)
 _digest.register(app)
 _coach.register(app)
+_web.register(app)
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 from drip.message import Message
 
@@ -30,3 +31,20 @@ class Provider(Protocol):
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]: ...
 
     def close(self) -> None: ...
+
+
+#: What a provider reports about an email, mapped onto one small closed vocabulary before
+#: anything acts on it. `rejected` is a drop for an address that can never receive mail.
+EventKind = Literal["processed", "delivered", "deferred", "bounced", "rejected", "dropped",
+                    "complained", "unsubscribed", "opened", "clicked", "other"]
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    provider_event_id: str
+    kind: EventKind
+    email: str
+    occurred_at: datetime
+    delivery_id: int | None = None
+    detail: str = ""
+    payload: dict[str, Any] | None = None

@@ -7,6 +7,7 @@ this module knows SendGrid's JSON and status codes.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import logging
@@ -14,15 +15,16 @@ import socket
 import time
 import urllib.error
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from drip.errors import SendingHalted
+from drip.errors import InvalidInput, SendingHalted
 from drip.message import Message
-from drip.providers.base import SendResult
+from drip.providers.base import EventKind, ProviderEvent, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +204,62 @@ def _personalization_index(exc: http_errors.HTTPError) -> int | None:
             if part.isdigit():
                 return int(part)
     return None
+
+
+# --- the Event Webhook: SendGrid's event JSON onto drip's closed vocabulary --------------------
+
+_EVENT_KINDS: dict[str, EventKind] = {
+    "processed": "processed", "delivered": "delivered", "deferred": "deferred",
+    "spamreport": "complained", "unsubscribe": "unsubscribed",
+    "group_unsubscribe": "unsubscribed", "group_resubscribe": "other",
+    "open": "opened", "click": "clicked",
+}
+#: Drop reasons that mean the address itself can never receive mail from us.
+_ADDRESS_DROPS = ("bounced address", "invalid", "spam reporting address")
+MAX_DELIVERY_ID = 2**62
+
+
+def parse_events(data: Any) -> list[ProviderEvent]:
+    """The events of one Event Webhook POST (a JSON array); InvalidInput if it is not one.
+
+    drip's custom_args (delivery_id, enrollment_id, step_key) come back as top-level keys.
+    """
+    if not isinstance(data, list):
+        raise InvalidInput("SendGrid events must be a JSON array.")
+    return [_event(item, index) for index, item in enumerate(data)]
+
+
+def _event(item: Any, index: int) -> ProviderEvent:
+    if not isinstance(item, dict):
+        raise InvalidInput(f"Event {index} is not a JSON object.")
+    name, email, stamp = item.get("event"), item.get("email"), item.get("timestamp")
+    if not isinstance(name, str) or not isinstance(email, str):
+        raise InvalidInput(f"Event {index} has no event name or email.")
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not (
+            0 <= stamp < 32_503_680_000):
+        raise InvalidInput(f"Event {index} has no valid Unix timestamp.")
+    reason = _printable(str(item.get("reason") or item.get("response") or ""))[:500]
+    kind: EventKind = _EVENT_KINDS.get(name, "other")
+    if name == "bounce":
+        kind = "deferred" if item.get("type") == "blocked" else "bounced"
+    elif name == "dropped":
+        kind = "rejected" if reason.lower().startswith(_ADDRESS_DROPS) else "dropped"
+    event_id = item.get("sg_event_id")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 200 or (
+            _printable(event_id) != event_id):
+        canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
+        event_id = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    raw_id = item.get("delivery_id")
+    delivery_id = int(raw_id) if isinstance(raw_id, str) and raw_id.isdigit() and len(
+        raw_id) < 19 and 0 < int(raw_id) < MAX_DELIVERY_ID else None
+    name = _printable(name)[:50]
+    detail = f"{name}: {reason}" if reason else name
+    return ProviderEvent(event_id, kind, _printable(email).strip()[:320],
+                         datetime.fromtimestamp(stamp, UTC), delivery_id, detail[:500], item)
+
+
+def _printable(text: str) -> str:
+    """Text without control characters (PostgreSQL refuses NUL in text columns)."""
+    if text.isprintable():
+        return text
+    return "".join(ch for ch in text if ch.isprintable() or ch == " ")

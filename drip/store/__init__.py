@@ -26,8 +26,10 @@ from drip.store.checkpoints import AnsweredDelivery, CheckpointQueries
 from drip.store.circuits import CircuitQueries, CircuitRow
 from drip.store.deliveries import DeliveryQueries
 from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
+from drip.store.events import EventQueries
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
+from drip.store.optins import OptinQueries, OptinRequest
 from drip.store.positions import EnrollmentPosition, PositionQueries
 from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
@@ -45,6 +47,8 @@ class Store(
     LivenessQueries,
     PositionQueries,
     PurchaseQueries,
+    EventQueries,
+    OptinQueries,
     ReportQueries,
     ThrottleQueries,
     StoreBase,
@@ -65,6 +69,7 @@ __all__ = [
     "EnrollmentPosition",
     "EnrollmentRow",
     "MissedWindow",
+    "OptinRequest",
     "Outcome",
     "PendingDelivery",
     "PlannedDelivery",

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from drip.models import Purchase, Tag
-from drip.store._base import StoreBase, rowcount
+from drip.models import Purchase, Subscriber, Tag
+from drip.store._base import StoreBase
 
 
 class PurchaseQueries(StoreBase):
@@ -22,12 +22,27 @@ class PurchaseQueries(StoreBase):
         statement = self._insert(Purchase).values(
             source=source, order_id=order_id, subscriber_id=subscriber_id, product=product,
             purchased_at=now, payload=payload,
-        ).on_conflict_do_nothing(index_elements=["source", "order_id"])
+        ).on_conflict_do_nothing(index_elements=["source", "order_id"]).returning(Purchase.id)
         with self._session() as s, s.begin():
-            created = rowcount(s.execute(statement)) > 0
+            # RETURNING, not rowcount: psycopg reports -1 for this statement
+            created = s.execute(statement).first() is not None
             wanted = set(tags)
             if created and wanted:
                 have = set(s.scalars(select(Tag.tag).where(Tag.subscriber_id == subscriber_id)))
                 for tag in sorted(wanted - have):
                     s.add(Tag(subscriber_id=subscriber_id, tag=tag, created_at=now))
             return created
+
+    def purchase_recorded(self, source: str, order_id: str) -> bool:
+        with self._session() as s:
+            return s.scalar(select(Purchase.id).where(Purchase.source == source,
+                                                      Purchase.order_id == order_id)) is not None
+
+    def buyer(self, *, email: str, name: str, timezone: str, now: datetime) -> int:
+        """The subscriber id of a buyer, creating the subscriber if they are new."""
+        statement = self._insert(Subscriber).values(
+            email=email, name=name, timezone=timezone, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["email"])
+        with self._session() as s, s.begin():
+            s.execute(statement)
+            return int(s.scalars(select(Subscriber.id).where(Subscriber.email == email)).one())

@@ -1,0 +1,116 @@
+"""Double opt-in: ask, send a signed confirmation link, enroll only when it is confirmed.
+
+The answer to a request is the same whether or not the address is known, so the form
+cannot be used to find out who subscribes. The request (time, IP, user agent, the
+version of the consent text) is kept as evidence and copied into the consent record.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+
+from drip.addresses import normalise_email, validate_timezone
+from drip.errors import BadSignature, NotFound, TransientProviderError
+from drip.links import Links
+from drip.message import Content, Message
+from drip.providers.base import Provider
+from drip.render import Sender
+from drip.sequence import Library
+from drip.store import ConsentRecord, EnrollOutcome, OptinRequest, Store
+from drip.subscriptions import enroll
+
+#: How long a confirmation link works.
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Where a request came from, recorded as consent evidence."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+def request_optin(store: Store, library: Library, provider: Provider, links: Links,
+                  sender: Sender, *, email: str, sequence_key: str, name: str, timezone: str,
+                  requester: Requester, text_version: str, now: datetime) -> None:
+    """Record the request and email a confirmation link, unless the address is suppressed.
+
+    Raises InvalidInput for a bad address, timezone or sequence (which says nothing about
+    who is subscribed) and TransientProviderError if the email could not be sent.
+    """
+    address = normalise_email(email)
+    zone_name = validate_timezone(timezone or "UTC")
+    sequence = library.sequence(sequence_key)
+    clean_name = " ".join("".join(c for c in name if c.isprintable() or c.isspace()).split()
+                          )[:MAX_NAME]
+    request_id = store.record_optin_request(
+        email=address, sequence_key=sequence.key, name=clean_name, timezone=zone_name,
+        ip=(requester.ip or "")[:64] or None, user_agent=(requester.user_agent or "")[:500] or None,
+        text_version=text_version, now=now)
+    try:
+        if store.subscriber_by_email(address).suppressed_at is not None:
+            return  # it bounced or complained before: never mail it, and answer the same
+    except NotFound:
+        pass
+    url = f"{links.base_url}/confirm/{links.signer.make('confirm', request_id, address)}"
+    message = confirmation(sender, address, clean_name, sequence.name, url, request_id)
+    (result,) = provider.send_batch([message])
+    if result.verdict != "accepted":
+        raise TransientProviderError("The confirmation email could not be sent just now; "
+                                     "please try again in a few minutes.")
+
+
+def confirmation(sender: Sender, email: str, name: str, sequence_name: str, url: str,
+                 request_id: int) -> Message:
+    """The transactional email carrying the confirmation link."""
+    greeting = f"Hi {name}," if name else "Hi,"
+    subject = f"Please confirm: {sequence_name} from {sender.name}"
+    text = (f"{greeting}\n\nPlease confirm that you want to receive {sequence_name} from "
+            f"{sender.name} at this address:\n\n{url}\n\nIf you did not ask for this, ignore "
+            f"this email and nothing will be sent.\n\n{sender.name}\n{sender.postal_address}\n")
+    e = html.escape
+    markup = (f"<p>{e(greeting)}</p><p>Please confirm that you want to receive "
+              f"<strong>{e(sequence_name)}</strong> from {e(sender.name)} at this address.</p>"
+              f'<p><a href="{e(url)}">Yes, send it to me</a></p><p>If you did not ask for '
+              f"this, ignore this email and nothing will be sent.</p>"
+              f"<p>{e(sender.name)}<br>{e(sender.postal_address)}</p>")
+    content = Content(key=f"confirm-{request_id}", subject=subject, preheader="", html=markup,
+                      text=text, content_hash="")
+    return Message(delivery_id=0, enrollment_id=0, sequence_key="optin",
+                   step_key=f"confirm-{request_id}", variant="main", to_email=email,
+                   to_name=name, from_email=sender.email, from_name=sender.name,
+                   content=content, transactional=True)
+
+
+def pending(store: Store, links: Links, token: str) -> OptinRequest:
+    """The request a confirmation link stands for; NotFound if the link is bad or expired."""
+    try:
+        request_id, address = links.signer.read("confirm", token, max_age=CONFIRM_MAX_AGE)
+    except (BadSignature, ValueError):
+        raise NotFound("That confirmation link is not valid or has expired.") from None
+    if not isinstance(request_id, int):
+        raise NotFound("That confirmation link is not valid.")
+    request = store.optin_request(request_id)
+    if request.email != address:
+        raise NotFound("That confirmation link is not valid.")
+    return request
+
+
+def confirm_optin(store: Store, library: Library, links: Links, token: str, *,
+                  requester: Requester, now: datetime) -> tuple[OptinRequest, EnrollOutcome]:
+    """Enroll the person a confirmation link stands for, with their consent on record."""
+    request = pending(store, links, token)
+    consent = ConsentRecord(
+        source="optin", text_version=request.text_version, ip=request.ip,
+        user_agent=request.user_agent, confirmed_at=now,
+        details={"requested_at": request.requested_at.isoformat(),
+                 "confirmed_ip": requester.ip, "confirmed_user_agent": requester.user_agent},
+    )
+    outcome = enroll(store, library, email=request.email, sequence_key=request.sequence_key,
+                     now=now, name=request.name, timezone=request.timezone, source="optin",
+                     consent=consent)
+    return request, outcome

@@ -1,0 +1,129 @@
+"""A purchase from a shop or Stripe: record the order once and enroll the buyer at once.
+
+Buying is the relationship, so no double opt-in is needed. The catalog says which
+sequence a product starts and which tags it sets; a product without a sequence is a
+conversion, recorded so that the nudge rules stop offering it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from drip.addresses import normalise_email, validate_timezone
+from drip.catalog import Catalog
+from drip.errors import Conflict, InvalidInput
+from drip.sequence import Library
+from drip.store import ConsentRecord, Store
+from drip.subscriptions import enroll
+
+MAX_FIELD = 200
+
+
+@dataclass(frozen=True)
+class Order:
+    source: str  # "shop" (POST /hooks/purchase) or "stripe"
+    order_id: str
+    email: str
+    product: str
+    name: str = ""
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class PurchaseOutcome:
+    recorded: bool  # False: this order was seen before, and nothing changed
+    subscriber_id: int | None
+    enrolled_in: str | None = None
+    note: str = ""
+
+
+def record_order(store: Store, library: Library, catalog: Catalog, order: Order,
+                 now: datetime, payload: dict[str, Any] | None = None) -> PurchaseOutcome:
+    """Record the order (idempotent on its id) and start the product's sequence, if any."""
+    product = catalog.product(order.product)
+    address = normalise_email(order.email)
+    zone_name = validate_timezone(order.timezone or "UTC")
+    if store.purchase_recorded(order.source, order.order_id):
+        return PurchaseOutcome(False, None, note="This order was already recorded.")
+    enrolled_in, note = None, ""
+    subscriber_id: int | None = None
+    if product.sequence is not None:
+        try:
+            outcome = enroll(store, library, email=address, sequence_key=product.sequence,
+                             now=now, name=order.name, timezone=zone_name, source="purchase",
+                             consent=ConsentRecord(source="purchase", confirmed_at=now,
+                                                   details={"order_id": order.order_id,
+                                                            "order_source": order.source}))
+            subscriber_id, enrolled_in = outcome.subscriber_id, product.sequence
+        except Conflict as exc:  # a suppressed address still bought: record, do not email
+            note = exc.message
+    if subscriber_id is None:
+        subscriber_id = store.buyer(email=address, name=order.name.strip(), timezone=zone_name,
+                                    now=now)
+    created = store.record_purchase(source=order.source, order_id=order.order_id,
+                                    subscriber_id=subscriber_id, product=product.key, now=now,
+                                    tags=product.tags, payload=payload)
+    return PurchaseOutcome(created, subscriber_id, enrolled_in, note)
+
+
+def _text(data: dict[str, Any], name: str, *, required: bool = True) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(f"The order has no '{name}'; send it as a string.")
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or len(value) > MAX_FIELD or "\x00" in value:
+        raise InvalidInput(f"The order's '{name}' must be text of at most {MAX_FIELD} "
+                           "characters.")
+    return value.strip()
+
+
+def shop_order(data: Any) -> Order:
+    """The generic order: {order_id, email, name, product, timezone?}."""
+    if not isinstance(data, dict):
+        raise InvalidInput("The order must be a JSON object.")
+    return Order(source="shop", order_id=_text(data, "order_id"), email=_text(data, "email"),
+                 product=_text(data, "product"), name=_text(data, "name", required=False),
+                 timezone=_text(data, "timezone", required=False) or "UTC")
+
+
+def stripe_order(data: Any) -> Order | None:
+    """A Stripe event as an order; None for event types drip does not act on.
+
+    The product comes from the Checkout Session's (or Payment Link's) metadata
+    `product`, falling back to `client_reference_id`; the buyer from customer_details.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise InvalidInput("The Stripe event must be a JSON object with a type.")
+    if data["type"] != "checkout.session.completed":
+        return None
+    session = (data.get("data") or {}).get("object") if isinstance(data.get("data"), dict) \
+        else None
+    if not isinstance(session, dict):
+        raise InvalidInput("The Stripe event has no data.object session.")
+    metadata = _object(session.get("metadata"))
+    details = _object(session.get("customer_details"))
+    email = details.get("email") or session.get("customer_email")
+    product = metadata.get("product") or session.get("client_reference_id")
+    merged = {"order_id": session.get("id"), "email": email, "product": product,
+              "name": details.get("name") or "", "timezone": metadata.get("timezone") or ""}
+    order = shop_order(merged)
+    return Order(source="stripe", order_id=order.order_id, email=order.email,
+                 product=order.product, name=order.name, timezone=order.timezone)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON from a request body, or InvalidInput (the web app answers 400)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidInput("The body is not valid JSON.") from None

@@ -1,0 +1,58 @@
+"""Queries for double opt-in: a request is kept as an event until its link is confirmed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from drip.clock import as_utc
+from drip.errors import NotFound
+from drip.models import Event
+from drip.store._base import StoreBase
+
+OPTIN_REQUESTED = "optin_requested"
+
+
+@dataclass(frozen=True)
+class OptinRequest:
+    """Someone asked to join: what they gave and where from, as consent evidence."""
+
+    id: int
+    email: str
+    sequence_key: str
+    name: str
+    timezone: str
+    requested_at: datetime
+    ip: str | None
+    user_agent: str | None
+    text_version: str
+
+
+class OptinQueries(StoreBase):
+    def record_optin_request(self, *, email: str, sequence_key: str, name: str, timezone: str,
+                             ip: str | None, user_agent: str | None, text_version: str,
+                             now: datetime) -> int:
+        payload: dict[str, Any] = {"sequence": sequence_key, "name": name,
+                                   "timezone": timezone, "ip": ip, "user_agent": user_agent,
+                                   "text_version": text_version}
+        with self._session() as s, s.begin():
+            event = Event(kind=OPTIN_REQUESTED, email=email, occurred_at=now, received_at=now,
+                          detail=f"asked to join {sequence_key}", payload=payload)
+            s.add(event)
+            s.flush()
+            return int(event.id)
+
+    def optin_request(self, request_id: int) -> OptinRequest:
+        with self._session() as s:
+            row = s.execute(select(Event.email, Event.occurred_at, Event.payload)
+                            .where(Event.id == request_id, Event.kind == OPTIN_REQUESTED)
+                            ).first()
+        if row is None or not isinstance(row[2], dict) or row[0] is None:
+            raise NotFound("That confirmation link is not valid.")
+        p = row[2]
+        return OptinRequest(request_id, str(row[0]), str(p["sequence"]), str(p.get("name") or ""),
+                            str(p.get("timezone") or "UTC"), as_utc(row[1]), p.get("ip"),
+                            p.get("user_agent"), str(p.get("text_version") or ""))

@@ -1,0 +1,379 @@
+"""The routes. Each one parses its input, calls one core function and formats the answer.
+
+GET never changes anything (mail scanners follow links); every change is a POST. There
+are no redirects at all, so there is no open redirect. Errors are short pages (or JSON
+on the webhooks) without tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from drip import checkpoints, lifecycle, optin
+from drip.errors import (
+    BadSignature,
+    ConfigError,
+    Conflict,
+    DripError,
+    InvalidInput,
+    NotFound,
+    ProviderError,
+)
+from drip.events import ingest
+from drip.planner import ANSWERS
+from drip.providers.sendgrid import parse_events
+from drip.purchases import parse_json, record_order, shop_order, stripe_order
+from drip.runtime import Drip
+from drip.signatures import sendgrid_public_key, verify_purchase, verify_sendgrid, verify_stripe
+from drip.tokens import Purpose
+from drip.web.limits import RateLimiter, read_body
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ANSWER_LABELS = {"passed": "Passed", "not-yet": "Not yet"}
+CONSENT_TEXT = ("By pressing the button you agree that {coach} may email you this program "
+                "and, now and then, an offer. Every email has a one-click unsubscribe link.")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),  # the signed token is in the URL
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy",
+     b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+     b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"cache-control", b"no-store"),
+]
+STATUS_TITLES = {400: "That did not work", 401: "Not signed", 404: "This link is not valid",
+                 405: "Not allowed", 409: "Already settled", 413: "Too large",
+                 429: "Too many requests", 500: "Something went wrong",
+                 503: "Not available right now"}
+
+
+def create_app(drip: Drip) -> Starlette:
+    """The ASGI app over one Drip (its store, sequences, settings and clock)."""
+    web = _Web(drip)
+    routes = [
+        Route("/health", web.health, methods=["GET"]),
+        Route("/u/{token}", web.unsubscribe, methods=["GET", "POST"]),
+        Route("/p/{token}", web.pause, methods=["GET", "POST"]),
+        Route("/c/{token}", web.checkpoint, methods=["GET", "POST"]),
+        Route("/subscribe", web.subscribe, methods=["GET", "POST"]),
+        Route("/confirm/{token}", web.confirm, methods=["GET", "POST"]),
+        Route("/hooks/purchase", web.purchase_hook, methods=["POST"]),
+        Route("/hooks/stripe", web.stripe_hook, methods=["POST"]),
+        Route("/hooks/sendgrid", web.sendgrid_hook, methods=["POST"]),
+    ]
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        HTTPException: web.http_error, DripError: web.drip_error, Exception: web.server_error,
+    }
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.add_middleware(_SecurityHeaders)
+    return app
+
+
+class _SecurityHeaders:
+    """Headers every answer carries: no sniffing, no framing, no referrer, no caching."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _Web:
+    def __init__(self, drip: Drip) -> None:
+        self.drip = drip
+        self.settings = drip.settings
+        self.pages = Environment(loader=PackageLoader("drip.web"),
+                                 autoescape=select_autoescape(default=True))
+        self.limiter = RateLimiter(drip.settings.subscribe_limit)
+        self._sendgrid_key: ec.EllipticCurvePublicKey | None = None
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.pages.get_template(template).render(
+            coach=self.settings.from_name, postal_address=self.settings.postal_address,
+            **context)
+        return HTMLResponse(html, status_code=status)
+
+    def message(self, title: str, *lines: str, status: int = 200) -> HTMLResponse:
+        return self.page("message.html", status, title=title, lines=lines)
+
+    def now(self) -> Any:
+        return self.drip.clock.now()
+
+    async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a (blocking, database-touching) core function off the event loop."""
+        return await run_in_threadpool(partial(function, *args, **kwargs))
+
+    def token(self, purpose: Purpose, token: str, count: int) -> list[int]:
+        """The ids a signed link carries; an altered or unknown link is a plain 404."""
+        try:
+            values = self.drip.links.signer.read(purpose, token)
+        except BadSignature:
+            raise NotFound("This link is not valid.") from None
+        if len(values) != count or not all(isinstance(v, int) for v in values):
+            raise NotFound("This link is not valid.")
+        return [int(v) for v in values]
+
+    async def form(self, request: Request) -> FormData:
+        body = await read_body(request)
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await Request(request.scope, replay).form(max_files=0, max_fields=20,
+                                                         max_part_size=16 * 1024)
+
+    @staticmethod
+    def field(data: Any, name: str, limit: int = 320) -> str:
+        value = data.get(name) if hasattr(data, "get") else None
+        if value is None:
+            return ""
+        if not isinstance(value, str) or len(value) > limit:
+            raise InvalidInput(f"'{name}' must be text of at most {limit} characters.")
+        return value.strip()
+
+    @staticmethod
+    def requester(request: Request) -> optin.Requester:
+        return optin.Requester(request.client.host if request.client else None,
+                               request.headers.get("user-agent"))
+
+    # --- pages ----------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def unsubscribe(self, request: Request) -> Response:
+        subscriber_id, _enrollment_id = self.token("unsubscribe", request.path_params["token"], 2)
+        if request.method == "GET":
+            who = await self.call(self.drip.store.subscriber_by_id, subscriber_id)
+            if who.state == "unsubscribed":
+                return self.unsubscribed(who.email)
+            return self.page("unsubscribe.html", title="Unsubscribe", email=who.email,
+                             offers_stopped=who.offers_opt_out_at is not None)
+        form = await self.form(request)
+        if form.get("List-Unsubscribe") == "One-Click":  # RFC 8058: at once, no page
+            await self.call(lifecycle.unsubscribe, self.drip.store, subscriber_id, self.now(),
+                            source="one-click")
+            return Response(status_code=200)
+        scope = self.field(form, "scope") or "all"
+        if scope not in ("all", "offers"):
+            raise InvalidInput("Choose 'stop everything' or 'stop only the offers'.")
+        await self.call(lifecycle.unsubscribe, self.drip.store, subscriber_id, self.now(),
+                        source="web", scope=scope)
+        who = await self.call(self.drip.store.subscriber_by_id, subscriber_id)
+        if scope == "offers":
+            return self.message("No more offers",
+                                f"{who.email} keeps getting the program, without offers.")
+        return self.unsubscribed(who.email)
+
+    def unsubscribed(self, email: str) -> Response:
+        return self.message("You are unsubscribed",
+                            f"{email} gets no more email from {self.settings.from_name}.")
+
+    async def pause(self, request: Request) -> Response:
+        (enrollment_id,) = self.token("pause", request.path_params["token"], 1)
+        if request.method == "GET":
+            await self.call(self.drip.store.enrollment_owner, enrollment_id)
+            return self.page("pause.html", title="Pause a week")
+        await self.form(request)
+        await self.call(lifecycle.postpone, self.drip.store, self.drip.library, enrollment_id,
+                        self.now(), days=7)
+        return self.message("Paused for a week",
+                            "Your next email will come a week later than planned.")
+
+    async def checkpoint(self, request: Request) -> Response:
+        (delivery_id,) = self.token("checkpoint", request.path_params["token"], 1)
+        store, library = self.drip.store, self.drip.library
+        if request.method == "GET":
+            view = await self.call(checkpoints.view, store, library, delivery_id)
+            suggested = request.query_params.get("answer", "")
+            return self.checkpoint_page(view, suggested if suggested in ANSWERS else "")
+        choice = self.field(await self.form(request), "answer", 20)
+        if choice not in ANSWERS:
+            raise InvalidInput("Choose 'passed' or 'not yet'.")
+        try:
+            view = await self.call(checkpoints.answer, store, library, delivery_id, choice,
+                                   self.now())
+        except Conflict:
+            view = await self.call(checkpoints.view, store, library, delivery_id)
+            return self.checkpoint_page(view, "", status=409)
+        return self.checkpoint_page(view, "")
+
+    def checkpoint_page(self, view: checkpoints.CheckpointView, suggested: str,
+                        status: int = 200) -> Response:
+        return self.page(
+            "checkpoint.html", status, title=f"Week {view.week} checkpoint", week=view.week,
+            question=view.checkpoint.question, passing=view.checkpoint.passing,
+            current=ANSWER_LABELS.get(view.delivery.answer or "", ""),
+            can_answer=view.can_answer, suggested=suggested)
+
+    # --- opt-in ---------------------------------------------------------------------------
+
+    def default_sequence(self) -> str:
+        keys = sorted(self.drip.library.sequences)
+        return keys[0] if len(keys) == 1 else ""
+
+    async def subscribe(self, request: Request) -> Response:
+        if request.method == "GET":
+            key = request.query_params.get("sequence", "") or self.default_sequence()
+            sequence = self.drip.library.sequences.get(key)
+            if sequence is None:
+                raise NotFound("There is no such program.")
+            return self.page("subscribe.html", title=sequence.name, sequence=sequence.key,
+                             sequence_name=sequence.name, action="/subscribe",
+                             consent_text=CONSENT_TEXT.format(coach=self.settings.from_name))
+        wants_json = request.headers.get("content-type", "").startswith("application/json")
+        requester = self.requester(request)
+        if not self.limiter.allow(requester.ip or "?", self.now().timestamp()):
+            raise HTTPException(429, "Too many requests from your address; try again later.",
+                                headers={"Retry-After": "3600"})
+        data: Any = (parse_json(await read_body(request)) if wants_json
+                     else await self.form(request))
+        if not isinstance(data, dict | FormData):
+            raise InvalidInput("Send a JSON object with email, name, timezone and sequence.")
+        provider = self.drip.provider()
+        try:
+            await self.call(
+                optin.request_optin, self.drip.store, self.drip.library, provider,
+                self.drip.links, self.drip.sender, email=self.field(data, "email"),
+                sequence_key=self.field(data, "sequence", 100) or self.default_sequence(),
+                name=self.field(data, "name", 200), timezone=self.field(data, "timezone", 64),
+                requester=requester, text_version=self.settings.consent_text_version,
+                now=self.now())
+        finally:
+            provider.close()
+        text = "Check your inbox: we sent a link to confirm your address."
+        if wants_json:
+            return JSONResponse({"status": "pending", "message": text}, status_code=202)
+        return self.message("Check your inbox", text,
+                            "If it does not arrive in a few minutes, look in your spam folder.")
+
+    async def confirm(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        store, library, links = self.drip.store, self.drip.library, self.drip.links
+        if request.method == "GET":
+            pending = await self.call(optin.pending, store, links, token)
+            sequence = library.sequences.get(pending.sequence_key)
+            if sequence is None:
+                raise NotFound("That program no longer exists.")
+            return self.page("confirm.html", title="Confirm", email=pending.email,
+                             sequence_name=sequence.name)
+        await self.form(request)
+        try:
+            pending, outcome = await self.call(optin.confirm_optin, store, library, links, token,
+                                               requester=self.requester(request), now=self.now())
+        except Conflict:
+            return self.message("We cannot email this address",
+                                "Earlier email to it bounced or was reported, so we stopped "
+                                "sending. Reply to any earlier email if that was a mistake.",
+                                status=409)
+        name = library.sequence(pending.sequence_key).name
+        if outcome.created:
+            return self.message("You are in", f"{name} is on its way to {pending.email}.")
+        return self.message("You are already in", f"{pending.email} already receives {name}.")
+
+    # --- webhooks -------------------------------------------------------------------------
+
+    async def purchase_hook(self, request: Request) -> Response:
+        body = await read_body(request)
+        verify_purchase(self.settings.webhook_secret, body,
+                        request.headers.get("x-drip-timestamp"),
+                        request.headers.get("x-drip-signature"), self.now())
+        order = shop_order(parse_json(body))
+        outcome = await self.call(record_order, self.drip.store, self.drip.library,
+                                  self.drip.catalog, order, self.now())
+        return JSONResponse({"recorded": outcome.recorded, "enrolled_in": outcome.enrolled_in,
+                             "note": outcome.note})
+
+    async def stripe_hook(self, request: Request) -> Response:
+        body = await read_body(request)
+        verify_stripe(self.settings.stripe_webhook_secret, body,
+                      request.headers.get("stripe-signature"), self.now())
+        data = parse_json(body)
+        order = stripe_order(data)
+        if order is None:
+            return JSONResponse({"ignored": str(data.get("type"))[:100]})
+        outcome = await self.call(record_order, self.drip.store, self.drip.library,
+                                  self.drip.catalog, order, self.now(),
+                                  payload={"stripe_event": str(data.get("id", ""))[:200]})
+        return JSONResponse({"recorded": outcome.recorded, "enrolled_in": outcome.enrolled_in,
+                             "note": outcome.note})
+
+    async def sendgrid_hook(self, request: Request) -> Response:
+        if self._sendgrid_key is None:
+            self._sendgrid_key = sendgrid_public_key(self.settings.sendgrid_webhook_public_key)
+        body = await read_body(request, self.settings.events_max_bytes)
+        verify_sendgrid(self._sendgrid_key, body,
+                        request.headers.get("x-twilio-email-event-webhook-timestamp"),
+                        request.headers.get("x-twilio-email-event-webhook-signature"),
+                        self.now())
+        events = parse_events(parse_json(body))
+        report = await self.call(ingest, self.drip.store, events, self.now())
+        return JSONResponse({"received": report.received, "new": report.new})
+
+    # --- errors ---------------------------------------------------------------------------
+
+    def error(self, request: Request, status: int, text: str,
+              headers: Mapping[str, str] | None = None) -> Response:
+        if request.url.path.startswith("/hooks/") or request.headers.get(
+                "content-type", "").startswith("application/json"):
+            return JSONResponse({"error": text}, status_code=status, headers=headers)
+        response = self.message(STATUS_TITLES.get(status, "That did not work"), text,
+                                status=status)
+        response.headers.update(headers or {})
+        return response
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        text = {404: "There is nothing here.", 405: "That is not allowed here."}.get(
+            exc.status_code, exc.detail)
+        return self.error(request, exc.status_code, text, exc.headers)
+
+    async def drip_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DripError)
+        if isinstance(exc, NotFound):
+            return self.error(request, 404, "This link is not valid, or what it pointed to "
+                                            "no longer exists.")
+        if isinstance(exc, BadSignature):
+            return self.error(request, 401, exc.message)
+        if isinstance(exc, InvalidInput):
+            return self.error(request, 400, exc.message)
+        if isinstance(exc, Conflict):
+            return self.error(request, 409, exc.message)
+        if isinstance(exc, ConfigError | ProviderError):
+            log.error("%s: %s", request.url.path, exc.message)
+            return self.error(request, 503, "This is not available right now; please try "
+                                            "again later.")
+        return await self.server_error(request, exc)
+
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        log.error("%s failed", request.url.path, exc_info=exc)
+        return self.error(request, 500, "Something went wrong on our side; please try again "
+                                        "later.")
