@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,6 +24,8 @@ QUIET_START = time(21, 0)
 QUIET_END = time(6, 0)
 _SEND_AFTER = re.compile(r"^\s*(\d+)\s*(day|days|week|weeks)\s*$")
 
+
+M = TypeVar("M", bound=BaseModel)
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -369,6 +371,14 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
             fix="check the indentation and quoting on that line (quote text containing ': ')",
         ) from None
     return data, root
+
+
+def _validate(model: type[M], data: Any, path: Path, root: yaml.Node | None) -> M:
+    """`data` as `model`, or the first mistake as a SequenceError with its line and fix."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _problems(exc, path, root)[0] from None
 
 
 def _problems(exc: ValidationError, path: Path, root: yaml.Node | None) -> list[SequenceError]:
