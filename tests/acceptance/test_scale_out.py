@@ -1,6 +1,7 @@
 """Scale out on PostgreSQL: many real worker processes on one database (issue 8).
 
 - concurrency: 4 `drip dispatch` processes share 20,000 due emails; each goes exactly once;
+  3 `python scheduler.py` processes on one database do the same for 3,000;
 - chaos: 3 workers, one SIGKILLed at random every 1-3 s and restarted; nothing goes twice,
   and the only unknowns are emails that were in flight at a kill;
 - DB outage: `python scheduler.py` talks to PostgreSQL through a proxy that is cut for a
@@ -17,6 +18,7 @@ import email.utils
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -33,7 +35,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 
 from bench.seed import seed_due
-from drip.models import Delivery, Subscriber
+from drip.models import Delivery, Heartbeat, Subscriber
 from drip.runtime import Drip
 from drip.settings import load_settings
 from drip.store import DeliveryRow
@@ -204,8 +206,58 @@ def test_four_workers_send_twenty_thousand_emails_exactly_once(
     assert set(accepted) == {(f"runner{i:07d}@example.com", "week-1")
                              for i in range(1, EMAILS + 1)}
     rows = week_one(pg_url, tmp_path)
-    assert Counter(r.state for r in rows) == {"sent": EMAILS}
+    assert Counter((r.step_key, r.state) for r in rows) == {("week-1", "sent"): EMAILS}
     assert {r.email for r in rows} == {email for email, _ in accepted}
+
+
+def test_several_schedulers_on_one_database_send_each_email_once(
+    pg_url: str, process_env: dict[str, str], tmp_path: Path,
+) -> None:
+    count = 3_000
+    seed(pg_url, count)
+    with SendGridStandIn(api_key=KEY) as standin:
+        env = sendgrid_env(process_env, standin, DRIP_BATCH_SIZE="100",
+                           DRIP_TICK_SECONDS="1", DRIP_LOG_LEVEL="INFO")
+        schedulers = []
+        for n in range(3):
+            with (tmp_path / f"scheduler-{n}.log").open("wb") as handle:
+                schedulers.append(subprocess.Popen(
+                    [sys.executable, "scheduler.py"], cwd=ROOT, env=env, stdout=handle,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        try:
+            wait_for(lambda: len(standin.accepted_emails()) >= count, 120, "every email")
+            wait_for(lambda: heartbeats(pg_url) >= 3, 30, "every scheduler to beat")
+            time.sleep(2)  # more ticks on an empty queue: nothing may go again
+            for scheduler in schedulers:
+                scheduler.send_signal(signal.SIGTERM)
+            codes = [scheduler.wait(timeout=30) for scheduler in schedulers]
+        finally:
+            for scheduler in schedulers:
+                if scheduler.poll() is None:
+                    scheduler.kill()
+                    scheduler.wait()
+        accepted = accepted_steps(standin)
+        standin.assert_no_violations()
+    logs = [(tmp_path / f"scheduler-{n}.log").read_text() for n in range(3)]
+    shares = [sum(int(n) for n in re.findall(r"dispatch: sent (\d+)", log)) for log in logs]
+    print(f"\nschedulers: {count} emails, sent per scheduler {shares}")
+    assert codes == [0, 0, 0], logs
+    assert not any("Traceback" in log for log in logs), logs
+    assert sum(shares) == count
+    assert sorted(shares)[-2] > 0, "one scheduler did all the work"
+    assert [key for key, n in accepted.items() if n > 1] == [], "an email went twice"
+    assert len(accepted) == count
+    rows = week_one(pg_url, tmp_path)
+    assert Counter(r.state for r in rows) == {"sent": count}
+
+
+def heartbeats(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return len(conn.execute(select(Heartbeat.worker)).all())
+    finally:
+        engine.dispose()
 
 
 # --- 2. chaos ---------------------------------------------------------------------------------
@@ -280,7 +332,8 @@ def test_workers_killed_mid_send_never_send_twice_and_leave_only_in_flight_unkno
 
     assert len(kills) >= 3, "the workers finished before the chaos began"
     assert [key for key, n in accepted.items() if n > 1] == [], "a recipient got a step twice"
-    assert len(rows) == EMAILS
+    assert len(rows) == EMAILS == len({r.email for r in rows})
+    assert {r.step_key for r in rows} == {"week-1"}
     assert set(states) <= FINAL_STATES, f"left unfinished: {dict(states)}"
     assert all(r.last_error for r in rows if r.state in ("failed", "unknown"))
     assert len(unknown) <= unanswered + sending
