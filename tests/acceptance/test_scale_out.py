@@ -470,3 +470,23 @@ def test_an_outage_while_sendgrid_has_the_batch_never_sends_it_twice(
 
 def settled(rows: list[DeliveryRow]) -> int:
     return sum(1 for r in rows if r.state in FINAL_STATES)
+
+
+def test_started_while_the_database_is_down_says_so_in_one_sentence(
+    pg_url: str, process_env: dict[str, str], tmp_path: Path,
+) -> None:
+    target = make_url(pg_url)
+    with TcpProxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+        proxy.cut()
+        env = {**process_env, "DRIP_TICK_SECONDS": "1", "DRIP_DATABASE_URL": target.set(
+            host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)}
+        results = [subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                                  timeout=60, stdin=subprocess.DEVNULL)
+                   for command in ([sys.executable, "scheduler.py"],
+                                   [sys.executable, "-m", "drip", "dispatch"])]
+    for result in results:
+        output = result.stdout + result.stderr
+        assert result.returncode == 5, output  # EXIT_CONFIG: configuration or database
+        assert "Traceback" not in output, output
+        assert "Could not reach the database" in output, output
+        assert f":{proxy.port}/" in output, output  # which database, to check the setting

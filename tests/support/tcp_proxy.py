@@ -19,6 +19,7 @@ class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._cut = threading.Event()
@@ -27,10 +28,6 @@ class TcpProxy:
         #: Connections refused while cut, and connections closed by cut().
         self.refused = 0
         self.severed = 0
-
-    @property
-    def port(self) -> int:
-        return int(self._listener.getsockname()[1])
 
     def __enter__(self) -> TcpProxy:
         self._thread.start()
