@@ -39,8 +39,8 @@ class TcpProxy:
 
     def cut(self) -> None:
         """Close every forwarded connection and refuse new ones until `restore()`."""
-        self._cut.set()
         with self._lock:
+            self._cut.set()
             doomed = list(self._open)
             self._open.clear()
             self.severed += len(doomed) // 2
@@ -72,8 +72,15 @@ class TcpProxy:
                 _close(client)
                 continue
             upstream.settimeout(None)
-            with self._lock:
-                self._open.update((client, upstream))
+            with self._lock:  # a cut() while we connected upstream closes this one too
+                refused = self._cut.is_set()
+                if not refused:
+                    self._open.update((client, upstream))
+            if refused:
+                self.refused += 1
+                _close(client)
+                _close(upstream)
+                continue
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
