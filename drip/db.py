@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from alembic import command
 from drip.errors import ConfigError
@@ -81,8 +82,16 @@ def head_revision(engine: Engine) -> str:
 
 
 def require_current(engine: Engine) -> None:
-    """Refuse to work on a database whose schema is behind the code."""
-    current, head = current_revision(engine), head_revision(engine)
+    """Refuse to work on a database that cannot be reached or whose schema is behind the code."""
+    try:
+        current = current_revision(engine)
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise ConfigError(
+            f"Could not reach the database {engine.url.render_as_string(hide_password=True)} "
+            f"({reason}); check DRIP_DATABASE_URL and that the server is running."
+        ) from exc
+    head = head_revision(engine)
     if current != head:
         raise ConfigError(
             f"The database is at migration {current or 'none'} but drip needs {head}; "

@@ -55,3 +55,22 @@ def test_the_real_client_is_refused_on_a_bad_key_or_body() -> None:
         assert ok.status_code == 202 and ok.headers["X-Message-Id"]
         assert server.accepted_emails() == ["ana@example.com"]
         server.assert_no_violations()
+
+
+def test_a_request_read_but_not_yet_answered_is_in_flight() -> None:
+    import threading
+
+    with SendGridStandIn(api_key="SG.right") as server:
+        server.delay_next(1.5)
+        client = SendGridAPIClient("SG.right", host=server.url)
+        sender = threading.Thread(target=client.client.mail.send.post,
+                                  kwargs={"request_body": VALID})
+        sender.start()
+        for _ in range(100):
+            if server.unanswered_emails():
+                break
+            sender.join(0.05)
+        assert server.unanswered_emails() == ["ana@example.com"]
+        sender.join(10)
+        assert server.unanswered_emails() == []
+        assert server.accepted_emails() == ["ana@example.com"]

@@ -71,6 +71,13 @@ def violations_of(body: Any) -> list[str]:
     return found
 
 
+def _recipients(body: Any) -> list[str]:
+    if not isinstance(body, dict):
+        return []
+    return [str(to.get("email")) for item in body.get("personalizations") or []
+            if isinstance(item, dict) for to in item.get("to") or [] if isinstance(to, dict)]
+
+
 def _error_body(message: str, field_name: str | None = None) -> bytes:
     return json.dumps({"errors": [{"message": message, "field": field_name,
                                    "help": None}]}).encode()
@@ -102,6 +109,9 @@ class SendGridStandIn:
         self.personalizations: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self.lock = threading.Lock()
+        #: Recipients of each request read but not yet answered, by request number.
+        self._unanswered: dict[int, list[str]] = {}
+        self._received = 0
         self._faults = _Faults()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
@@ -140,6 +150,11 @@ class SendGridStandIn:
 
     def accepted_counts(self) -> Counter[str]:
         return Counter(self.accepted_emails())
+
+    def unanswered_emails(self) -> list[str]:
+        """Recipients of the requests read but not yet answered: the mail in flight now."""
+        with self.lock:
+            return [email for emails in self._unanswered.values() for email in emails]
 
     def assert_no_violations(self) -> None:
         with self.lock:
@@ -232,6 +247,17 @@ class SendGridStandIn:
             self._violation("the body is not valid JSON")
             request._answer(400, _error_body("Bad Request: invalid JSON"))
             return
+        with self.lock:
+            self._received += 1
+            number = self._received
+            self._unanswered[number] = _recipients(body)
+        try:
+            self._handle_mail(request, body)
+        finally:
+            with self.lock:
+                del self._unanswered[number]
+
+    def _handle_mail(self, request: Any, body: Any) -> None:
         if self.validate:
             found = violations_of(body)
             if found:
