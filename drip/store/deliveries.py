@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    and_,
     bindparam,
     func,
     or_,
@@ -68,7 +69,9 @@ _PG_RECORD_OUTCOMES = text("""
                   CAST(:due_ats AS timestamptz[]), CAST(:sent_ats AS timestamptz[]),
                   CAST(:finished_ats AS timestamptz[]))
            AS v(id, state, provider, message_id, error, due_at, sent_at, finished_at)
-     WHERE d.id = v.id AND d.state IN ('claimed', 'sending', 'unknown')
+     WHERE d.id = v.id
+       AND (d.state IN ('claimed', 'sending')
+            OR (d.state = 'unknown' AND v.state IN ('sent', 'failed')))
 """)
 _PG_PLAN = text("""
     INSERT INTO deliveries (enrollment_id, subscriber_id, sequence_key, seq_no, step_key,
@@ -259,7 +262,12 @@ class DeliveryQueries(StoreBase):
             return rowcount(result)
 
     def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> list[WentOut]:
-        """Write back what happened to each delivery; return those whose enrollment moves on."""
+        """Write back what happened to each delivery; return those whose enrollment moves on.
+
+        A send the reaper already marked unknown (its lease ran out while the provider was
+        answering) takes a late "sent" or "failed", which settles it; it never goes back to
+        the queue on a late transient answer, because its enrollment has already moved on.
+        """
         if not outcomes:
             return []
         t = DELIVERIES
@@ -311,7 +319,9 @@ class DeliveryQueries(StoreBase):
             .where(t.c.id == bindparam("b_id"),
                    # executemany cannot expand IN (...): spell the states out
                    or_(t.c.state == "claimed", t.c.state == "sending",
-                       t.c.state == "unknown"))
+                       and_(t.c.state == "unknown",
+                            or_(bindparam("b_state") == "sent",
+                                bindparam("b_state") == "failed"))))
             .values(
                 state=bindparam("b_state"),
                 provider=func.coalesce(bindparam("b_provider"), t.c.provider),

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from drip.clock import FixedClock
 from drip.runtime import Drip
-from drip.store import Sending
+from drip.store import Outcome, Sending
 from drip.subscriptions import enroll
 
 
@@ -37,3 +37,33 @@ def test_only_the_lease_holder_reaps_and_a_live_worker_takes_over(basic_drip: Dr
     states = {r.email: r.state for r in drip.store.deliveries() if r.step_key == "week-1"}
     assert states == {first.email: "unknown", claimed[1].email: "sent"}
     assert alive_a.run_once().expired_leases == 0  # b holds the lease now; nothing left
+
+
+def test_a_late_answer_settles_an_unknown_send_but_never_requeues_it(
+    basic_drip: Drip, clock: FixedClock
+) -> None:
+    """A worker's lease ran out while the provider was still answering; the reaper marked
+    its sends unknown and planned the next step. Then the slow answer arrives."""
+    drip = basic_drip
+    for n in range(2):
+        enroll(drip.store, drip.library, email=f"slow{n}@example.com", sequence_key="basic",
+               now=clock.now(), timezone="Europe/London")
+    lease = timedelta(seconds=drip.settings.lease_seconds)
+    claimed = drip.store.claim_due(clock.now(), 10, "slow", clock.now() + lease)
+    held = drip.store.mark_sending(
+        [Sending(c.id, c.step_key, c.variant, None, "h") for c in claimed], "slow",
+        clock.now(), clock.now() + lease)
+    assert held == {c.id for c in claimed}
+    clock.advance(seconds=lease.total_seconds() + 1)
+    assert drip.dispatcher(worker="reaper").run_once().expired_leases == 2
+    retry_at = clock.now() + timedelta(minutes=5)
+    drip.store.record_outcomes([
+        Outcome(claimed[0].id, "sent", provider="sendgrid", message_id="late-accept"),
+        Outcome(claimed[1].id, "scheduled", error="SendGrid answered 503", retry_at=retry_at),
+    ], clock.now())
+    rows = {r.id: r for r in drip.store.deliveries()}
+    assert rows[claimed[0].id].state == "sent"  # the late acceptance settles it
+    assert rows[claimed[1].id].state == "unknown"  # a late 503 does not put it back
+    # Each enrollment has exactly one next email planned: nothing doubled.
+    week2 = [r for r in rows.values() if r.step_key == "week-2"]
+    assert sorted(r.email for r in week2) == sorted(c.email for c in claimed)
