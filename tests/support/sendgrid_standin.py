@@ -27,10 +27,12 @@ from typing import Any
 import jsonschema
 
 SCHEMA_NAME = Path("shared") / "sendgrid" / "tsg_mail_v3.json"
-# ../shared next to the checkout; from a worktree under /work/wt/<name> it is further up.
+# ../shared next to the checkout when there is one (from a worktree under /work/wt/<name>
+# it is further up); otherwise the copy kept in tests/fixtures/sendgrid (Twilio's published
+# schema, MIT licensed), so a clone anywhere validates against the same schema.
+VENDORED_SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "sendgrid" / "tsg_mail_v3.json"
 SCHEMA_PATH = next((parent / SCHEMA_NAME for parent in Path(__file__).resolve().parents
-                    if (parent / SCHEMA_NAME).exists()),
-                   Path(__file__).resolve().parents[3] / SCHEMA_NAME)
+                    if (parent / SCHEMA_NAME).exists()), VENDORED_SCHEMA)
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
 
