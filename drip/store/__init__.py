@@ -28,6 +28,14 @@ from drip.store.deliveries import DeliveryQueries
 from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
+from drip.store.operations import (
+    HeartbeatRow,
+    OperationQueries,
+    Overview,
+    SendFilter,
+    SendRow,
+    StateCount,
+)
 from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
@@ -41,6 +49,7 @@ class Store(
     DigestQueries,
     LifecycleQueries,
     LivenessQueries,
+    OperationQueries,
     PurchaseQueries,
     ReportQueries,
     StoreBase,
@@ -59,12 +68,17 @@ __all__ = [
     "DeliveryState",
     "EnrollOutcome",
     "EnrollmentRow",
+    "HeartbeatRow",
     "MissedWindow",
     "Outcome",
+    "Overview",
     "PendingDelivery",
     "PlannedDelivery",
     "PurchaseRow",
+    "SendFilter",
+    "SendRow",
     "Sending",
+    "StateCount",
     "Store",
     "SubscriberRow",
     "WentOut",
