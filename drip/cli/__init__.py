@@ -17,7 +17,9 @@ from drip.cli import db as _db  # noqa: E402
 from drip.cli import delivery as _delivery  # noqa: E402
 from drip.cli import demo as _demo  # noqa: E402
 from drip.cli import digest as _digest  # noqa: E402
+from drip.cli import sends as _sends  # noqa: E402
 from drip.cli import status as _status  # noqa: E402
+from drip.cli import steering as _steering  # noqa: E402
 
 app.add_typer(_db.app, name="db")
 app.add_typer(_circuit.app, name="circuit")
@@ -25,6 +27,8 @@ _delivery.register(app)
 _demo.register(app)
 _digest.register(app)
 _status.register(app)
+_sends.register(app)
+_steering.register(app)
 
 
 def main() -> None:

@@ -81,7 +81,7 @@ def render(current: Status) -> RenderableType:
             f"KILL SWITCH ON since {since:%Y-%m-%d %H:%M} UTC"
             + (f" ({reason})" if reason else "")
             + ": nothing is sent. `drip resume --all` lifts it.",
-            style="bold white on red"))
+            style="bold white on red", expand=False))
     table = Table(title="Deliveries", title_justify="left")
     for column in ("State", "Now", "Last hour", "Last day", "Last week"):
         table.add_column(column, justify="left" if column == "State" else "right")

@@ -35,6 +35,7 @@ from drip.store.operations import (
     SendFilter,
     SendRow,
     StateCount,
+    Timeline,
 )
 from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
@@ -81,5 +82,6 @@ __all__ = [
     "StateCount",
     "Store",
     "SubscriberRow",
+    "Timeline",
     "WentOut",
 ]

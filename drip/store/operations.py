@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,19 +10,28 @@ from typing import Any
 from sqlalchemy import (
     and_,
     case,
+    delete,
     exists,
     func,
     or_,
     select,
+    update,
 )
 
 from drip.clock import as_utc
+from drip.errors import Conflict, NotFound
 from drip.models import (
+    CheckpointAnswer,
+    Consent,
+    Delivery,
     Enrollment,
+    Event,
     Heartbeat,
+    Purchase,
     Subscriber,
 )
-from drip.store._base import DELIVERIES, StoreBase
+from drip.store._base import DELIVERIES, StoreBase, rowcount
+from drip.store.lifecycle import SubscriberRow, _subscriber_row
 
 #: The states `drip status` lists, in the order a delivery moves through them.
 STATUS_STATES = ("scheduled", "claimed", "sending", "sent", "failed", "unknown", "held",
@@ -103,6 +113,80 @@ class SendFilter:
     limit: int | None = 50
 
 
+@dataclass(frozen=True)
+class ConsentRow:
+    sequence_key: str | None
+    source: str
+    created_at: datetime
+    confirmed_at: datetime | None
+    ip: str | None
+    text_version: str | None
+    details: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class EnrollmentRecord:
+    id: int
+    sequence_key: str
+    cycle: int
+    state: str
+    source: str
+    enrolled_at: datetime
+    paused_at: datetime | None
+    finished_at: datetime | None
+    stop_reason: str | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    kind: str
+    delivery_id: int | None
+    occurred_at: datetime
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    delivery_id: int
+    step_key: str
+    answer: str
+    answered_at: datetime
+
+
+@dataclass(frozen=True)
+class PurchaseRecord:
+    source: str
+    order_id: str
+    product: str
+    purchased_at: datetime
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Everything drip knows about one person."""
+
+    subscriber: SubscriberRow
+    consents: list[ConsentRow]
+    enrollments: list[EnrollmentRecord]
+    deliveries: list[SendRow]
+    events: list[EventRow]
+    answers: list[AnswerRow]
+    purchases: list[PurchaseRecord]
+
+
+def _send_columns() -> tuple[Any, ...]:
+    t = DELIVERIES
+    return (t.c.id, Subscriber.email, Subscriber.timezone, t.c.sequence_key, t.c.seq_no,
+            t.c.step_key, t.c.variant, t.c.nudge, t.c.state, t.c.due_at, t.c.sent_at,
+            t.c.finished_at, t.c.attempts, t.c.provider, t.c.provider_message_id,
+            t.c.last_error)
+
+
+def _send_row(r: Any) -> SendRow:
+    return SendRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], as_utc(r[9]),
+                   _utc(r[10]), _utc(r[11]), r[12], r[13], r[14], r[15])
+
+
 class OperationQueries(StoreBase):
     """Read and steer the delivery ledger for an operator."""
 
@@ -145,7 +229,7 @@ class OperationQueries(StoreBase):
                                1), else_=0)),
             ).where(t.c.state == "scheduled")).one()
             oldest = s.scalar(select(func.min(t.c.due_at)).where(pending, t.c.due_at <= now))
-            people_counts = dict(s.execute(
+            people_counts: dict[str, int] = dict(s.execute(
                 select(people.c.state, func.count()).group_by(people.c.state)
             ).tuples().all())
             beats = s.execute(
@@ -164,3 +248,174 @@ class OperationQueries(StoreBase):
             subscribers={name: int(people_counts.get(name, 0)) for name in SUBSCRIBER_STATES},
             heartbeats=[HeartbeatRow(b[0], as_utc(b[1]), as_utc(b[2]), b[3]) for b in beats],
         )
+
+    def sends(self, where: SendFilter) -> list[SendRow]:
+        """Deliveries matching the filter, newest first (by when they last did something)."""
+        t = DELIVERIES
+        moment = func.coalesce(t.c.sent_at, t.c.finished_at, t.c.due_at)
+        query = (select(*_send_columns()).join(Subscriber, Subscriber.id == t.c.subscriber_id)
+                 .order_by(moment.desc(), t.c.id.desc()))
+        if where.states:
+            query = query.where(t.c.state.in_(list(where.states)))
+        if where.sequence_key:
+            query = query.where(t.c.sequence_key == where.sequence_key)
+        if where.step_key:
+            query = query.where(t.c.step_key == where.step_key)
+        if where.email:
+            query = query.where(Subscriber.email == where.email)
+        if where.since:
+            query = query.where(moment >= where.since)
+        if where.until:
+            query = query.where(moment < where.until)
+        if where.limit:
+            query = query.limit(where.limit)
+        with self._session() as s:
+            return [_send_row(r) for r in s.execute(query).all()]
+
+    def timeline(self, email: str) -> Timeline:
+        """One person's consents, enrollments, deliveries, events, answers and purchases."""
+        t = DELIVERIES
+        with self._session() as s:
+            person = s.scalars(select(Subscriber).where(Subscriber.email == email)).first()
+            if person is None:
+                raise NotFound(f"No subscriber has the address {email}.")
+            sid = person.id
+            consents = [
+                ConsentRow(c.sequence_key, c.source, as_utc(c.created_at),
+                           _utc(c.confirmed_at), c.ip, c.text_version, c.details)
+                for c in s.scalars(select(Consent).where(Consent.subscriber_id == sid)
+                                   .order_by(Consent.created_at, Consent.id))
+            ]
+            enrollments = [
+                EnrollmentRecord(e.id, e.sequence_key, e.cycle, e.state, e.source,
+                                 as_utc(e.enrolled_at), _utc(e.paused_at),
+                                 _utc(e.finished_at), e.stop_reason)
+                for e in s.scalars(select(Enrollment).where(Enrollment.subscriber_id == sid)
+                                   .order_by(Enrollment.enrolled_at, Enrollment.id))
+            ]
+            deliveries = [_send_row(r) for r in s.execute(
+                select(*_send_columns()).join(Subscriber, Subscriber.id == t.c.subscriber_id)
+                .where(t.c.subscriber_id == sid)
+                .order_by(t.c.enrollment_id, t.c.seq_no)
+            ).all()]
+            events = [
+                EventRow(r[0], r[1], as_utc(r[2]), r[3]) for r in s.execute(
+                    select(Event.kind, Event.delivery_id, Event.occurred_at, Event.detail)
+                    .where(or_(Event.subscriber_id == sid, Event.delivery_id.in_(
+                        select(t.c.id).where(t.c.subscriber_id == sid))))
+                    .order_by(Event.occurred_at, Event.id)
+                ).all()
+            ]
+            answers = [
+                AnswerRow(r[0], r[1], r[2], as_utc(r[3])) for r in s.execute(
+                    select(CheckpointAnswer.delivery_id, CheckpointAnswer.step_key,
+                           CheckpointAnswer.answer, CheckpointAnswer.answered_at)
+                    .join(Enrollment, Enrollment.id == CheckpointAnswer.enrollment_id)
+                    .where(Enrollment.subscriber_id == sid)
+                    .order_by(CheckpointAnswer.answered_at)
+                ).all()
+            ]
+            purchases = [
+                PurchaseRecord(r[0], r[1], r[2], as_utc(r[3])) for r in s.execute(
+                    select(Purchase.source, Purchase.order_id, Purchase.product,
+                           Purchase.purchased_at)
+                    .where(Purchase.subscriber_id == sid).order_by(Purchase.purchased_at)
+                ).all()
+            ]
+            return Timeline(_subscriber_row(person), consents, enrollments, deliveries,
+                            events, answers, purchases)
+
+    # --- steering single deliveries --------------------------------------------------------
+
+    def retry_deliveries(self, now: datetime, *, state: str,
+                         ids: Sequence[int] = ()) -> tuple[list[int], list[tuple[int, str]]]:
+        """Put deliveries in `state` (or just `ids`) back in the queue, due now.
+
+        A delivery is retried only if it is the latest of its enrollment, the enrollment
+        is active and nothing else of it is pending, so a retry never doubles an email.
+        Returns (retried ids, [(skipped id, why)]).
+        """
+        t = DELIVERIES
+        query = (select(t.c.id, t.c.state, t.c.enrollment_id, t.c.seq_no, t.c.subscriber_id,
+                        Enrollment.state)
+                 .join(Enrollment, Enrollment.id == t.c.enrollment_id))
+        query = query.where(t.c.id.in_(list(ids))) if ids else query.where(t.c.state == state)
+        retried: list[int] = []
+        skipped: list[tuple[int, str]] = []
+        with self._session() as s, s.begin():
+            rows = {r[0]: r for r in s.execute(query.order_by(t.c.id)).all()}
+            for missing in [i for i in ids if i not in rows]:
+                raise NotFound(f"No delivery has the id {missing}.")
+            for did, current, enrollment_id, seq_no, subscriber_id, enrollment in rows.values():
+                if current != state:
+                    skipped.append((did, f"it is {current}, not {state}"))
+                    continue
+                if enrollment != "active":
+                    skipped.append((did, f"its enrollment is {enrollment}; resume it first"))
+                    continue
+                other = s.scalar(select(func.count()).select_from(t).where(
+                    t.c.enrollment_id == enrollment_id, t.c.id != did,
+                    or_(t.c.seq_no > seq_no,
+                        t.c.state.in_(("scheduled", "claimed", "sending", "held")))))
+                if other:
+                    skipped.append((did, "a later email of its enrollment is already planned "
+                                         "or sent"))
+                    continue
+                s.execute(update(Delivery).where(Delivery.id == did).values(
+                    state="scheduled", due_at=now, attempts=0, finished_at=None,
+                    claimed_by=None, lease_until=None))
+                s.add(Event(kind="retried", delivery_id=did, subscriber_id=subscriber_id,
+                            occurred_at=now, received_at=now, detail="by an operator"))
+                retried.append(did)
+        return retried, skipped
+
+    def resolve_unknown(self, ids: Sequence[int], now: datetime, *, resend: bool) -> int:
+        """Settle unknown deliveries: they went out (`sent`), or send them again.
+
+        All of `ids` are checked before anything changes; returns how many were resolved.
+        """
+        t = DELIVERIES
+        with self._session() as s, s.begin():
+            rows = {r[0]: r for r in s.execute(
+                select(t.c.id, t.c.state, t.c.enrollment_id, t.c.seq_no, t.c.subscriber_id,
+                       Enrollment.state)
+                .join(Enrollment, Enrollment.id == t.c.enrollment_id)
+                .where(t.c.id.in_(list(ids)))).all()}
+            follow_ups: list[int] = []
+            for did in ids:
+                if did not in rows:
+                    raise NotFound(f"No delivery has the id {did}.")
+                _, current, enrollment_id, seq_no, _, enrollment = rows[did]
+                if current != "unknown":
+                    raise Conflict(f"Delivery {did} is {current}, not unknown; only unknown "
+                                   "deliveries can be resolved.")
+                if not resend:
+                    continue
+                if enrollment != "active":
+                    raise Conflict(f"Delivery {did}'s enrollment is {enrollment}; resume it "
+                                   "before resending, or resolve it --as sent.")
+                later = s.execute(select(t.c.id, t.c.state).where(
+                    t.c.enrollment_id == enrollment_id, t.c.seq_no > seq_no)).all()
+                if any(state in ("claimed", "sending", "sent", "unknown") for _, state in later):
+                    raise Conflict(f"The email after delivery {did} has already gone out (or is "
+                                   "going now), so resending it would break the order; "
+                                   f"resolve it --as sent.")
+                follow_ups += [i for i, state in later if state in ("scheduled", "held")]
+            if follow_ups:  # planned again when the resent email goes out
+                s.execute(delete(Delivery).where(Delivery.id.in_(follow_ups)))
+            if resend:
+                values: dict[str, Any] = {
+                    "state": "scheduled", "due_at": now, "attempts": 0, "finished_at": None,
+                    "sending_at": None, "claimed_by": None, "lease_until": None,
+                    "last_error": "Sent again by an operator after an unknown outcome."}
+            else:
+                values = {"state": "sent", "finished_at": now,
+                          "sent_at": func.coalesce(t.c.sent_at, t.c.sending_at, now),
+                          "last_error": None}
+            done = rowcount(s.execute(update(t).where(t.c.id.in_(list(ids)),
+                                                      t.c.state == "unknown").values(**values)))
+            for did in ids:
+                s.add(Event(kind="resolved", delivery_id=did, subscriber_id=rows[did][4],
+                            occurred_at=now, received_at=now,
+                            detail="resend" if resend else "sent"))
+            return done
