@@ -20,6 +20,7 @@ from drip.cli import digest as _digest  # noqa: E402
 from drip.cli import sends as _sends  # noqa: E402
 from drip.cli import status as _status  # noqa: E402
 from drip.cli import steering as _steering  # noqa: E402
+from drip.cli import transfer as _transfer  # noqa: E402
 
 app.add_typer(_db.app, name="db")
 app.add_typer(_circuit.app, name="circuit")
@@ -29,6 +30,7 @@ _digest.register(app)
 _status.register(app)
 _sends.register(app)
 _steering.register(app)
+_transfer.register(app)
 
 
 def main() -> None:

@@ -30,6 +30,8 @@ from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRo
 from drip.store.liveness import LivenessQueries
 from drip.store.operations import (
     HeartbeatRow,
+    ImportPerson,
+    ImportResult,
     OperationQueries,
     Overview,
     SendFilter,
@@ -70,6 +72,8 @@ __all__ = [
     "EnrollOutcome",
     "EnrollmentRow",
     "HeartbeatRow",
+    "ImportPerson",
+    "ImportResult",
     "MissedWindow",
     "Outcome",
     "Overview",

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     and_,
     case,
     delete,
     exists,
     func,
+    insert,
     or_,
     select,
     update,
@@ -185,6 +188,34 @@ def _send_columns() -> tuple[Any, ...]:
 def _send_row(r: Any) -> SendRow:
     return SendRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], as_utc(r[9]),
                    _utc(r[10]), _utc(r[11]), r[12], r[13], r[14], r[15])
+
+
+IMPORT_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class ImportPerson:
+    """One person to enroll from an import, with their first email already planned."""
+
+    email: str
+    name: str
+    timezone: str
+    consented_at: datetime
+    first_step: str
+    due_at: datetime
+    window_end_at: datetime | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did (or, in a dry run, would do)."""
+
+    enrolled: int = 0
+    new_subscribers: int = 0
+    already_enrolled: int = 0
+    unsubscribed: int = 0
+    suppressed: int = 0
 
 
 class OperationQueries(StoreBase):
@@ -419,3 +450,102 @@ class OperationQueries(StoreBase):
                             occurred_at=now, received_at=now,
                             detail="resend" if resend else "sent"))
             return done
+
+    # --- import ----------------------------------------------------------------------------
+
+    def import_enrollments(self, people: Sequence[ImportPerson], *, sequence_key: str,
+                           now: datetime, dry_run: bool = False,
+                           progress: Callable[[int], None] | None = None) -> ImportResult:
+        """Create subscribers and enroll them, with consent and first delivery, in bulk.
+
+        One transaction: all rows or none. People already in the sequence, or who
+        unsubscribed or are suppressed, are left alone, so a second run changes nothing.
+        With `dry_run` nothing is written and the counts say what would happen.
+        """
+        counts: Counter[str] = Counter()
+        with self._session() as s, s.begin():
+            conn = s.connection()
+            for start in range(0, len(people), IMPORT_CHUNK):
+                chunk = people[start:start + IMPORT_CHUNK]
+                self._import_chunk(conn, chunk, sequence_key, now, dry_run, counts)
+                if progress is not None:
+                    progress(len(chunk))
+        return ImportResult(**counts)
+
+    def _import_chunk(self, conn: Connection, chunk: Sequence[ImportPerson],
+                      sequence_key: str, now: datetime, dry_run: bool,
+                      result: Counter[str]) -> None:
+        emails = [p.email for p in chunk]
+        known = {r[1]: r for r in conn.execute(
+            select(Subscriber.id, Subscriber.email, Subscriber.unsubscribed_at,
+                   Subscriber.suppressed_at).where(Subscriber.email.in_(emails))).all()}
+        fresh = [p for p in chunk if p.email not in known]
+        result["new_subscribers"] += len(fresh)
+        ids = {email: row[0] for email, row in known.items()}
+        if fresh and not dry_run:
+            inserted = conn.execute(
+                self._insert(Subscriber).on_conflict_do_nothing(index_elements=["email"])
+                .returning(Subscriber.id, Subscriber.email),
+                [{"email": p.email, "name": p.name, "timezone": p.timezone, "created_at": now}
+                 for p in fresh]).all()
+            ids.update({email: sid for sid, email in inserted})
+        enrolled = set(conn.execute(
+            select(Enrollment.subscriber_id).where(
+                Enrollment.sequence_key == sequence_key,
+                Enrollment.subscriber_id.in_([ids[e] for e in emails if e in known]))
+        ).scalars()) if known else set()
+        joining = []
+        for p in chunk:
+            row = known.get(p.email)
+            if row is not None and row[0] in enrolled:
+                result["already_enrolled"] += 1
+            elif row is not None and row[3] is not None:
+                result["suppressed"] += 1
+            elif row is not None and row[2] is not None:
+                result["unsubscribed"] += 1
+            else:
+                joining.append(p)
+        result["enrolled"] += len(joining)
+        if dry_run or not joining:
+            return
+        conn.execute(insert(Consent), [
+            {"subscriber_id": ids[p.email], "sequence_key": sequence_key, "source": "import",
+             "created_at": p.consented_at, "details": p.details} for p in joining])
+        enrollment_ids = dict(conn.execute(
+            insert(Enrollment).returning(Enrollment.subscriber_id, Enrollment.id),
+            [{"subscriber_id": ids[p.email], "sequence_key": sequence_key, "cycle": 1,
+              "state": "active", "source": "import", "enrolled_at": now} for p in joining],
+        ).tuples().all())
+        conn.execute(insert(Delivery), [
+            {"enrollment_id": enrollment_ids[ids[p.email]], "subscriber_id": ids[p.email],
+             "sequence_key": sequence_key, "seq_no": 1, "step_key": p.first_step,
+             "variant": "main", "state": "scheduled", "due_at": p.due_at,
+             "window_end_at": p.window_end_at, "attempts": 0, "created_at": now}
+            for p in joining])
+
+    # --- export ----------------------------------------------------------------------------
+
+    def export_subscribers(self) -> list[dict[str, Any]]:
+        """Every subscriber with their state and the sequences they are in, oldest first."""
+        with self._session() as s:
+            people = s.execute(select(
+                Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.timezone,
+                Subscriber.created_at, Subscriber.unsubscribed_at, Subscriber.suppressed_at,
+                Subscriber.suppressed_reason).order_by(Subscriber.id)).all()
+            joined: dict[int, list[tuple[str, str]]] = {}
+            for sid, key, state in s.execute(select(
+                    Enrollment.subscriber_id, Enrollment.sequence_key, Enrollment.state)
+                    .order_by(Enrollment.id)):
+                joined.setdefault(sid, []).append((key, state))
+        rows = []
+        for sid, email, name, tz, created, unsubscribed, suppressed, reason in people:
+            states = {state for _, state in joined.get(sid, [])}
+            state = ("suppressed" if suppressed else "unsubscribed" if unsubscribed
+                     else "paused" if "paused" in states and "active" not in states
+                     else "active")
+            rows.append({"email": email, "name": name, "timezone": tz,
+                         "joined_at": as_utc(created), "state": state,
+                         "unsubscribed_at": _utc(unsubscribed),
+                         "suppressed_at": _utc(suppressed), "suppressed_reason": reason,
+                         "sequences": sorted({key for key, _ in joined.get(sid, [])})})
+        return rows
