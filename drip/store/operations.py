@@ -192,6 +192,30 @@ def _send_row(r: Any) -> SendRow:
 
 IMPORT_CHUNK = 2000
 
+#: Provider event kinds (SendGrid's names, and the past tense some mappings use).
+DELIVERED_EVENTS = ("delivered",)
+OPEN_EVENTS = ("open", "opened")
+CLICK_EVENTS = ("click", "clicked")
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    step_key: str
+    sent: int
+    delivered: int
+    opened: int
+    clicked: int
+    passed: int
+    not_yet: int
+
+
+@dataclass(frozen=True)
+class NudgeCounts:
+    offer: str
+    shown: int
+    click_payloads: list[dict[str, Any] | None]  # one per click event, to match the offer URL
+    conversions: int
+
 
 @dataclass(frozen=True)
 class ImportPerson:
@@ -549,3 +573,62 @@ class OperationQueries(StoreBase):
                          "suppressed_at": _utc(suppressed), "suppressed_reason": reason,
                          "sequences": sorted({key for key, _ in joined.get(sid, [])})})
         return rows
+
+    # --- stats -----------------------------------------------------------------------------
+
+    def step_counts(self, sequence_key: str) -> list[StepCounts]:
+        """Per step of a sequence: emails sent, provider events and checkpoint answers."""
+        t = DELIVERIES
+
+        def events(kinds: tuple[str, ...]) -> Any:
+            return (select(Event.delivery_id).where(Event.kind.in_(kinds))
+                    .distinct().subquery())
+
+        delivered, opened, clicked = (events(DELIVERED_EVENTS), events(OPEN_EVENTS),
+                                      events(CLICK_EVENTS))
+        went_out = and_(t.c.sequence_key == sequence_key, t.c.state.in_(("sent", "unknown")))
+        with self._session() as s:
+            sent: dict[str, int] = dict(s.execute(select(t.c.step_key, func.count()).where(went_out)
+                                  .group_by(t.c.step_key)).tuples().all())
+            with_event: dict[str, dict[str, int]] = {}
+            for name, sub in (("delivered", delivered), ("opened", opened),
+                              ("clicked", clicked)):
+                with_event[name] = dict(s.execute(
+                    select(t.c.step_key, func.count()).join(sub, sub.c.delivery_id == t.c.id)
+                    .where(went_out).group_by(t.c.step_key)).tuples().all())
+            answers: dict[tuple[str, str], int] = {
+                (r[0], r[1]): int(r[2]) for r in s.execute(
+                    select(t.c.step_key, CheckpointAnswer.answer, func.count())
+                    .join(CheckpointAnswer, CheckpointAnswer.delivery_id == t.c.id)
+                    .where(went_out).group_by(t.c.step_key, CheckpointAnswer.answer))}
+        return [StepCounts(
+            step_key=step, sent=int(n), delivered=int(with_event["delivered"].get(step, 0)),
+            opened=int(with_event["opened"].get(step, 0)),
+            clicked=int(with_event["clicked"].get(step, 0)),
+            passed=answers.get((step, "passed"), 0), not_yet=answers.get((step, "not-yet"), 0),
+        ) for step, n in sent.items()]
+
+    def nudge_counts(self, sequence_key: str) -> list[NudgeCounts]:
+        """Per offer nudged in a sequence: emails carrying it, their clicks, and purchases
+        of that offer after it was first nudged (distinct subscribers)."""
+        t = DELIVERIES
+        nudged = and_(t.c.sequence_key == sequence_key, t.c.state == "sent",
+                      t.c.nudge.is_not(None))
+        first_nudge = (select(t.c.subscriber_id, t.c.nudge, func.min(t.c.sent_at).label("at"))
+                       .where(nudged).group_by(t.c.subscriber_id, t.c.nudge).subquery())
+        with self._session() as s:
+            shown: dict[str, int] = dict(s.execute(select(t.c.nudge, func.count()).where(nudged)
+                                   .group_by(t.c.nudge)).tuples().all())
+            clicks: dict[str, list[dict[str, Any] | None]] = {}
+            for offer, payload in s.execute(
+                    select(t.c.nudge, Event.payload).join(Event, Event.delivery_id == t.c.id)
+                    .where(nudged, Event.kind.in_(CLICK_EVENTS))):
+                clicks.setdefault(offer, []).append(payload)
+            bought: dict[str, int] = dict(s.execute(
+                select(first_nudge.c.nudge, func.count(func.distinct(Purchase.subscriber_id)))
+                .join(Purchase, and_(Purchase.subscriber_id == first_nudge.c.subscriber_id,
+                                     Purchase.product == first_nudge.c.nudge,
+                                     Purchase.purchased_at > first_nudge.c.at))
+                .group_by(first_nudge.c.nudge)).tuples().all())
+        return [NudgeCounts(offer, int(n), clicks.get(offer, []), int(bought.get(offer, 0)))
+                for offer, n in shown.items()]
