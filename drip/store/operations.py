@@ -42,6 +42,11 @@ STATUS_STATES = ("scheduled", "claimed", "sending", "sent", "failed", "unknown",
 SUBSCRIBER_STATES = ("active", "paused", "unsubscribed", "suppressed")
 
 
+def pairs(rows: Any) -> dict[Any, Any]:
+    """{first column: second column} of two-column rows."""
+    return {r[0]: r[1] for r in rows}
+
+
 def _utc(value: datetime | None) -> datetime | None:
     return as_utc(value) if value is not None else None
 
@@ -284,9 +289,9 @@ class OperationQueries(StoreBase):
                                1), else_=0)),
             ).where(t.c.state == "scheduled")).one()
             oldest = s.scalar(select(func.min(t.c.due_at)).where(pending, t.c.due_at <= now))
-            people_counts: dict[str, int] = dict(s.execute(
+            people_counts: dict[str, int] = pairs(s.execute(
                 select(people.c.state, func.count()).group_by(people.c.state)
-            ).tuples().all())
+            ).all())
             beats = s.execute(
                 select(Heartbeat.worker, Heartbeat.beat_at, Heartbeat.started_at,
                        Heartbeat.detail).order_by(Heartbeat.beat_at.desc()).limit(5)
@@ -535,11 +540,11 @@ class OperationQueries(StoreBase):
         conn.execute(insert(Consent), [
             {"subscriber_id": ids[p.email], "sequence_key": sequence_key, "source": "import",
              "created_at": p.consented_at, "details": p.details} for p in joining])
-        enrollment_ids = dict(conn.execute(
+        enrollment_ids = pairs(conn.execute(
             insert(Enrollment).returning(Enrollment.subscriber_id, Enrollment.id),
             [{"subscriber_id": ids[p.email], "sequence_key": sequence_key, "cycle": 1,
               "state": "active", "source": "import", "enrolled_at": now} for p in joining],
-        ).tuples().all())
+        ).all())
         conn.execute(insert(Delivery), [
             {"enrollment_id": enrollment_ids[ids[p.email]], "subscriber_id": ids[p.email],
              "sequence_key": sequence_key, "seq_no": 1, "step_key": p.first_step,
@@ -588,14 +593,14 @@ class OperationQueries(StoreBase):
                                       events(CLICK_EVENTS))
         went_out = and_(t.c.sequence_key == sequence_key, t.c.state.in_(("sent", "unknown")))
         with self._session() as s:
-            sent: dict[str, int] = dict(s.execute(select(t.c.step_key, func.count()).where(went_out)
-                                  .group_by(t.c.step_key)).tuples().all())
+            sent: dict[str, int] = pairs(s.execute(
+                select(t.c.step_key, func.count()).where(went_out).group_by(t.c.step_key)))
             with_event: dict[str, dict[str, int]] = {}
             for name, sub in (("delivered", delivered), ("opened", opened),
                               ("clicked", clicked)):
-                with_event[name] = dict(s.execute(
+                with_event[name] = pairs(s.execute(
                     select(t.c.step_key, func.count()).join(sub, sub.c.delivery_id == t.c.id)
-                    .where(went_out).group_by(t.c.step_key)).tuples().all())
+                    .where(went_out).group_by(t.c.step_key)).all())
             answers: dict[tuple[str, str], int] = {
                 (r[0], r[1]): int(r[2]) for r in s.execute(
                     select(t.c.step_key, CheckpointAnswer.answer, func.count())
@@ -617,18 +622,18 @@ class OperationQueries(StoreBase):
         first_nudge = (select(t.c.subscriber_id, t.c.nudge, func.min(t.c.sent_at).label("at"))
                        .where(nudged).group_by(t.c.subscriber_id, t.c.nudge).subquery())
         with self._session() as s:
-            shown: dict[str, int] = dict(s.execute(select(t.c.nudge, func.count()).where(nudged)
-                                   .group_by(t.c.nudge)).tuples().all())
+            shown: dict[str, int] = pairs(s.execute(
+                select(t.c.nudge, func.count()).where(nudged).group_by(t.c.nudge)))
             clicks: dict[str, list[dict[str, Any] | None]] = {}
             for offer, payload in s.execute(
                     select(t.c.nudge, Event.payload).join(Event, Event.delivery_id == t.c.id)
                     .where(nudged, Event.kind.in_(CLICK_EVENTS))):
                 clicks.setdefault(offer, []).append(payload)
-            bought: dict[str, int] = dict(s.execute(
+            bought: dict[str, int] = pairs(s.execute(
                 select(first_nudge.c.nudge, func.count(func.distinct(Purchase.subscriber_id)))
                 .join(Purchase, and_(Purchase.subscriber_id == first_nudge.c.subscriber_id,
                                      Purchase.product == first_nudge.c.nudge,
                                      Purchase.purchased_at > first_nudge.c.at))
-                .group_by(first_nudge.c.nudge)).tuples().all())
+                .group_by(first_nudge.c.nudge)).all())
         return [NudgeCounts(offer, int(n), clicks.get(offer, []), int(bought.get(offer, 0)))
                 for offer, n in shown.items()]
