@@ -22,6 +22,11 @@ from drip.store import CircuitRow, HeartbeatRow, Overview, SendFilter, SendRow, 
 FAILED_WINDOW = timedelta(days=1)
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 delivery', '2 deliveries'."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
 def duration(seconds: float) -> str:
     """A short human duration: 45 s, 12 min, 3.5 h, 2.0 d."""
     if seconds < 90:
@@ -117,11 +122,12 @@ def problems(current: Status) -> list[str]:
                      f"has waited longer than {duration(current.max_lag)}.")
     failed = next((c.last_day for c in current.overview.states if c.state == "failed"), 0)
     if failed:
-        found.append(f"{failed} deliveries failed in the last 24 h; see "
+        found.append(f"{plural(failed, 'delivery', 'deliveries')} failed in the last 24 h; see "
                      "`drip sends --state failed`, then `drip retry`.")
     unknown = current.count("unknown")
     if unknown:
-        found.append(f"{unknown} deliveries are unknown; see `drip sends --state unknown`, "
+        found.append(f"{plural(unknown, 'delivery is', 'deliveries are')} unknown; see "
+                     "`drip sends --state unknown`, "
                      "then `drip resolve ID --as sent|resend`.")
     for circuit in current.circuits:
         if circuit.state == "open":
@@ -229,8 +235,8 @@ def pause(store: Store, library: Library, now: datetime, *, email: str | None = 
                        else f"The sequence {sequence_key} was already paused.")
     change = lifecycle.pause_subscriber(store, email, now, sequence_key)
     where = f" in {sequence_key}" if sequence_key else ""
-    return Steered(change.changed,
-                   f"Paused {normalise_email(email)}{where} ({change.count} enrollments held)."
+    held = plural(change.count, "enrollment")
+    return Steered(change.changed, f"Paused {normalise_email(email)}{where} ({held} held)."
                    if change.changed else f"{normalise_email(email)} had nothing to pause{where}.")
 
 
@@ -245,15 +251,14 @@ def resume(store: Store, library: Library, now: datetime, *, email: str | None =
     if email is None:
         assert sequence_key is not None
         change = lifecycle.resume_sequence(store, library, sequence_key, now)
-        return Steered(change.changed,
-                       f"Resumed the sequence {sequence_key}; {change.count} pending emails "
-                       "moved later by the length of the pause." if change.changed
+        moved = plural(change.count, "pending email")
+        return Steered(change.changed, f"Resumed the sequence {sequence_key}; {moved} moved "
+                       "later by the length of the pause." if change.changed
                        else f"The sequence {sequence_key} was not paused.")
     change = lifecycle.resume_subscriber(store, library, email, now, sequence_key)
-    return Steered(change.changed,
-                   f"Resumed {normalise_email(email)}; {change.count} held emails go out at "
-                   "their next send slot." if change.changed
-                   else f"{normalise_email(email)} was not paused.")
+    held = plural(change.count, "held email goes", "held emails go")
+    return Steered(change.changed, f"Resumed {normalise_email(email)}; {held} out at the next "
+                   "send slot." if change.changed else f"{normalise_email(email)} was not paused.")
 
 
 def _scope(library: Library, email: str | None, sequence_key: str | None,

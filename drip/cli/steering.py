@@ -9,6 +9,7 @@ import typer
 from drip import lifecycle
 from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json
 from drip.operations import pause as pause_sending
+from drip.operations import plural
 from drip.operations import resolve as resolve_unknown
 from drip.operations import resume as resume_sending
 from drip.operations import retry as retry_deliveries
@@ -39,7 +40,8 @@ def retry(
                     "skipped": [{"id": i, "why": why} for i, why in done.skipped]})
     else:
         if done.retried:
-            console.print(f"Retrying {len(done.retried)} deliveries at the next dispatch: "
+            console.print(f"Retrying {plural(len(done.retried), 'delivery', 'deliveries')} at the "
+                          "next dispatch: "
                           f"{', '.join(map(str, done.retried))}.")
         elif not done.skipped:
             console.print(f"No {state} deliveries to retry.")
@@ -62,9 +64,10 @@ def resolve(
     if as_json:
         print_json({"resolved": sorted(set(ids)), "as": resolution})
     elif resolution == "sent":
-        console.print(f"Marked {count} deliveries as sent.")
+        console.print(f"Marked {plural(count, 'delivery', 'deliveries')} as sent.")
     else:
-        console.print(f"{count} deliveries go out again at the next dispatch; the emails "
+        console.print(f"{plural(count, 'delivery goes', 'deliveries go')} out again at the next "
+                      "dispatch; the emails "
                       "after them are planned when they do.")
 
 
@@ -103,7 +106,8 @@ def unsubscribe(email: Email) -> None:
     with drip_from_env() as drip:
         change = lifecycle.unsubscribe_email(drip.store, email, drip.clock.now(),
                                              source="operator")
-    console.print(f"Unsubscribed {email.strip()}; {change.count} pending emails cancelled."
+    cancelled = plural(change.count, "pending email")
+    console.print(f"Unsubscribed {email.strip()}; {cancelled} cancelled."
                   if change.changed else f"{email.strip()} was already unsubscribed.")
 
 
@@ -114,7 +118,7 @@ def suppress(email: Email,
     """Stop all email to an address (it bounced, complained, or asked by phone)."""
     with drip_from_env() as drip:
         change = lifecycle.suppress(drip.store, email, drip.clock.now(), reason)
-    console.print(f"Suppressed {email.strip()}; {change.count} enrollments held."
+    console.print(f"Suppressed {email.strip()}; {plural(change.count, 'enrollment')} held."
                   if change.changed else f"{email.strip()} was already suppressed.")
 
 
@@ -123,6 +127,6 @@ def unsuppress(email: Email) -> None:
     """Lift a suppression; held email goes at its next send slot."""
     with drip_from_env() as drip:
         change = lifecycle.unsuppress(drip.store, drip.library, email, drip.clock.now())
-    console.print(f"Unsuppressed {email.strip()}; {change.count} held emails go out at their "
-                  "next send slot." if change.changed
-                  else f"{email.strip()} was not suppressed.")
+    held = plural(change.count, "held email goes", "held emails go")
+    console.print(f"Unsuppressed {email.strip()}; {held} out at the next send slot."
+                  if change.changed else f"{email.strip()} was not suppressed.")

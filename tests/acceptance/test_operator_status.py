@@ -96,8 +96,8 @@ def test_check_names_failed_and_unknown_deliveries_lag_and_an_open_circuit(
     problems = cli.json("status", "--check", code=1)["problems"]
     assert len(problems) == 4
     assert problems[0].startswith("Dispatch lag is 60 min")
-    assert problems[1].startswith("1 deliveries failed in the last 24 h")
-    assert problems[2].startswith("1 deliveries are unknown")
+    assert problems[1].startswith("1 delivery failed in the last 24 h")
+    assert problems[2].startswith("1 delivery is unknown")
     assert problems[3].startswith("The outbox circuit is open: 401 bad API key")
     assert "Needs a human:" in result.stdout and "drip resolve" in result.stdout
     assert cli("status", "--check", "--max-lag", "7200", code=1).stdout.count("  - ") == 3

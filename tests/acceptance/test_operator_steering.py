@@ -73,7 +73,7 @@ def test_resolve_resend_sends_it_again_and_keeps_the_order(cli: Cli, live: Drip,
     cli("dispatch")
     assert outbox(tmp_path) == []  # the dead worker never wrote its file
     said = cli("resolve", str(unknown), "--as", "resend").stdout
-    assert "1 deliveries go out again at the next dispatch" in said
+    assert "1 delivery goes out again at the next dispatch" in said
     assert deliveries(cli, "ana@example.com") == [("week-1", "scheduled")]
     cli("dispatch")
     assert deliveries(cli, "ana@example.com") == [("week-1", "sent"), ("week-2", "scheduled")]
@@ -135,9 +135,9 @@ def test_unsubscribe_suppress_and_unsuppress(cli: Cli) -> None:
     cli("enroll", "ana@example.com", "--sequence", "basic")
     cli("enroll", "ben@example.com", "--sequence", "basic")
     said = cli("suppress", "ana@example.com", "--reason", "hard bounce").stdout
-    assert "Suppressed ana@example.com; 1 enrollments held." in said
+    assert "Suppressed ana@example.com; 1 enrollment held." in said
     assert "already suppressed" in cli("suppress", "ana@example.com").stdout
-    assert "Unsubscribed ben@example.com; 1 pending emails cancelled." in cli(
+    assert "Unsubscribed ben@example.com; 1 pending email cancelled." in cli(
         "unsubscribe", "ben@example.com").stdout
     assert "already unsubscribed" in cli("unsubscribe", "ben@example.com").stdout
     cli("dispatch")
