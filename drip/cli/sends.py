@@ -89,7 +89,7 @@ def sends(
                      "Last error"))
     for r in rows:
         table.add_row(str(r.id), utc(r.at), r.email, r.step_key, r.variant, r.nudge or "",
-                      styled(r.state), (r.last_error or "")[:100])
+                      styled(r.state), r.last_error or "")
     console.print(table)
     if len(rows) == limit:
         console.print(f"Showing the newest {limit}; use --limit or --since for more.")

@@ -21,6 +21,10 @@ from drip.exports import export_rows, serialise
 from drip.imports import import_rows, parse_csv
 
 
+def sentence(text: str) -> str:
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
 def register(app: typer.Typer) -> None:
     app.command("import")(import_csv)
     app.command("export")(export)
@@ -64,9 +68,9 @@ def import_csv(
                     "ignored_columns": parsed.ignored_columns})
         return
     for problem in parsed.problems:
-        console.print(f"[yellow]Skipped {problem}.[/]", highlight=False)
+        console.print(f"[yellow]{sentence(f'Skipped {problem}')}[/]", highlight=False)
     for note in parsed.merged:
-        console.print(f"Merged {note}.", highlight=False)
+        console.print(sentence(f"Merged {note}"), highlight=False)
     if parsed.ignored_columns:
         console.print(f"Ignored the columns {', '.join(parsed.ignored_columns)}.")
     verb = "Would enroll" if dry_run else "Enrolled"
