@@ -8,8 +8,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import FIXTURES
 from tests.support.cli import Cli, cli_env
 
@@ -31,11 +29,6 @@ BAD = (
     b"dee@example.com,Dee,Europe/Paris\n"
     b"DEE@example.com,Dee,Asia/Tokyo\n"
 ) + b"\xff\xfeeve@example.com,Eve,UTC\n"
-
-
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str) -> Cli:
-    return Cli(cli_env(tmp_path, database_url))
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> str:

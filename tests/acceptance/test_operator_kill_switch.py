@@ -6,30 +6,13 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime
 from email import message_from_bytes
 from pathlib import Path
 
-import pytest
-
 from drip.runtime import Drip
 from tests.acceptance.test_scheduler_process import start_scheduler, wait_for
-from tests.support.cli import Cli, cli_env
-
-
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str) -> Cli:
-    return Cli(cli_env(tmp_path, database_url))
-
-
-@pytest.fixture
-def live(cli: Cli) -> Iterator[Drip]:
-    drip = cli.drip()
-    try:
-        yield drip
-    finally:
-        drip.close()
+from tests.support.cli import Cli
 
 
 def recipients(outbox: Path) -> Counter[str]:

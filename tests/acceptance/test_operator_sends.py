@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from drip import checkpoints
 from drip.runtime import Drip
-from tests.support.cli import Cli, cli_env, fail_due
-
-
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str) -> Cli:
-    return Cli(cli_env(tmp_path, database_url))
-
-
-@pytest.fixture
-def live(cli: Cli) -> Iterator[Drip]:
-    drip = cli.drip()
-    try:
-        yield drip
-    finally:
-        drip.close()
+from tests.support.cli import Cli, fail_due
 
 
 def test_sends_lists_newest_first_with_every_filter(cli: Cli, live: Drip) -> None:

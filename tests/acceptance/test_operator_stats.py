@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import create_engine, insert
 
 from drip import checkpoints
 from drip.models import Event
 from drip.runtime import Drip
-from tests.support.cli import Cli, cli_env
-
-
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str) -> Cli:
-    return Cli(cli_env(tmp_path, database_url))
-
-
-@pytest.fixture
-def live(cli: Cli) -> Iterator[Drip]:
-    drip = cli.drip()
-    try:
-        yield drip
-    finally:
-        drip.close()
+from tests.support.cli import Cli
 
 
 def provider_events(database_url: str, *events: tuple[str, int, dict[str, Any] | None]) -> None:

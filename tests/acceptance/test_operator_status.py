@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from rich.console import Console
 
 from drip.cli.status import render
 from drip.operations import status
 from drip.runtime import Drip
-from tests.support.cli import Cli, cli_env, crash_mid_send, fail_due
-
-
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str) -> Cli:
-    return Cli(cli_env(tmp_path, database_url))
-
-
-@pytest.fixture
-def live(cli: Cli) -> Iterator[Drip]:
-    drip = cli.drip()
-    try:
-        yield drip
-    finally:
-        drip.close()
+from tests.support.cli import Cli, crash_mid_send, fail_due
 
 
 def beat(drip: Drip, ago: timedelta) -> None:

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from drip.runtime import Drip
-from tests.support.cli import Cli, cli_env, crash_mid_send, fail_due
-
-
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str) -> Cli:
-    return Cli(cli_env(tmp_path, database_url))
-
-
-@pytest.fixture
-def live(cli: Cli) -> Iterator[Drip]:
-    drip = cli.drip()
-    try:
-        yield drip
-    finally:
-        drip.close()
+from tests.support.cli import Cli, crash_mid_send, fail_due
 
 
 def deliveries(cli: Cli, email: str) -> list[tuple[str, str]]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -80,3 +82,19 @@ def fail_due(drip: Drip, error: str = "550 5.1.1 mailbox unavailable") -> list[i
     drip.store.record_outcomes(
         [Outcome(c.id, "failed", provider="outbox", error=error) for c in claimed], now)
     return [c.id for c in claimed]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str) -> Cli:
+    """`drip` on a fresh database (SQLite and PostgreSQL) with the small fixture sequence."""
+    return Cli(cli_env(tmp_path, database_url))
+
+
+@pytest.fixture
+def live(cli: Cli) -> Iterator[Drip]:
+    """drip on the same database as `cli`, with the real clock."""
+    drip = cli.drip()
+    try:
+        yield drip
+    finally:
+        drip.close()
