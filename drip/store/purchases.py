@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from drip.models import Purchase, Tag
-from drip.store._base import StoreBase, rowcount
+from drip.store._base import StoreBase
 
 
 class PurchaseQueries(StoreBase):
@@ -22,9 +22,10 @@ class PurchaseQueries(StoreBase):
         statement = self._insert(Purchase).values(
             source=source, order_id=order_id, subscriber_id=subscriber_id, product=product,
             purchased_at=now, payload=payload,
-        ).on_conflict_do_nothing(index_elements=["source", "order_id"])
+        ).on_conflict_do_nothing(index_elements=["source", "order_id"]).returning(Purchase.id)
         with self._session() as s, s.begin():
-            created = rowcount(s.execute(statement)) > 0
+            # RETURNING, not rowcount: an ORM insert reports rowcount -1 on psycopg
+            created = s.execute(statement).first() is not None
             wanted = set(tags)
             if created and wanted:
                 have = set(s.scalars(select(Tag.tag).where(Tag.subscriber_id == subscriber_id)))
