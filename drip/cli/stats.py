@@ -67,15 +67,15 @@ def print_funnel(item: Funnel) -> None:
                       "Funnel: all sent; ", ("█", "bright_green"), " clicked ",
                       ("█", "green"), " opened ", ("█", "dark_green"), " delivered ",
                       ("█", "grey50"), " no event yet"))
-    for column in ("Step", "Sent", "Delivered", "Opened", "Clicked", "Funnel", "Passed",
-                   "Not yet", "No answer"):
+    for column in ("Step", "Sent", "Delivered", "Opened", "Clicked", "Funnel", "Answered",
+                   "Passed", "Not yet", "No answer"):
         table.add_column(column, justify="left" if column in ("Step", "Funnel") else "right",
                          no_wrap=True)
     for s in item.steps:
         table.add_row(s.step_key, str(s.sent), percent(s.delivered, s.sent),
                       percent(s.opened, s.sent), percent(s.clicked, s.sent), bar(s, widest),
-                      *((str(s.passed), str(s.not_yet), str(s.unanswered)) if s.checkpoint
-                        else ("-", "-", "-")))
+                      *((percent(s.answered, s.sent), str(s.passed), str(s.not_yet),
+                         str(s.unanswered)) if s.checkpoint else ("-", "-", "-", "-")))
     console.print(table)
     if not item.offers:
         console.print("No email carried an offer yet.\n")
