@@ -30,6 +30,7 @@ from drip.models import (
     Enrollment,
     Event,
     Heartbeat,
+    Pause,
     Purchase,
     Subscriber,
 )
@@ -288,7 +289,11 @@ class OperationQueries(StoreBase):
                 func.sum(case((and_(t.c.due_at > now, t.c.due_at <= now + timedelta(days=7)),
                                1), else_=0)),
             ).where(t.c.state == "scheduled")).one()
-            oldest = s.scalar(select(func.min(t.c.due_at)).where(pending, t.c.due_at <= now))
+            # a sequence paused on purpose is not lag; the kill switch is (nothing goes out)
+            held_back = select(func.substr(Pause.scope, len("sequence:") + 1)).where(
+                Pause.scope.like("sequence:%"))
+            oldest = s.scalar(select(func.min(t.c.due_at)).where(
+                pending, t.c.due_at <= now, t.c.sequence_key.not_in(held_back)))
             people_counts: dict[str, int] = pairs(s.execute(
                 select(people.c.state, func.count()).group_by(people.c.state)
             ).all())

@@ -106,3 +106,18 @@ def test_the_kill_switch_shows_in_red(cli: Cli, live: Drip) -> None:
 def test_watch_refreshes_until_stopped(cli: Cli) -> None:
     result = cli("status", "--watch", "--interval", "0", "--refreshes", "2")
     assert "Deliveries" in result.stdout
+
+
+def test_a_sequence_paused_on_purpose_is_not_lag_but_the_kill_switch_is(cli: Cli,
+                                                                       live: Drip) -> None:
+    beat(live, timedelta(seconds=1))
+    an_hour_ago = (live.clock.now() - timedelta(hours=1)).isoformat()
+    cli("enroll", "ana@example.com", "--sequence", "basic", "--now", an_hour_ago)
+    assert cli.json("status")["scheduler"]["lag_seconds"] >= 3600
+    cli("pause", "--sequence", "basic")
+    data = cli.json("status", "--check")
+    assert data["scheduler"]["lag_seconds"] is None and data["paused_sequences"] == ["basic"]
+    cli("resume", "--sequence", "basic")  # moves ana's email later by the pause: no lag
+    cli("pause", "--all")
+    cli("enroll", "ben@example.com", "--sequence", "basic", "--now", an_hour_ago)
+    assert cli.json("status", "--check", code=1)["problems"][0].startswith("Dispatch lag is")
