@@ -154,7 +154,7 @@ def parse_moment(text: str, now: datetime) -> datetime:
 def find_sends(store: Store, now: datetime, *, states: Iterable[str] = (),
                sequence_key: str | None = None, step_key: str | None = None,
                email: str | None = None, since: str | None = None, until: str | None = None,
-               limit: int | None = 50) -> list[SendRow]:
+               limit: int | None = 50, offset: int = 0) -> list[SendRow]:
     """Deliveries matching an operator's filters, newest first."""
     wanted = tuple(states)
     unknown = [s for s in wanted if s not in DELIVERY_STATES]
@@ -163,11 +163,13 @@ def find_sends(store: Store, now: datetime, *, states: Iterable[str] = (),
                            f"{', '.join(DELIVERY_STATES)}.")
     if limit is not None and limit < 1:
         raise InvalidInput("--limit must be 1 or more.")
+    if offset < 0:
+        raise InvalidInput("--offset must be 0 or more.")
     return store.sends(SendFilter(
         states=wanted, sequence_key=sequence_key, step_key=step_key,
         email=normalise_email(email) if email else None,
         since=parse_moment(since, now) if since else None,
-        until=parse_moment(until, now) if until else None, limit=limit,
+        until=parse_moment(until, now) if until else None, limit=limit, offset=offset,
     ))
 
 

@@ -71,20 +71,23 @@ def sends(
     until: Annotated[str | None, typer.Option(help="Before this time (same forms).")] = None,
     email: Annotated[str | None, typer.Option(help="Only this subscriber.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many first (the next page: "
+                                        "--offset 50).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List deliveries, newest first: when, to whom, which step, and what became of them."""
     with drip_from_env() as drip:
         rows = find_sends(drip.store, drip.clock.now(), states=state or (),
                           sequence_key=sequence, step_key=step, email=email, since=since,
-                          until=until, limit=limit)
+                          until=until, limit=limit, offset=offset)
     if as_json:
         print_json([send_dict(r) for r in rows])
         return
     if not rows:
         console.print("No deliveries match.")
         return
-    table = listing(f"Deliveries, newest first ({len(rows)} shown)",
+    shown = f"{offset + 1}-{offset + len(rows)}" if offset else str(len(rows))
+    table = listing(f"Deliveries, newest first ({shown} shown)",
                     ("ID", "When (UTC)", "Email", "Step", "Variant", "Nudge", "State",
                      "Last error"))
     for r in rows:
@@ -92,7 +95,7 @@ def sends(
                       styled(r.state), r.last_error or "")
     console.print(table)
     if len(rows) == limit:
-        console.print(f"Showing the newest {limit}; use --limit or --since for more.")
+        console.print(f"There may be more: --offset {offset + limit} shows the next page.")
 
 
 @guarded

@@ -111,6 +111,8 @@ def render(current: Status) -> RenderableType:
                           style="yellow"))
     health = current.health
     parts.append(Text(health.verdict, style="green" if health.alive else "bold red"))
+    if health.detail:
+        parts.append(Text(f"Its last pass: {health.detail}."))
     lag = ("no email is waiting" if health.lag_seconds is None
            else f"the oldest due email has waited {duration(health.lag_seconds)}")
     parts.append(Text(f"Dispatch lag: {lag}."))

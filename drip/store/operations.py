@@ -120,6 +120,7 @@ class SendFilter:
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = 50
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,8 @@ class OperationQueries(StoreBase):
             query = query.where(moment < where.until)
         if where.limit:
             query = query.limit(where.limit)
+        if where.offset:
+            query = query.offset(where.offset)
         with self._session() as s:
             return [_send_row(r) for r in s.execute(query).all()]
 

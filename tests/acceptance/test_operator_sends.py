@@ -40,13 +40,17 @@ def test_sends_lists_newest_first_with_every_filter(cli: Cli, live: Drip) -> Non
     assert len(cli.json("sends", "--step", "week-2", "--sequence", "basic")) == 3
     assert cli.json("sends", "--sequence", "other") == []
     assert len(cli.json("sends", "--limit", "2")) == 2
+    pages = [cli.json("sends", "--limit", "3", "--offset", str(n)) for n in (0, 3, 6)]
+    assert [r["id"] for page in pages for r in page] == [r["id"] for r in every]
+    assert "--offset must be 0 or more" in cli("sends", "--offset", "-1", code=2).stderr
 
     screen = cli("sends", "--state", "failed").stdout
     assert "cy@example.com" in screen and "550 5.1.1 mailbox unavailable" in screen
     assert "ana@example.com" not in screen
     assert "No deliveries match." in cli("sends", "--email", "nobody@example.com").stdout
     limited = cli("sends", "--limit", "1").stdout
-    assert "Showing the newest 1" in limited
+    assert "There may be more: --offset 1 shows the next page." in limited
+    assert "(2-2 shown)" in cli("sends", "--limit", "1", "--offset", "1").stdout
 
 
 def test_sends_refuses_what_it_cannot_understand(cli: Cli) -> None:
