@@ -18,7 +18,7 @@ from drip.cli._common import (
     print_json,
 )
 from drip.exports import export_rows, serialise
-from drip.imports import import_rows, parse_csv
+from drip.imports import InvalidFile, import_rows, parse_csv
 
 
 def sentence(text: str) -> str:
@@ -55,11 +55,18 @@ def import_csv(
         parsed = parse_csv(data, progress=lambda n: progress.advance(checking, n))
         writing = progress.add_task("Importing" if not dry_run else "Comparing",
                                     total=len(parsed.rows) or 1)
-        result = import_rows(
-            drip.store, drip.library, parsed, sequence_key=sequence, now=drip.clock.now(),
-            file_name=file.name, dry_run=dry_run, skip_invalid=skip_invalid,
-            progress=lambda n: progress.advance(writing, n),
-        )
+        try:
+            result = import_rows(
+                drip.store, drip.library, parsed, sequence_key=sequence, now=drip.clock.now(),
+                file_name=file.name, dry_run=dry_run, skip_invalid=skip_invalid,
+                progress=lambda n: progress.advance(writing, n),
+            )
+        except InvalidFile as exc:
+            if not as_json:
+                raise
+            print_json({"imported": False, "invalid": [{"line": p.line, "problem": p.message}
+                                                       for p in exc.problems]})
+            raise typer.Exit(EXIT_INVALID) from None
     if as_json:
         print_json({"dry_run": dry_run, "rows": len(parsed.rows), **result.__dict__,
                     "invalid": [{"line": p.line, "problem": p.message}

@@ -108,6 +108,9 @@ def test_a_file_with_bad_rows_reports_each_one_and_changes_nothing(cli: Cli,
                 "(Asia/Tokyo, not Europe/Paris)") in error
         assert "line 8: not UTF-8" in error
         assert "Traceback" not in result.output
+    listed = cli.json("import", path, "--sequence", "basic", code=2)
+    assert listed["imported"] is False
+    assert [p["line"] for p in listed["invalid"]] == [3, 4, 5, 7, 8]
     assert (cli("export", "subscribers").stdout, cli("export", "deliveries").stdout) == before
 
     skipped = cli.json("import", path, "--sequence", "basic", "--skip-invalid")
