@@ -151,8 +151,8 @@ class Dispatcher:
     def run_once(self) -> DispatchReport:
         report = DispatchReport()
         now = self.clock.now()
-        paused = self.store.paused_scopes()
-        if "all" in paused:
+        stopped, skip = self._pauses()
+        if stopped:
             report.paused = True
             return report
         # Housekeeping runs in one worker at a time: whoever holds the reaper lease. The
@@ -163,7 +163,6 @@ class Dispatcher:
             report.expired_leases = len(expired)
             report.planned += self._plan_after(expired, now)
             report.rescheduled = self._reschedule_missed(now)
-        skip = [s.removeprefix("sequence:") for s in paused if s.startswith("sequence:")]
         circuit = self.store.circuit(self.provider.name)
         probing = circuit.state == "open"
         if probing and circuit.retry_at is not None and now < circuit.retry_at:
@@ -211,6 +210,11 @@ class Dispatcher:
                     report.halted = reason
                     report.circuit_open = True
                     break
+            # the kill switch and sequence pauses also act between the batches of a long pass
+            stopped, skip = self._pauses()
+            if stopped:
+                report.paused = True
+                break
         return report
 
     def _wait_for_allowance(self, now: datetime, report: DispatchReport) -> bool:
@@ -224,6 +228,12 @@ class Dispatcher:
         if self._stop.wait(min(max(delay, 0.01), 1.0)):
             return False
         return self.clock.now() > now
+
+    def _pauses(self) -> tuple[bool, list[str]]:
+        """(the kill switch is on, the keys of paused sequences)."""
+        paused = self.store.paused_scopes()
+        return "all" in paused, [s.removeprefix("sequence:") for s in paused
+                                 if s.startswith("sequence:")]
 
     def _open_circuit(self, reason: str, opened_at: datetime | None) -> None:
         """Stop calling the provider for a while; each failed probe doubles the wait."""

@@ -18,6 +18,11 @@ from drip.cli import db as _db  # noqa: E402
 from drip.cli import delivery as _delivery  # noqa: E402
 from drip.cli import demo as _demo  # noqa: E402
 from drip.cli import digest as _digest  # noqa: E402
+from drip.cli import sends as _sends  # noqa: E402
+from drip.cli import stats as _stats  # noqa: E402
+from drip.cli import status as _status  # noqa: E402
+from drip.cli import steering as _steering  # noqa: E402
+from drip.cli import transfer as _transfer  # noqa: E402
 from drip.cli import web as _web  # noqa: E402
 
 app.add_typer(_db.app, name="db")
@@ -27,6 +32,11 @@ _demo.register(app)
 _digest.register(app)
 _coach.register(app)
 _web.register(app)
+_status.register(app)
+_sends.register(app)
+_steering.register(app)
+_transfer.register(app)
+_stats.register(app)
 
 
 def main() -> None:

@@ -26,7 +26,8 @@ from drip.errors import (
 from drip.runtime import Drip
 from drip.settings import Settings, load_settings
 
-console = Console()
+# Piped output is not squeezed into 80 columns: tables stay readable in files and logs.
+console = Console(width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True)
 
 #: Exit codes, the same for every command (see docs/operators.md).

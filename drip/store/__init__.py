@@ -29,6 +29,19 @@ from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.events import EventQueries
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
+from drip.store.operations import (
+    HeartbeatRow,
+    ImportPerson,
+    ImportResult,
+    NudgeCounts,
+    OperationQueries,
+    Overview,
+    SendFilter,
+    SendRow,
+    StateCount,
+    StepCounts,
+    Timeline,
+)
 from drip.store.optins import OptinQueries, OptinRequest
 from drip.store.positions import EnrollmentPosition, PositionQueries
 from drip.store.purchases import PurchaseQueries
@@ -46,6 +59,7 @@ class Store(
     LifecycleQueries,
     LivenessQueries,
     PositionQueries,
+    OperationQueries,
     PurchaseQueries,
     EventQueries,
     OptinQueries,
@@ -68,14 +82,24 @@ __all__ = [
     "EnrollOutcome",
     "EnrollmentPosition",
     "EnrollmentRow",
+    "HeartbeatRow",
+    "ImportPerson",
+    "ImportResult",
     "MissedWindow",
+    "NudgeCounts",
     "OptinRequest",
     "Outcome",
+    "Overview",
     "PendingDelivery",
     "PlannedDelivery",
     "PurchaseRow",
+    "SendFilter",
+    "SendRow",
     "Sending",
+    "StateCount",
+    "StepCounts",
     "Store",
     "SubscriberRow",
+    "Timeline",
     "WentOut",
 ]

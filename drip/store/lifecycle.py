@@ -229,10 +229,11 @@ class LifecycleQueries(StoreBase):
 
     def set_pause(self, scope: str, now: datetime, reason: str | None) -> bool:
         """Pause a scope ('all' or 'sequence:KEY'); False if it was already paused."""
-        statement = self._insert(Pause).values(scope=scope, paused_at=now, reason=reason)
+        statement = (self._insert(Pause).values(scope=scope, paused_at=now, reason=reason)
+                     .on_conflict_do_nothing(index_elements=["scope"]).returning(Pause.scope))
         with self._session() as s, s.begin():
-            result = s.execute(statement.on_conflict_do_nothing(index_elements=["scope"]))
-            return rowcount(result) > 0
+            # RETURNING, not rowcount: an ORM insert reports rowcount -1 on psycopg
+            return s.execute(statement).first() is not None
 
     def clear_pause(self, scope: str) -> datetime | None:
         """Lift a pause; returns when it began, or None if the scope was not paused."""

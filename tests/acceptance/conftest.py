@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, ROOT
+from tests.support.cli import cli, live  # noqa: F401  (the operator tests' fixtures)
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -1,0 +1,167 @@
+"""`drip sends` and `drip subscriber`: what went out, and what happened to one person."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from drip.addresses import zone
+from drip.cli._common import console, drip_from_env, guarded, print_json
+from drip.operations import find_sends, timeline
+from drip.store import SendRow, Timeline
+
+STATE_STYLE = {"sent": "green", "failed": "red", "unknown": "yellow", "cancelled": "dim",
+               "held": "magenta", "sending": "cyan", "claimed": "cyan"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sends")(sends)
+    app.command("subscriber")(subscriber)
+
+
+def utc(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+
+
+def local(moment: datetime | None, timezone: str) -> str:
+    return f"{moment.astimezone(zone(timezone)):%a %d %b %H:%M}" if moment else "-"
+
+
+def styled(state: str) -> str:
+    style = STATE_STYLE.get(state)
+    return f"[{style}]{state}[/]" if style else state
+
+
+#: Columns that may wrap; every other column keeps to one line.
+WRAPPING = {"Last error", "Details", "Why", "Detail"}
+
+
+def listing(title: str, columns: tuple[str, ...]) -> Table:
+    """A compact table: dates and states never wrap, long text folds."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=column not in WRAPPING,
+                         overflow="fold" if column in WRAPPING else "ellipsis",
+                         min_width=12 if column in WRAPPING else None)
+    return table
+
+
+def send_dict(row: SendRow) -> dict[str, Any]:
+    data = asdict(row)
+    data["at"] = row.at
+    data["local_at"] = row.at.astimezone(zone(row.timezone))
+    return data
+
+
+@guarded
+def sends(
+    state: Annotated[list[str] | None, typer.Option(
+        "--state", help="Only this state (repeatable): scheduled, sent, failed, unknown, ...")]
+    = None,
+    sequence: Annotated[str | None, typer.Option("--sequence", "-s", help="Sequence key.")]
+    = None,
+    step: Annotated[str | None, typer.Option(help="Step key, such as week-3.")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="From this time: ISO 8601, or an age such as 24h or 7d.")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (same forms).")] = None,
+    email: Annotated[str | None, typer.Option(help="Only this subscriber.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many first (the next page: "
+                                        "--offset 50).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List deliveries, newest first: when, to whom, which step, and what became of them."""
+    with drip_from_env() as drip:
+        rows = find_sends(drip.store, drip.clock.now(), states=state or (),
+                          sequence_key=sequence, step_key=step, email=email, since=since,
+                          until=until, limit=limit, offset=offset)
+    if as_json:
+        print_json([send_dict(r) for r in rows])
+        return
+    if not rows:
+        console.print("No deliveries match.")
+        return
+    shown = f"{offset + 1}-{offset + len(rows)}" if offset else str(len(rows))
+    table = listing(f"Deliveries, newest first ({shown} shown)",
+                    ("ID", "When (UTC)", "Email", "Step", "Variant", "Nudge", "State",
+                     "Last error"))
+    for r in rows:
+        table.add_row(str(r.id), utc(r.at), r.email, r.step_key, r.variant, r.nudge or "",
+                      styled(r.state), r.last_error or "")
+    console.print(table)
+    if len(rows) == limit:
+        console.print(f"There may be more: --offset {offset + limit} shows the next page.")
+
+
+@guarded
+def subscriber(
+    email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One person's timeline: consents, enrollments, every delivery, events, answers, purchases."""
+    with drip_from_env() as drip:
+        found = timeline(drip.store, email)
+    if as_json:
+        print_json(timeline_dict(found))
+        return
+    print_timeline(found)
+
+
+def timeline_dict(found: Timeline) -> dict[str, Any]:
+    person = found.subscriber
+    return {
+        "subscriber": {**asdict(person), "state": person.state},
+        "consents": [asdict(c) for c in found.consents],
+        "enrollments": [asdict(e) for e in found.enrollments],
+        "deliveries": [send_dict(d) for d in found.deliveries],
+        "events": [asdict(e) for e in found.events],
+        "checkpoint_answers": [asdict(a) for a in found.answers],
+        "purchases": [asdict(p) for p in found.purchases],
+    }
+
+
+def print_timeline(found: Timeline) -> None:
+    person = found.subscriber
+    tz = person.timezone
+    console.print(f"[bold]{person.email}[/] {person.name or ''} ({tz}), "
+                  f"{styled(person.state)} since "
+                  f"{utc(person.suppressed_at or person.unsubscribed_at or person.created_at)}"
+                  + (f": {person.suppressed_reason}" if person.suppressed_reason else "")
+                  + (", no offers" if person.offers_opt_out_at else ""))
+
+    def section(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+        if not rows:
+            console.print(f"{title}: none.")
+            return
+        table = listing(title, columns)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+    section("Consents", ("When (UTC)", "Sequence", "Source", "Confirmed", "Details"),
+            [(utc(c.created_at), c.sequence_key or "-", c.source, utc(c.confirmed_at),
+              ", ".join(f"{k}={v}" for k, v in (c.details or {}).items()))
+             for c in found.consents])
+    section("Enrollments", ("ID", "Sequence", "Cycle", "State", "Source", "Enrolled",
+                            "Finished", "Why"),
+            [(str(e.id), e.sequence_key, str(e.cycle), styled(e.state), e.source,
+              utc(e.enrolled_at), utc(e.finished_at), e.stop_reason or "")
+             for e in found.enrollments])
+    section("Deliveries", ("ID", "Step", "Variant", "Nudge", "State", "UTC", "Local",
+                           "Message id", "Last error"),
+            [(str(d.id), d.step_key, d.variant, d.nudge or "", styled(d.state), utc(d.at),
+              local(d.at, tz), (d.provider_message_id or "")[:40], d.last_error or "")
+             for d in found.deliveries])
+    section("Events", ("When (UTC)", "Kind", "Delivery", "Detail"),
+            [(utc(e.occurred_at), e.kind, str(e.delivery_id or ""), e.detail or "")
+             for e in found.events])
+    section("Checkpoint answers", ("When (UTC)", "Delivery", "Step", "Answer"),
+            [(utc(a.answered_at), str(a.delivery_id), a.step_key, a.answer)
+             for a in found.answers])
+    section("Purchases", ("When (UTC)", "Product", "Source", "Order"),
+            [(utc(p.purchased_at), p.product, p.source, p.order_id) for p in found.purchases])

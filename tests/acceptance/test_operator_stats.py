@@ -1,0 +1,76 @@
+"""`drip stats`: the funnel per step from SendGrid events, checkpoint answers, and nudges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import create_engine, insert
+
+from drip import checkpoints
+from drip.models import Event
+from drip.runtime import Drip
+from tests.support.cli import Cli
+
+
+def provider_events(database_url: str, *events: tuple[str, int, dict[str, Any] | None]) -> None:
+    """Events as the SendGrid Event Webhook stores them: kind, delivery id, payload."""
+    engine = create_engine(database_url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(insert(Event), [
+            {"kind": kind, "delivery_id": delivery_id, "occurred_at": now, "received_at": now,
+             "payload": payload, "provider_event_id": f"sg-{i}"}
+            for i, (kind, delivery_id, payload) in enumerate(events)])
+    engine.dispose()
+
+
+def test_stats_counts_the_funnel_answers_and_nudges(cli: Cli, live: Drip,
+                                                    database_url: str) -> None:
+    for email in ("ana@example.com", "ben@example.com", "cy@example.com"):
+        cli("enroll", email, "--sequence", "basic")
+    cli("dispatch")
+    sent = {r["email"]: r["id"] for r in cli.json("sends", "--state", "sent")}
+    ana, ben = sent["ana@example.com"], sent["ben@example.com"]
+    provider_events(
+        database_url,
+        ("processed", ana, None), ("delivered", ana, None), ("delivered", ben, None),
+        ("open", ana, None), ("open", ana, None),  # opened twice: one email opened
+        ("click", ana, {"url": "https://www.example.com/a?utm_source=drip"}),
+        ("click", ben, {"url": "https://drip.test/pause/abc"}),  # not the offer's link
+        ("delivered", None, None),  # an event drip could not match counts nowhere
+    )
+    now = live.clock.now()
+    checkpoints.answer(live.store, live.library, ana, "passed", now)
+    checkpoints.answer(live.store, live.library, ben, "not-yet", now)
+    ids = {email: live.store.subscriber_id(email) for email in sent}
+    live.store.record_purchase(source="shop", order_id="1", subscriber_id=ids["ana@example.com"],
+                               product="offer-a", now=now + timedelta(minutes=5))
+    live.store.record_purchase(source="shop", order_id="2", subscriber_id=ids["cy@example.com"],
+                               product="offer-a", now=now - timedelta(days=1))  # before
+
+    [funnel] = cli.json("stats", "--sequence", "basic")
+    week1, week2, week3 = funnel["steps"]
+    assert {k: week1[k] for k in ("step_key", "sent", "delivered", "opened", "clicked",
+                                  "passed", "not_yet", "unanswered")} == {
+        "step_key": "week-1", "sent": 3, "delivered": 2, "opened": 1, "clicked": 2,
+        "passed": 1, "not_yet": 1, "unanswered": 1}
+    assert (week2["step_key"], week2["sent"], week2["checkpoint"]) == ("week-2", 0, False)
+    assert week3["step_key"] == "week-3"
+    assert funnel["offers"] == [{"offer": "offer-a", "name": "Offer A", "shown": 3,
+                                 "clicks": 1, "conversions": 1}]
+
+    screen = cli("stats").stdout
+    assert "Basic Test Sequence (basic)" in screen
+    line = next(row for row in screen.splitlines() if "week-1" in row)
+    assert line.split()[:8] == ["week-1", "3", "2", "(67%)", "1", "(33%)", "2", "(67%)"]
+    assert "█" in line
+    nudges = next(row for row in screen.splitlines() if "Offer A" in row)
+    assert nudges.split() == ["Offer", "A", "3", "1", "1", "(33%)"]
+    assert "no sequence 'nope'" in cli("stats", "--sequence", "nope", code=2).stderr
+
+
+def test_stats_of_a_quiet_sequence(cli: Cli) -> None:
+    [funnel] = cli.json("stats")
+    assert [s["sent"] for s in funnel["steps"]] == [0, 0, 0] and funnel["offers"] == []
+    assert "No email carried an offer yet." in cli("stats").stdout
