@@ -153,16 +153,15 @@ def week_one(url: str, tmp_path: Path) -> list[DeliveryRow]:
 
 
 def listed_as_unknown(url: str, tmp_path: Path) -> set[str]:
-    """The recipients an operator is shown as unknown.
-
-    Until `drip sends --state unknown` (built on another branch) is merged, this asks the
-    store that command reads; when merging, switch it to run the command and parse its list.
-    """
-    drip = drip_for(url, tmp_path)
-    try:
-        return {r.email for r in drip.store.deliveries(states=["unknown"])}
-    finally:
-        drip.close()
+    """The recipients an operator is shown as unknown, by the real `drip sends` command."""
+    env = {**os.environ, "DRIP_DATABASE_URL": url, "DRIP_VAR_DIR": str(tmp_path / "var"),
+           "DRIP_SECRET_KEY": "x"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "drip", "sends", "--state", "unknown", "--limit", "100000",
+         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL)
+    assert listed.returncode == 0, listed.stderr
+    return {row["email"] for row in json.loads(listed.stdout)}
 
 
 def sending_by(url: str, pid: int) -> set[str]:
