@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
-from tests.support.cli import cli, live  # noqa: F401  (the operator tests' fixtures)
+from tests.conftest import ROOT
+from tests.support.cli import cli, cli_env, live  # noqa: F401  (cli, live: the operator tests' fixtures)
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -19,16 +19,8 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture
 def process_env(tmp_path: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIP_")}
-    env.update({
-        "DRIP_DATABASE_URL": database_url,
-        "DRIP_VAR_DIR": str(tmp_path / "var"),
-        "DRIP_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "DRIP_SECRET_KEY": "acceptance-secret",
-        "DRIP_SEQUENCES_DIR": str(FIXTURES / "basic" / "sequences"),
-        "DRIP_TEMPLATES_DIR": str(FIXTURES / "basic" / "templates"),
-        "DRIP_BASE_URL": "https://drip.test",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(cli_env(tmp_path, database_url, DRIP_SECRET_KEY="acceptance-secret",
+                       DRIP_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1"))
     return env
 
 
