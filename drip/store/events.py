@@ -24,6 +24,16 @@ from drip.models import Delivery, Enrollment, Event, Subscriber
 from drip.providers.base import ProviderEvent
 from drip.store._base import DELIVERIES, StoreBase, rowcount
 
+_EVENT_COLUMNS = ("provider_event_id", "kind", "delivery_id", "subscriber_id", "email",
+                  "occurred_at", "received_at", "detail", "payload")
+_PG_INCOMING_EVENTS = """
+    CREATE TEMPORARY TABLE IF NOT EXISTS incoming_events (
+        provider_event_id text, kind text, delivery_id bigint, subscriber_id bigint,
+        email text, occurred_at timestamptz, received_at timestamptz, detail text,
+        payload json
+    ) ON COMMIT DELETE ROWS
+"""
+
 #: Rows per IN (...) look-up: far below every database's parameter limit.
 CHUNK = 500
 
@@ -92,9 +102,12 @@ class EventQueries(StoreBase):
                     "email": e.email, "occurred_at": e.occurred_at, "received_at": now,
                     "detail": e.detail, "payload": e.payload,
                 })
-            statement = self._insert(Event).on_conflict_do_nothing(
-                index_elements=["provider_event_id"])
-            stored = rowcount(conn.execute(statement, rows))
+            if self.dialect == "postgresql":
+                stored = self._copy_events(conn, rows)
+            else:
+                statement = self._insert(Event).on_conflict_do_nothing(
+                    index_elements=["provider_event_id"])
+                stored = rowcount(conn.execute(statement, rows))
             known = sorted({d for d in confirmed if d in owners})
             if known:  # two set-based statements, however many events confirm
                 t = DELIVERIES
@@ -105,6 +118,26 @@ class EventQueries(StoreBase):
                                              t.c.state == "unknown")
                              .values(state="sent", sent_at=func.coalesce(t.c.sent_at, now)))
             return stored
+
+    @staticmethod
+    def _copy_events(conn: Any, rows: list[dict[str, Any]]) -> int:
+        """PostgreSQL: COPY the burst into a temporary table, then one INSERT ... SELECT
+        that skips event ids already stored. Several times faster than an executemany of
+        thousands of rows, in the same transaction."""
+        cursor = conn.connection.cursor()  # the psycopg cursor of this transaction
+        try:
+            cursor.execute(_PG_INCOMING_EVENTS)
+            with cursor.copy(f"COPY incoming_events ({', '.join(_EVENT_COLUMNS)}) "
+                             "FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([json.dumps(row[c]) if c == "payload" and row[c] is not None
+                                    else row[c] for c in _EVENT_COLUMNS])
+            cursor.execute(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+                           f"SELECT {', '.join(_EVENT_COLUMNS)} FROM incoming_events "
+                           "ON CONFLICT (provider_event_id) DO NOTHING")
+            return max(int(cursor.rowcount), 0)
+        finally:
+            cursor.close()
 
     def suppress_addresses(self, reasons: dict[str, str], now: datetime) -> list[str]:
         """Suppress many addresses at once (a burst of bounces), in one transaction.
