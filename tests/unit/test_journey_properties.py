@@ -13,7 +13,8 @@ from drip.addresses import zone
 from drip.journey import Persona, walk
 from drip.planner import NOT_YET, PASSED, base_variant
 from drip.schedule import is_quiet
-from drip.sequence import Goal, NudgeRules, Offer, Offers, Sequence
+from drip.sequence import Goal, NudgeRules, Offer, Offers, Sequence, load_library
+from tests.conftest import ROOT
 from tests.unit.test_planner import adaptive
 
 ZONES = ["America/Los_Angeles", "Europe/London", "Australia/Sydney", "Asia/Kolkata",
@@ -40,7 +41,6 @@ def sequence() -> Sequence:
 
 
 SEQUENCE = sequence()
-ORDER = SEQUENCE.step_keys
 
 personas = st.builds(
     Persona,
@@ -55,19 +55,34 @@ personas = st.builds(
 )
 
 
+SHIPPED = load_library(ROOT / "sequences")
+PHT = SHIPPED.sequence("pht-7-week")
+
+
 @settings(max_examples=300, deadline=None)
 @given(personas)
 def test_the_adaptive_program_keeps_its_promises(persona: Persona) -> None:
-    journey = walk(SEQUENCE, OFFERS, persona)
+    keeps_its_promises(SEQUENCE, OFFERS, persona)
+
+
+@settings(max_examples=200, deadline=None)
+@given(personas)  # every offer these personas buy is one of the shipped offers
+def test_the_shipped_pht_program_keeps_its_promises(persona: Persona) -> None:
+    keeps_its_promises(PHT, SHIPPED.offers, persona)
+
+
+def keeps_its_promises(sequence: Sequence, offers: Offers, persona: Persona) -> None:
+    order = sequence.step_keys
+    journey = walk(sequence, offers, persona)
     emails = journey.emails
     assert emails, "everyone gets the first email"
-    assert emails[0].step_key == ORDER[0] and emails[0].variant == "main"
+    assert emails[0].step_key == order[0] and emails[0].variant == "main"
     tz = zone(persona.timezone)
     owned: set[str] = set()
     streak = 0
     for previous, email in itertools.pairwise(emails):
         # Steps go out in a valid order: the same step again (a repeat) or the next one.
-        i, j = ORDER.index(previous.step_key), ORDER.index(email.step_key)
+        i, j = order.index(previous.step_key), order.index(email.step_key)
         assert j in (i, i + 1), (previous, email)
         if j == i:
             assert base_variant(email.variant) in ("repeat", "see-a-clinician", "graduated")
@@ -87,7 +102,7 @@ def test_the_adaptive_program_keeps_its_promises(persona: Persona) -> None:
         # before the clinician email.
         if base_variant(email.variant) == "repeat":
             streak += 1
-            assert streak < SEQUENCE.repeat_limit
+            assert streak < sequence.repeat_limit
         elif base_variant(email.variant) != "see-a-clinician":
             streak = 0
     # No email after an unsubscribe.
