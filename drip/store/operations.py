@@ -199,10 +199,11 @@ def _send_row(r: Any) -> SendRow:
 
 IMPORT_CHUNK = 2000
 
-#: Provider event kinds (SendGrid's names, and the past tense some mappings use).
+#: Provider event kinds, in drip's vocabulary (drip.providers.base.EventKind): the webhook
+#: maps SendGrid's "open" and "click" to these before storing them.
 DELIVERED_EVENTS = ("delivered",)
-OPEN_EVENTS = ("open", "opened")
-CLICK_EVENTS = ("click", "clicked")
+OPEN_EVENTS = ("opened",)
+CLICK_EVENTS = ("clicked",)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from tests.support.cli import Cli
 
 
 def provider_events(database_url: str, *events: tuple[str, int, dict[str, Any] | None]) -> None:
-    """Events as the SendGrid Event Webhook stores them: kind, delivery id, payload."""
+    """Events as the SendGrid Event Webhook stores them (drip's kinds): kind, delivery id,
+    payload."""
     engine = create_engine(database_url)
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -35,9 +36,9 @@ def test_stats_counts_the_funnel_answers_and_nudges(cli: Cli, live: Drip,
     provider_events(
         database_url,
         ("processed", ana, None), ("delivered", ana, None), ("delivered", ben, None),
-        ("open", ana, None), ("open", ana, None),  # opened twice: one email opened
-        ("click", ana, {"url": "https://www.example.com/a?utm_source=drip"}),
-        ("click", ben, {"url": "https://drip.test/pause/abc"}),  # not the offer's link
+        ("opened", ana, None), ("opened", ana, None),  # opened twice: one email opened
+        ("clicked", ana, {"url": "https://www.example.com/a?utm_source=drip"}),
+        ("clicked", ben, {"url": "https://drip.test/pause/abc"}),  # not the offer's link
         ("delivered", None, None),  # an event drip could not match counts nowhere
     )
     now = live.clock.now()
