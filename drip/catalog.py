@@ -8,11 +8,12 @@ the file, the line, the field and the fix.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from drip.errors import InvalidInput, SequenceError
-from drip.sequence import STEP_KEY, Library, _line_of, _read_yaml, _validate
+from drip.sequence import Key, Library, _line_of, _read_yaml, _validate
 
 CATALOG_FILE = "catalog.yaml"
 
@@ -20,17 +21,10 @@ CATALOG_FILE = "catalog.yaml"
 class Product(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    key: str = Field(min_length=1, max_length=100)
+    key: Annotated[Key, Field(min_length=1, max_length=100)]
     name: str = ""
     sequence: str | None = None
     tags: list[str] = []
-
-    @field_validator("key")
-    @classmethod
-    def _key_shape(cls, value: str) -> str:
-        if not STEP_KEY.match(value):
-            raise ValueError("must be lower-case letters, digits and hyphens, like pht-7-week")
-        return value
 
     @field_validator("tags")
     @classmethod

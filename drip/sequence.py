@@ -11,14 +11,36 @@ import re
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from drip.errors import SequenceError
 
 STEP_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def _key_like(example: str) -> AfterValidator:
+    """A key of lower-case letters, digits and hyphens; the error shows `example`."""
+    def check(value: str) -> str:
+        if not STEP_KEY.match(value):
+            raise ValueError(f"must be lower-case letters, digits and hyphens, like {example}")
+        return value
+    return AfterValidator(check)
+
+
+#: The key of a step, and the key of a sequence, offer or product.
+StepKey = Annotated[str, _key_like("week-1")]
+Key = Annotated[str, _key_like("pht-7-week")]
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 QUIET_START = time(21, 0)
 QUIET_END = time(6, 0)
@@ -70,7 +92,7 @@ class Variant(_Strict):
 
 
 class Step(_Strict):
-    key: str
+    key: StepKey
     week: int = Field(ge=1, le=520)
     send_after: str
     subject: str = Field(min_length=1)
@@ -79,13 +101,6 @@ class Step(_Strict):
     nudge: str | None = None
     checkpoint: Checkpoint | None = None
     repeat: Variant | None = None
-
-    @field_validator("key")
-    @classmethod
-    def _key_shape(cls, value: str) -> str:
-        if not STEP_KEY.match(value):
-            raise ValueError("must be lower-case letters, digits and hyphens, like week-1")
-        return value
 
     @field_validator("send_after")
     @classmethod
@@ -126,7 +141,7 @@ class RestartAfter(_Strict):
 
 
 class Sequence(_Strict):
-    key: str
+    key: Key
     name: str = Field(min_length=1)
     description: str = ""
     schedule: Schedule = Schedule()
@@ -142,13 +157,6 @@ class Sequence(_Strict):
     goals: list[Goal] = []
     re_entry: Literal["once", "restart"] | RestartAfter = "once"
     content_hash: str = ""
-
-    @field_validator("key")
-    @classmethod
-    def _key_shape(cls, value: str) -> str:
-        if not STEP_KEY.match(value):
-            raise ValueError("must be lower-case letters, digits and hyphens, like pht-7-week")
-        return value
 
     @model_validator(mode="after")
     def _steps_consistent(self) -> Sequence:
@@ -185,7 +193,7 @@ class Sequence(_Strict):
 
 
 class Offer(_Strict):
-    key: str
+    key: Key
     name: str = Field(min_length=1)
     url: str
     pitch: str = Field(min_length=1)
