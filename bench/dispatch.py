@@ -96,7 +96,7 @@ def run(count: int, kind: str, workers: int) -> dict[str, float]:
                             [sys.executable, "-m", "drip", "dispatch", "--json",
                              "--now", NOW.isoformat()],
                             cwd=ROOT, env=env, stdout=out_file, stderr=err_file, text=True))
-                reports, peak_kb = [], 0
+                reports, peak_kb, cpu = [], 0, 0.0
                 for process, (out_path, err_path) in zip(processes, outputs, strict=True):
                     _, status, usage = os.wait4(process.pid, 0)
                     out, err = out_path.read_text(), err_path.read_text()
@@ -105,6 +105,7 @@ def run(count: int, kind: str, workers: int) -> dict[str, float]:
                         raise RuntimeError(f"dispatch failed: {err[-2000:]}")
                     reports.append(json.loads(out))
                     peak_kb = max(peak_kb, usage.ru_maxrss)
+                    cpu += usage.ru_utime + usage.ru_stime
                 elapsed = time.perf_counter() - started
             finally:
                 standin.terminate()
@@ -114,7 +115,7 @@ def run(count: int, kind: str, workers: int) -> dict[str, float]:
                        for part in ("database", "rendering", "provider")}
             return {"subscribers": count, "sent": sent, "seconds": elapsed,
                     "per_second": sent / elapsed, "peak_rss_mb": peak_kb / 1024,
-                    "seed_seconds": seeded, **timings}
+                    "seed_seconds": seeded, "worker_cpu": cpu, **timings}
         finally:
             drop_database(handle)
 

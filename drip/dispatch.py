@@ -13,7 +13,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -159,9 +159,9 @@ class Dispatcher:
         # lease lasts as long as a delivery's lease, so when a dead worker's claims expire
         # its reaper lease has expired too and a live worker takes over.
         if self.store.acquire_lease(REAPER_LEASE, self.worker, now, self.lease):
-            expired = self.store.expire_leases(now)
-            report.expired_leases = len(expired)
-            report.planned += self._plan_after(expired, now)
+            expired = self.store.expire_leases(now, self._next_steps)
+            report.expired_leases = len(expired.went_out)
+            report.planned += expired.planned
             report.rescheduled = self._reschedule_missed(now)
         circuit = self.store.circuit(self.provider.name)
         probing = circuit.state == "open"
@@ -321,11 +321,18 @@ class Dispatcher:
                 report.failed += 1
             elif o.state == "held":
                 report.held += 1
+        # What the ledger would read back for each email that went out (or may have):
+        # the dispatcher knows it already, so the recording transaction need not ask.
+        sent_at = self.clock.now()
+        went_out = {m.delivery_id: WentOut(
+            m.delivery_id, by_id[m.delivery_id].enrollment_id,
+            by_id[m.delivery_id].subscriber_id, m.sequence_key, by_id[m.delivery_id].seq_no,
+            m.step_key, m.variant, by_id[m.delivery_id].timezone, sent_at) for m in messages}
         with report.timed("database"):
-            went_out = self.store.record_outcomes(outcomes, self.clock.now())
-            report.planned += self._plan_after(went_out, self.clock.now())
-            if finished:
-                self.store.plan([], finished, self.clock.now())
+            recorded = self.store.record_outcomes(
+                outcomes, sent_at, went_out=went_out, next_steps=self._next_steps,
+                finished=finished)
+        report.planned += recorded.planned
         transient = [o for o in outcomes if o.state == "scheduled"]
         return BatchTally(
             accepted=sum(1 for o in outcomes if o.state == "sent"),
@@ -426,8 +433,11 @@ class Dispatcher:
                                         provider=self.provider.name, error=reason))
         return outcomes
 
-    def _plan_after(self, went_out: list[WentOut], now: datetime) -> int:
-        """Plan the next email of every enrollment whose current one went out."""
+    def _next_steps(self, went_out: Sequence[WentOut]
+                    ) -> tuple[list[PlannedDelivery], list[int]]:
+        """The next email of every enrollment whose current one went out, and the
+        enrollments with nothing left to send. Pure: the store calls it inside the
+        transaction that records the sends."""
         planned: list[PlannedDelivery] = []
         finished: list[int] = []
         for w in went_out:
@@ -449,9 +459,7 @@ class Dispatcher:
                 due_at=following.slot.due_at, window_end_at=following.slot.window_end_at,
                 variant=following.variant,
             ))
-        if not planned and not finished:
-            return 0
-        return self.store.plan(planned, finished, now)
+        return planned, finished
 
 
 __all__ = ["DispatchReport", "Dispatcher", "DripError", "Sender", "SentItem"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -125,6 +125,21 @@ class WentOut:
     variant: str
     timezone: str
     went_out_at: datetime
+
+
+#: What comes after the emails that went out, as the planner decides it (a pure function
+#: the store calls inside the transaction that records them): the next deliveries, and
+#: the enrollments with nothing left to send.
+NextSteps = Callable[[Sequence[WentOut]], tuple[list[PlannedDelivery], list[int]]]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one recording transaction did: the emails whose enrollment moved on, and how
+    many next deliveries it planned."""
+
+    went_out: list[WentOut]
+    planned: int = 0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +33,10 @@ from drip.store._base import (
     FINAL_STATES,
     ClaimedDelivery,
     MissedWindow,
+    NextSteps,
     Outcome,
     PlannedDelivery,
+    Recorded,
     Sending,
     StoreBase,
     WentOut,
@@ -95,12 +97,13 @@ class DeliveryQueries(StoreBase):
         with self._session() as s:
             return set(s.scalars(select(Pause.scope)))
 
-    def expire_leases(self, now: datetime) -> list[WentOut]:
+    def expire_leases(self, now: datetime, next_steps: NextSteps | None = None) -> Recorded:
         """Return expired claims to the queue; mark expired in-flight sends unknown.
 
         A claim that expired was never handed to the provider, so it is safe to send
         again. A send whose lease expired may have reached the provider, so it is never
-        re-sent on its own: it becomes unknown, and its enrollment moves on.
+        re-sent on its own: it becomes unknown, and its enrollment moves on, planned by
+        `next_steps` in the same transaction so a crash cannot leave it stranded.
         """
         with self._session() as s, s.begin():
             s.execute(
@@ -118,7 +121,9 @@ class DeliveryQueries(StoreBase):
                 )
                 .returning(Delivery.id)
             ).scalars().all()
-            return self._went_out(s, list(rows), now)
+            went_out = self._went_out(s, list(rows), now)
+            planned = self._follow(s, went_out, next_steps, (), now)
+            return Recorded(went_out, planned)
 
     def missed_windows(self, now: datetime, limit: int) -> list[MissedWindow]:
         """Scheduled deliveries whose send window closed before they could go out."""
@@ -261,15 +266,23 @@ class DeliveryQueries(StoreBase):
             )
             return rowcount(result)
 
-    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> list[WentOut]:
-        """Write back what happened to each delivery; return those whose enrollment moves on.
+    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime, *,
+                        went_out: Mapping[int, WentOut] | None = None,
+                        next_steps: NextSteps | None = None,
+                        finished: Sequence[int] = ()) -> Recorded:
+        """Write back what happened to each delivery and, in the same transaction, plan
+        what follows the ones that went out (`next_steps`) and complete the `finished`
+        enrollments, so no crash can record a send without planning the next email.
+
+        `went_out` describes the sent or unknown ones as the dispatcher already knows them
+        (saving a read-back); any it does not describe are read from the ledger.
 
         A send the reaper already marked unknown (its lease ran out while the provider was
         answering) takes a late "sent" or "failed", which settles it; it never goes back to
         the queue on a late transient answer, because its enrollment has already moved on.
         """
-        if not outcomes:
-            return []
+        if not outcomes and not finished:
+            return Recorded([])
         t = DELIVERIES
         rows: list[dict[str, Any]] = []
         for o in outcomes:
@@ -284,9 +297,10 @@ class DeliveryQueries(StoreBase):
                 "b_sent": now if o.state == "sent" else None,
                 "b_finished": now if final else None,
             })
+        known = went_out or {}
         with self._session() as s, s.begin():
             conn = s.connection()
-            if self.dialect == "postgresql":
+            if rows and self.dialect == "postgresql":
                 conn.execute(_PG_RECORD_OUTCOMES, {
                     "ids": [r["b_id"] for r in rows], "states": [r["b_state"] for r in rows],
                     "providers": [r["b_provider"] for r in rows],
@@ -296,7 +310,7 @@ class DeliveryQueries(StoreBase):
                     "sent_ats": [r["b_sent"] for r in rows],
                     "finished_ats": [r["b_finished"] for r in rows],
                 })
-            else:
+            elif rows:
                 self._record_rows(conn, rows)
             holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
             if holds:
@@ -309,7 +323,21 @@ class DeliveryQueries(StoreBase):
                     [{"b_enrollment": e, "b_reason": holds[d]} for e, d in enrollments],
                 )
             moved_on = [o.delivery_id for o in outcomes if o.state in ("sent", "unknown")]
-            return self._went_out(s, moved_on, now)
+            moved = [known[i] for i in moved_on if i in known]
+            moved += self._went_out(s, [i for i in moved_on if i not in known], now)
+            planned = self._follow(s, moved, next_steps, finished, now)
+            return Recorded(moved, planned)
+
+    def _follow(self, s: Session, went_out: Sequence[WentOut], next_steps: NextSteps | None,
+                finished: Sequence[int], now: datetime) -> int:
+        """Plan what comes after `went_out`, inside the caller's transaction."""
+        planned: list[PlannedDelivery] = []
+        done = list(finished)
+        if next_steps is not None and went_out:
+            following, completed = next_steps(went_out)
+            planned.extend(following)
+            done.extend(completed)
+        return self._plan(s, planned, done, now)
 
     @staticmethod
     def _record_rows(conn: Any, rows: list[dict[str, Any]]) -> None:
@@ -355,42 +383,46 @@ class DeliveryQueries(StoreBase):
              now: datetime) -> int:
         """Insert next deliveries (a second plan of the same occurrence is ignored) and
         mark enrollments with nothing left to send as completed. Returns rows inserted."""
-        inserted = 0
         with self._session() as s, s.begin():
-            if planned and self.dialect == "postgresql":
-                inserted = rowcount(s.execute(_PG_PLAN, {
-                    "now": now,
-                    "enrollment_ids": [p.enrollment_id for p in planned],
-                    "subscriber_ids": [p.subscriber_id for p in planned],
-                    "sequence_keys": [p.sequence_key for p in planned],
-                    "seq_nos": [p.seq_no for p in planned],
-                    "steps": [p.step_key for p in planned],
-                    "variants": [p.variant for p in planned],
-                    "nudges": [p.nudge for p in planned],
-                    "due_ats": [p.due_at for p in planned],
-                    "window_end_ats": [p.window_end_at for p in planned],
-                }))
-            elif planned:
-                statement = self._insert(Delivery).on_conflict_do_nothing(
-                    index_elements=["enrollment_id", "seq_no"]
-                )
-                result = s.connection().execute(statement, [
-                    {"enrollment_id": p.enrollment_id, "subscriber_id": p.subscriber_id,
-                     "sequence_key": p.sequence_key, "seq_no": p.seq_no,
-                     "step_key": p.step_key, "variant": p.variant, "nudge": p.nudge,
-                     "state": "scheduled", "due_at": p.due_at,
-                     "window_end_at": p.window_end_at, "attempts": 0, "created_at": now}
-                    for p in planned
-                ])
-                inserted = rowcount(result)
-            if finished:
-                s.execute(
-                    update(Enrollment)
-                    .where(self._ids_in(Enrollment.id, finished), Enrollment.state == "active")
-                    .values(state="completed", finished_at=now)
-                )
-        return inserted
+            return self._plan(s, planned, finished, now)
 
+    def _plan(self, s: Session, planned: Sequence[PlannedDelivery], finished: Sequence[int],
+              now: datetime) -> int:
+        inserted = 0
+        if planned and self.dialect == "postgresql":
+            inserted = rowcount(s.execute(_PG_PLAN, {
+                "now": now,
+                "enrollment_ids": [p.enrollment_id for p in planned],
+                "subscriber_ids": [p.subscriber_id for p in planned],
+                "sequence_keys": [p.sequence_key for p in planned],
+                "seq_nos": [p.seq_no for p in planned],
+                "steps": [p.step_key for p in planned],
+                "variants": [p.variant for p in planned],
+                "nudges": [p.nudge for p in planned],
+                "due_ats": [p.due_at for p in planned],
+                "window_end_ats": [p.window_end_at for p in planned],
+            }))
+        elif planned:
+            statement = self._insert(Delivery).on_conflict_do_nothing(
+                index_elements=["enrollment_id", "seq_no"]
+            )
+            result = s.connection().execute(statement, [
+                {"enrollment_id": p.enrollment_id, "subscriber_id": p.subscriber_id,
+                 "sequence_key": p.sequence_key, "seq_no": p.seq_no,
+                 "step_key": p.step_key, "variant": p.variant, "nudge": p.nudge,
+                 "state": "scheduled", "due_at": p.due_at,
+                 "window_end_at": p.window_end_at, "attempts": 0, "created_at": now}
+                for p in planned
+            ])
+            inserted = rowcount(result)
+        if finished:
+            s.execute(
+                update(Enrollment)
+                .where(self._ids_in(Enrollment.id, sorted(set(finished))),
+                       Enrollment.state == "active")
+                .values(state="completed", finished_at=now)
+            )
+        return inserted
 
     def histories(self, enrollment_ids: Iterable[int]) -> dict[int, list[Sent]]:
         """Every email that went out (or may have) per enrollment, oldest first, with answers."""

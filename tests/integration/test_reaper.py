@@ -67,3 +67,59 @@ def test_a_late_answer_settles_an_unknown_send_but_never_requeues_it(
     # Each enrollment has exactly one next email planned: nothing doubled.
     week2 = [r for r in rows.values() if r.step_key == "week-2"]
     assert sorted(r.email for r in week2) == sorted(c.email for c in claimed)
+
+
+def _fail_planning(drip: Drip) -> None:
+    """A database fault injected under drip: inserting any second email raises."""
+    with drip.store.engine.begin() as conn:
+        if drip.store.dialect == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'injected: planning failed'; END $$")
+            conn.exec_driver_sql(
+                "CREATE TRIGGER injected_fault BEFORE INSERT ON deliveries FOR EACH ROW "
+                "WHEN (NEW.seq_no = 2) EXECUTE FUNCTION injected_fault()")
+        else:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER injected_fault BEFORE INSERT ON deliveries "
+                "WHEN NEW.seq_no = 2 BEGIN SELECT RAISE(ABORT, 'injected: planning failed'); END")
+
+
+def _heal(drip: Drip) -> None:
+    with drip.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER injected_fault ON deliveries"
+                             if drip.store.dialect == "postgresql"
+                             else "DROP TRIGGER injected_fault")
+        if drip.store.dialect == "postgresql":
+            conn.exec_driver_sql("DROP FUNCTION injected_fault()")
+
+
+def test_a_send_is_never_recorded_without_its_next_email(basic_drip: Drip,
+                                                         clock: FixedClock) -> None:
+    """Recording a send and planning the next email are one transaction, for the
+    dispatcher and for the reaper: when planning fails, nothing of it is committed, and the
+    enrollment is never left active with nothing planned."""
+    import pytest
+    from sqlalchemy.exc import DBAPIError
+
+    drip = basic_drip
+    for n in range(3):
+        enroll(drip.store, drip.library, email=f"atomic{n}@example.com", sequence_key="basic",
+               now=clock.now(), timezone="Europe/London")
+    _fail_planning(drip)
+    with pytest.raises(DBAPIError, match="injected"):
+        drip.dispatcher(worker="w1").run_once()
+    rows = drip.store.deliveries()
+    # The emails went to the outbox, but their recording was rolled back with the plan:
+    # they are still in flight, not "sent" with nothing after them.
+    assert sorted(r.state for r in rows) == ["sending"] * 3
+    clock.advance(seconds=drip.settings.lease_seconds + 1)
+    with pytest.raises(DBAPIError, match="injected"):  # the reaper's plan fails the same way
+        drip.dispatcher(worker="w2").run_once()
+    assert sorted(r.state for r in drip.store.deliveries()) == ["sending"] * 3
+    _heal(drip)
+    report = drip.dispatcher(worker="w2").run_once()
+    assert report.expired_leases == 3 and report.planned == 3
+    rows = drip.store.deliveries()
+    assert sorted((r.step_key, r.state) for r in rows) == (
+        [("week-1", "unknown")] * 3 + [("week-2", "scheduled")] * 3)
