@@ -181,19 +181,14 @@ class Dispatcher:
                     if not self._wait_for_allowance(now, report):
                         break
                     continue
-            with report.timed("database"):
-                batch = self.store.claim_due(now, limit, self.worker, now + self.lease, skip)
-                if self.max_per_second and len(batch) < limit:
-                    self.store.give_back_allowance(SEND_BUDGET, limit - len(batch),
-                                                   self.max_per_second)
-            if not batch:
-                break
             try:
-                tally = self._send(batch, report)
+                tally = self._batch(limit, skip, report)
             except SendingHalted as exc:
                 self._open_circuit(str(exc), circuit.opened_at if probing else None)
                 report.halted = str(exc)
                 report.circuit_open = True
+                break
+            if tally is None:
                 break
             if tally.accepted:
                 if probing:
@@ -263,57 +258,42 @@ class Dispatcher:
             self.store.move_due(moves)
             total += len(moves)
 
-    def _send(self, batch: list[ClaimedDelivery], report: DispatchReport) -> BatchTally:
+    def _batch(self, limit: int, skip: list[str], report: DispatchReport) -> BatchTally | None:
+        """Claim, decide and send one batch; None when nothing is due.
+
+        The claim, the decisions and the `sending` marks are one transaction: if this
+        worker dies before it commits, the emails are still scheduled and another worker
+        sends them. After the commit the provider is called, then the answers and the
+        next emails are recorded in a second transaction.
+        """
         now = self.clock.now()
+        lease_until = now + self.lease
         outcomes: list[Outcome] = []
         messages: list[Message] = []
-        finished: list[int] = []
         by_id: dict[int, ClaimedDelivery] = {}
-        with report.timed("database"):
-            histories = self.store.histories(c.enrollment_id for c in batch if c.seq_no > 1)
-            owned = self.store.ownership(c.subscriber_id for c in batch)
-        with report.timed("rendering"):
-            for claimed in batch:
-                refusal = self._refusal(claimed)
-                if refusal is not None:
-                    outcomes.append(refusal)
-                    continue
-                history = histories.get(claimed.enrollment_id, [])
-                choice = self._choose(claimed, history, owned.get(claimed.subscriber_id, set()))
-                if isinstance(choice, Outcome):
-                    outcomes.append(choice)
-                    if choice.state == "cancelled":
-                        finished.append(claimed.enrollment_id)
-                    continue
-                try:
-                    messages.append(self._message(claimed, *choice))
-                except TemplateError as exc:
-                    outcomes.append(Outcome(claimed.id, "failed",
-                                            error=f"Could not render: {exc}"))
-                    continue
-                by_id[claimed.id] = claimed
-        if messages:
-            sending = [Sending(m.delivery_id, m.step_key, m.variant, m.nudge,
-                               m.content.content_hash) for m in messages]
-            with report.timed("database"):
-                held = self.store.mark_sending(sending, self.worker, now, now + self.lease)
-            if len(held) < len(messages):  # a claim expired and another worker took it over
-                log.warning("%d claims expired before sending; leaving them to their new owner",
-                            len(messages) - len(held))
-                messages = [m for m in messages if m.delivery_id in held]
-        if messages:
-            ids = [m.delivery_id for m in messages]
-            try:
-                with report.timed("provider"):
-                    results = self.provider.send_batch(messages)
-            except SendingHalted:
-                report.released += self.store.release_claims(ids, self.worker)
-                raise
-            except Exception as exc:  # a provider bug: we cannot know what went out
-                log.exception("the %s provider failed unexpectedly", self.provider.name)
-                results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}") for i in ids]
-            outcomes.extend(self._outcomes(results, by_id, {m.delivery_id: m for m in messages},
-                                            report))
+        started = time.perf_counter()
+        rendering = report.timings.get("rendering", 0.0)
+        with self.store.claim_batch(now, limit, self.worker, lease_until, skip) as due:
+            batch = due.rows
+            if batch:
+                histories = due.histories()
+                owned = due.ownership()
+                with report.timed("rendering"):
+                    finished = self._decide(batch, histories, owned, outcomes, messages, by_id)
+                due.settle(outcomes, finished)
+                held = due.send([Sending(m.delivery_id, m.step_key, m.variant, m.nudge,
+                                         m.content.content_hash) for m in messages])
+        report.timings["database"] = (report.timings.get("database", 0.0) + time.perf_counter()
+                                      - started - (report.timings["rendering"] - rendering
+                                                   if batch else 0.0))
+        if self.max_per_second and len(batch) < limit:
+            self.store.give_back_allowance(SEND_BUDGET, limit - len(batch), self.max_per_second)
+        if not batch:
+            return None
+        if len(held) < len(messages):  # cannot happen while the rows are held; be safe
+            log.warning("%d emails were no longer held when marked sending; not sending them",
+                        len(messages) - len(held))
+            messages = [m for m in messages if m.delivery_id in held]
         for o in outcomes:
             if o.state == "cancelled":
                 report.cancelled += 1
@@ -321,6 +301,22 @@ class Dispatcher:
                 report.failed += 1
             elif o.state == "held":
                 report.held += 1
+        if not messages:
+            return BatchTally(accepted=0, transient=0, reason=None)
+        ids = [m.delivery_id for m in messages]
+        try:
+            with report.timed("provider"):
+                results = self.provider.send_batch(messages)
+        except SendingHalted:
+            report.released += self.store.release_claims(ids, self.worker)
+            raise
+        except Exception as exc:  # a provider bug: we cannot know what went out
+            log.exception("the %s provider failed unexpectedly", self.provider.name)
+            results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}") for i in ids]
+        answered = self._outcomes(results, by_id, {m.delivery_id: m for m in messages}, report)
+        for o in answered:
+            if o.state == "failed":
+                report.failed += 1
         # What the ledger would read back for each email that went out (or may have):
         # the dispatcher knows it already, so the recording transaction need not ask.
         sent_at = self.clock.now()
@@ -330,15 +326,41 @@ class Dispatcher:
             m.step_key, m.variant, by_id[m.delivery_id].timezone, sent_at) for m in messages}
         with report.timed("database"):
             recorded = self.store.record_outcomes(
-                outcomes, sent_at, went_out=went_out, next_steps=self._next_steps,
-                finished=finished)
+                answered, sent_at, went_out=went_out, next_steps=self._next_steps)
         report.planned += recorded.planned
-        transient = [o for o in outcomes if o.state == "scheduled"]
+        transient = [o for o in answered if o.state == "scheduled"]
         return BatchTally(
-            accepted=sum(1 for o in outcomes if o.state == "sent"),
+            accepted=sum(1 for o in answered if o.state == "sent"),
             transient=len(transient),
             reason=transient[-1].error if transient else None,
         )
+
+    def _decide(self, batch: list[ClaimedDelivery], histories: dict[int, list[Sent]],
+                owned: dict[int, set[str]], outcomes: list[Outcome], messages: list[Message],
+                by_id: dict[int, ClaimedDelivery]) -> list[int]:
+        """Decide each claimed email: a message to send, or an outcome saying why not.
+        Returns the enrollments that have nothing left to send."""
+        finished: list[int] = []
+        for claimed in batch:
+            refusal = self._refusal(claimed)
+            if refusal is not None:
+                outcomes.append(refusal)
+                continue
+            history = histories.get(claimed.enrollment_id, [])
+            choice = self._choose(claimed, history, owned.get(claimed.subscriber_id, set()))
+            if isinstance(choice, Outcome):
+                outcomes.append(choice)
+                if choice.state == "cancelled":
+                    finished.append(claimed.enrollment_id)
+                continue
+            try:
+                messages.append(self._message(claimed, *choice))
+            except TemplateError as exc:
+                outcomes.append(Outcome(claimed.id, "failed",
+                                        error=f"Could not render: {exc}"))
+                continue
+            by_id[claimed.id] = claimed
+        return finished
 
     def _choose(self, claimed: ClaimedDelivery, history: list[Sent],
                 owned: set[str]) -> tuple[str, str, str | None] | Outcome:

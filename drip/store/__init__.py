@@ -26,7 +26,7 @@ from drip.store._base import (
 )
 from drip.store.checkpoints import AnsweredDelivery, CheckpointQueries
 from drip.store.circuits import CircuitQueries, CircuitRow
-from drip.store.deliveries import DeliveryQueries
+from drip.store.deliveries import DeliveryQueries, DueBatch
 from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.events import EventQueries
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
@@ -81,6 +81,7 @@ __all__ = [
     "ConsentRecord",
     "DeliveryRow",
     "DeliveryState",
+    "DueBatch",
     "EnrollOutcome",
     "EnrollmentPosition",
     "EnrollmentRow",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -72,8 +73,39 @@ _PG_RECORD_OUTCOMES = text("""
                   CAST(:finished_ats AS timestamptz[]))
            AS v(id, state, provider, message_id, error, due_at, sent_at, finished_at)
      WHERE d.id = v.id
-       AND (d.state IN ('claimed', 'sending')
+       AND (d.state = ANY(CAST(:from_states AS text[]))
             OR (d.state = 'unknown' AND v.state IN ('sent', 'failed')))
+""")
+#: Due rows, locked (not written) for the transaction that decides and marks them: a
+#: worker that dies before committing leaves them scheduled, as if never claimed.
+_PG_CLAIM = text("""
+    WITH due AS MATERIALIZED (
+        SELECT id FROM deliveries
+         WHERE state = 'scheduled' AND due_at <= :now
+           AND (window_end_at IS NULL OR window_end_at > :now)
+           AND NOT (sequence_key = ANY(CAST(:skip AS text[])))
+         ORDER BY due_at
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED)
+    SELECT d.id, d.enrollment_id, d.subscriber_id, d.sequence_key, d.seq_no, d.step_key,
+           d.variant, d.nudge, d.due_at, d.attempts, s.email, s.name, s.timezone,
+           e.enrolled_at, e.state, s.unsubscribed_at, s.suppressed_at, s.offers_opt_out_at
+      FROM due
+      JOIN deliveries AS d ON d.id = due.id
+      JOIN subscribers AS s ON s.id = d.subscriber_id
+      JOIN enrollments AS e ON e.id = d.enrollment_id
+     ORDER BY d.due_at, d.id
+""")
+_PG_SEND_LOCKED = text("""
+    UPDATE deliveries AS d
+       SET state = 'sending', sending_at = :now, lease_until = :lease_until,
+           claimed_by = :worker, attempts = d.attempts + 1, step_key = v.step_key,
+           variant = v.variant, nudge = v.nudge, content_hash = v.content_hash
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:variants AS text[]),
+                  CAST(:nudges AS text[]), CAST(:hashes AS text[]))
+           AS v(id, step_key, variant, nudge, content_hash)
+     WHERE d.id = v.id AND d.state = 'scheduled'
+ RETURNING d.id
 """)
 _PG_PLAN = text("""
     INSERT INTO deliveries (enrollment_id, subscriber_id, sequence_key, seq_no, step_key,
@@ -156,11 +188,43 @@ class DeliveryQueries(StoreBase):
         lease_until: datetime,
         skip_sequences: Iterable[str] = (),
     ) -> list[ClaimedDelivery]:
-        """Claim up to `limit` due deliveries for this worker, in one statement.
+        """Claim up to `limit` due deliveries for this worker, in one statement, and commit
+        the claims (state `claimed`, with a lease the reaper honours).
 
-        On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so concurrent
-        workers never claim the same row; SQLite has a single writer at a time.
+        The dispatcher uses `claim_batch` instead, which needs no claim write; this is for
+        tools and tests that hold claims across transactions.
         """
+        with self._session() as s, s.begin():
+            return self._claim_rows(s, now, limit, worker, lease_until, skip_sequences)
+
+    @contextmanager
+    def claim_batch(self, now: datetime, limit: int, worker: str, lease_until: datetime,
+                    skip_sequences: Iterable[str] = ()) -> Iterator[DueBatch]:
+        """Hold up to `limit` due deliveries for one open transaction, in which the
+        dispatcher reads what it needs, decides each email and marks it `sending`.
+
+        On PostgreSQL the rows are only locked (FOR UPDATE SKIP LOCKED): concurrent workers
+        skip them, and if this worker dies or fails before the commit they are simply
+        still scheduled. That saves a claim write per email. SQLite, which has one writer
+        at a time, claims them with a write so the transaction holds the write lock from
+        its first statement. Leaving the block without an exception commits.
+        """
+        with self._session() as s, s.begin():
+            if self.dialect == "postgresql":
+                skipped = list(skip_sequences)
+                rows = [_claimed(r) for r in s.execute(_PG_CLAIM, {
+                    "now": now, "limit": limit, "skip": skipped})]
+                from_states: tuple[str, ...] = ("scheduled",)
+            else:
+                rows = self._claim_rows(s, now, limit, worker, lease_until, skip_sequences)
+                from_states = ("claimed",)
+            yield DueBatch(self, s, rows, worker, now, lease_until, from_states)
+
+    def _claim_rows(self, s: Session, now: datetime, limit: int, worker: str,
+                    lease_until: datetime, skip_sequences: Iterable[str]
+                    ) -> list[ClaimedDelivery]:
+        """Claim due rows with one UPDATE … RETURNING over a FOR UPDATE SKIP LOCKED pick
+        (concurrent PostgreSQL workers never claim the same row; SQLite has one writer)."""
         t = DELIVERIES
         conditions = [
             t.c.state == "scheduled",
@@ -184,74 +248,70 @@ class DeliveryQueries(StoreBase):
             .values(state="claimed", claimed_by=worker, lease_until=lease_until)
             .returning(t.c.id)
         )
-        with self._session() as s, s.begin():
-            ids = list(s.execute(claim).scalars())
-            if not ids:
-                return []
-            rows = s.execute(
-                select(
-                    t.c.id, t.c.enrollment_id, t.c.subscriber_id, t.c.sequence_key, t.c.seq_no,
-                    t.c.step_key, t.c.variant, t.c.nudge, t.c.due_at, t.c.attempts,
-                    Subscriber.email, Subscriber.name, Subscriber.timezone,
-                    Enrollment.enrolled_at, Enrollment.state,
-                    Subscriber.unsubscribed_at, Subscriber.suppressed_at,
-                    Subscriber.offers_opt_out_at,
-                )
-                .join(Subscriber, Subscriber.id == t.c.subscriber_id)
-                .join(Enrollment, Enrollment.id == t.c.enrollment_id)
-                .where(self._ids_in(t.c.id, ids))
-                .order_by(t.c.due_at, t.c.id)
-            ).all()
-        return [
-            ClaimedDelivery(
-                id=r[0], enrollment_id=r[1], subscriber_id=r[2], sequence_key=r[3], seq_no=r[4],
-                step_key=r[5], variant=r[6], nudge=r[7], due_at=as_utc(r[8]), attempts=r[9],
-                email=r[10], name=r[11], timezone=r[12], enrolled_at=as_utc(r[13]),
-                enrollment_state=r[14], unsubscribed=r[15] is not None,
-                suppressed=r[16] is not None, offers_opt_out=r[17] is not None,
+        ids = list(s.execute(claim).scalars())
+        if not ids:
+            return []
+        rows = s.execute(
+            select(
+                t.c.id, t.c.enrollment_id, t.c.subscriber_id, t.c.sequence_key, t.c.seq_no,
+                t.c.step_key, t.c.variant, t.c.nudge, t.c.due_at, t.c.attempts,
+                Subscriber.email, Subscriber.name, Subscriber.timezone,
+                Enrollment.enrolled_at, Enrollment.state,
+                Subscriber.unsubscribed_at, Subscriber.suppressed_at,
+                Subscriber.offers_opt_out_at,
             )
-            for r in rows
-        ]
+            .join(Subscriber, Subscriber.id == t.c.subscriber_id)
+            .join(Enrollment, Enrollment.id == t.c.enrollment_id)
+            .where(self._ids_in(t.c.id, ids))
+            .order_by(t.c.due_at, t.c.id)
+        ).all()
+        return [_claimed(r) for r in rows]
 
     def mark_sending(self, sending: Sequence[Sending], worker: str, now: datetime,
                      lease_until: datetime) -> set[int]:
-        """Commit that these emails, exactly as decided, are about to go to the provider.
+        """Commit that these claimed emails, exactly as decided, are about to go to the
+        provider.
 
         Returns the ids this worker still held; a claim that expired and was taken by
         another worker is not among them and must not be sent.
         """
         if not sending:
             return set()
+        with self._session() as s, s.begin():
+            return self._mark_sending(s, sending, worker, now, lease_until, _PG_MARK_SENDING,
+                                      "claimed")
+
+    def _mark_sending(self, s: Session, sending: Sequence[Sending], worker: str,
+                      now: datetime, lease_until: datetime, pg_statement: Any,
+                      from_state: str) -> set[int]:
         ids = [item.delivery_id for item in sending]
         t = DELIVERIES
         if self.dialect == "postgresql":
-            with self._session() as s, s.begin():
-                return set(s.execute(_PG_MARK_SENDING, {
-                    "now": now, "lease_until": lease_until, "worker": worker, "ids": ids,
-                    "steps": [i.step_key for i in sending],
-                    "variants": [i.variant for i in sending],
-                    "nudges": [i.nudge for i in sending],
-                    "hashes": [i.content_hash for i in sending],
-                }).scalars())
-        with self._session() as s, s.begin():
-            held = set(s.execute(
-                update(Delivery)
-                .where(self._ids_in(Delivery.id, ids), Delivery.state == "claimed",
-                       Delivery.claimed_by == worker)
-                .values(state="sending", sending_at=now, lease_until=lease_until,
-                        attempts=Delivery.attempts + 1)
-                .returning(Delivery.id)
-            ).scalars())
-            if held:
-                s.connection().execute(
-                    update(t).where(t.c.id == bindparam("b_id"))
-                    .values(step_key=bindparam("b_step"), variant=bindparam("b_variant"),
-                            nudge=bindparam("b_nudge"), content_hash=bindparam("b_hash")),
-                    [{"b_id": i.delivery_id, "b_step": i.step_key, "b_variant": i.variant,
-                      "b_nudge": i.nudge, "b_hash": i.content_hash}
-                     for i in sending if i.delivery_id in held],
-                )
-            return held
+            return set(s.execute(pg_statement, {
+                "now": now, "lease_until": lease_until, "worker": worker, "ids": ids,
+                "steps": [i.step_key for i in sending],
+                "variants": [i.variant for i in sending],
+                "nudges": [i.nudge for i in sending],
+                "hashes": [i.content_hash for i in sending],
+            }).scalars())
+        held = set(s.execute(
+            update(Delivery)
+            .where(self._ids_in(Delivery.id, ids), Delivery.state == from_state,
+                   Delivery.claimed_by == worker)
+            .values(state="sending", sending_at=now, lease_until=lease_until,
+                    attempts=Delivery.attempts + 1)
+            .returning(Delivery.id)
+        ).scalars())
+        if held:
+            s.connection().execute(
+                update(t).where(t.c.id == bindparam("b_id"))
+                .values(step_key=bindparam("b_step"), variant=bindparam("b_variant"),
+                        nudge=bindparam("b_nudge"), content_hash=bindparam("b_hash")),
+                [{"b_id": i.delivery_id, "b_step": i.step_key, "b_variant": i.variant,
+                  "b_nudge": i.nudge, "b_hash": i.content_hash}
+                 for i in sending if i.delivery_id in held],
+            )
+        return held
 
     def release_claims(self, ids: Sequence[int], worker: str) -> int:
         """Give back claims that were never handed to the provider."""
@@ -283,6 +343,13 @@ class DeliveryQueries(StoreBase):
         """
         if not outcomes and not finished:
             return Recorded([])
+        with self._session() as s, s.begin():
+            return self._record(s, outcomes, now, went_out, next_steps, finished,
+                                ("claimed", "sending"))
+
+    def _record(self, s: Session, outcomes: Sequence[Outcome], now: datetime,
+                went_out: Mapping[int, WentOut] | None, next_steps: NextSteps | None,
+                finished: Sequence[int], from_states: Sequence[str]) -> Recorded:
         t = DELIVERIES
         rows: list[dict[str, Any]] = []
         for o in outcomes:
@@ -298,35 +365,35 @@ class DeliveryQueries(StoreBase):
                 "b_finished": now if final else None,
             })
         known = went_out or {}
-        with self._session() as s, s.begin():
-            conn = s.connection()
-            if rows and self.dialect == "postgresql":
-                conn.execute(_PG_RECORD_OUTCOMES, {
-                    "ids": [r["b_id"] for r in rows], "states": [r["b_state"] for r in rows],
-                    "providers": [r["b_provider"] for r in rows],
-                    "message_ids": [r["b_message_id"] for r in rows],
-                    "errors": [r["b_error"] for r in rows],
-                    "due_ats": [r["b_due"] for r in rows],
-                    "sent_ats": [r["b_sent"] for r in rows],
-                    "finished_ats": [r["b_finished"] for r in rows],
-                })
-            elif rows:
-                self._record_rows(conn, rows)
-            holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
-            if holds:
-                enrollments = s.execute(
-                    select(t.c.enrollment_id, t.c.id).where(self._ids_in(t.c.id, holds))
-                ).all()
-                conn.execute(
-                    update(Enrollment).where(Enrollment.id == bindparam("b_enrollment"))
-                    .values(state="paused", paused_at=now, stop_reason=bindparam("b_reason")),
-                    [{"b_enrollment": e, "b_reason": holds[d]} for e, d in enrollments],
-                )
-            moved_on = [o.delivery_id for o in outcomes if o.state in ("sent", "unknown")]
-            moved = [known[i] for i in moved_on if i in known]
-            moved += self._went_out(s, [i for i in moved_on if i not in known], now)
-            planned = self._follow(s, moved, next_steps, finished, now)
-            return Recorded(moved, planned)
+        conn = s.connection()
+        if rows and self.dialect == "postgresql":
+            conn.execute(_PG_RECORD_OUTCOMES, {
+                "from_states": list(from_states),
+                "ids": [r["b_id"] for r in rows], "states": [r["b_state"] for r in rows],
+                "providers": [r["b_provider"] for r in rows],
+                "message_ids": [r["b_message_id"] for r in rows],
+                "errors": [r["b_error"] for r in rows],
+                "due_ats": [r["b_due"] for r in rows],
+                "sent_ats": [r["b_sent"] for r in rows],
+                "finished_ats": [r["b_finished"] for r in rows],
+            })
+        elif rows:
+            self._record_rows(conn, rows)
+        holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
+        if holds:
+            enrollments = s.execute(
+                select(t.c.enrollment_id, t.c.id).where(self._ids_in(t.c.id, holds))
+            ).all()
+            conn.execute(
+                update(Enrollment).where(Enrollment.id == bindparam("b_enrollment"))
+                .values(state="paused", paused_at=now, stop_reason=bindparam("b_reason")),
+                [{"b_enrollment": e, "b_reason": holds[d]} for e, d in enrollments],
+            )
+        moved_on = [o.delivery_id for o in outcomes if o.state in ("sent", "unknown")]
+        moved = [known[i] for i in moved_on if i in known]
+        moved += self._went_out(s, [i for i in moved_on if i not in known], now)
+        planned = self._follow(s, moved, next_steps, finished, now)
+        return Recorded(moved, planned)
 
     def _follow(self, s: Session, went_out: Sequence[WentOut], next_steps: NextSteps | None,
                 finished: Sequence[int], now: datetime) -> int:
@@ -426,19 +493,22 @@ class DeliveryQueries(StoreBase):
 
     def histories(self, enrollment_ids: Iterable[int]) -> dict[int, list[Sent]]:
         """Every email that went out (or may have) per enrollment, oldest first, with answers."""
+        with self._session() as s:
+            return self._histories(s, enrollment_ids)
+
+    def _histories(self, s: Session, enrollment_ids: Iterable[int]) -> dict[int, list[Sent]]:
         ids = sorted(set(enrollment_ids))
         if not ids:
             return {}
         t = DELIVERIES
-        with self._session() as s:
-            rows = s.execute(
-                select(t.c.enrollment_id, t.c.seq_no, t.c.step_key, t.c.variant, t.c.nudge,
-                       CheckpointAnswer.answer,
-                       func.coalesce(t.c.sent_at, t.c.sending_at, t.c.due_at))
-                .outerjoin(CheckpointAnswer, CheckpointAnswer.delivery_id == t.c.id)
-                .where(self._ids_in(t.c.enrollment_id, ids), t.c.state.in_(("sent", "unknown")))
-                .order_by(t.c.enrollment_id, t.c.seq_no)
-            ).all()
+        rows = s.execute(
+            select(t.c.enrollment_id, t.c.seq_no, t.c.step_key, t.c.variant, t.c.nudge,
+                   CheckpointAnswer.answer,
+                   func.coalesce(t.c.sent_at, t.c.sending_at, t.c.due_at))
+            .outerjoin(CheckpointAnswer, CheckpointAnswer.delivery_id == t.c.id)
+            .where(self._ids_in(t.c.enrollment_id, ids), t.c.state.in_(("sent", "unknown")))
+            .order_by(t.c.enrollment_id, t.c.seq_no)
+        ).all()
         result: dict[int, list[Sent]] = {}
         for r in rows:
             result.setdefault(r[0], []).append(Sent(r[1], r[2], r[3], r[4], r[5], as_utc(r[6])))
@@ -446,18 +516,70 @@ class DeliveryQueries(StoreBase):
 
     def ownership(self, subscriber_ids: Iterable[int]) -> dict[int, set[str]]:
         """What each subscriber has bought or booked: purchased products and tags."""
+        with self._session() as s:
+            return self._ownership(s, subscriber_ids)
+
+    def _ownership(self, s: Session, subscriber_ids: Iterable[int]) -> dict[int, set[str]]:
         ids = sorted(set(subscriber_ids))
         if not ids:
             return {}
         owned: dict[int, set[str]] = {i: set() for i in ids}
-        with self._session() as s:
-            for subscriber_id, product in s.execute(
-                select(Purchase.subscriber_id, Purchase.product)
-                .where(self._ids_in(Purchase.subscriber_id, ids))
-            ):
-                owned[subscriber_id].add(product)
-            for subscriber_id, tag in s.execute(
-                select(Tag.subscriber_id, Tag.tag).where(self._ids_in(Tag.subscriber_id, ids))
-            ):
-                owned[subscriber_id].add(tag)
+        for subscriber_id, product in s.execute(
+            select(Purchase.subscriber_id, Purchase.product)
+            .where(self._ids_in(Purchase.subscriber_id, ids))
+        ):
+            owned[subscriber_id].add(product)
+        for subscriber_id, tag in s.execute(
+            select(Tag.subscriber_id, Tag.tag).where(self._ids_in(Tag.subscriber_id, ids))
+        ):
+            owned[subscriber_id].add(tag)
         return owned
+
+
+def _claimed(r: Any) -> ClaimedDelivery:
+    return ClaimedDelivery(
+        id=r[0], enrollment_id=r[1], subscriber_id=r[2], sequence_key=r[3], seq_no=r[4],
+        step_key=r[5], variant=r[6], nudge=r[7], due_at=as_utc(r[8]), attempts=r[9],
+        email=r[10], name=r[11], timezone=r[12], enrolled_at=as_utc(r[13]),
+        enrollment_state=r[14], unsubscribed=r[15] is not None,
+        suppressed=r[16] is not None, offers_opt_out=r[17] is not None,
+    )
+
+
+class DueBatch:
+    """Due deliveries held by one open transaction (see `DeliveryQueries.claim_batch`):
+    read what deciding them needs, settle the ones that must not go, mark the rest
+    `sending`. Everything commits together when the `claim_batch` block ends."""
+
+    def __init__(self, store: DeliveryQueries, session: Session, rows: list[ClaimedDelivery],
+                 worker: str, now: datetime, lease_until: datetime,
+                 from_states: tuple[str, ...]) -> None:
+        self.rows = rows
+        self._store = store
+        self._session = session
+        self._worker = worker
+        self._now = now
+        self._lease_until = lease_until
+        self._from_states = from_states
+
+    def histories(self) -> dict[int, list[Sent]]:
+        """Every email that went out per enrollment of this batch (past its first)."""
+        return self._store._histories(
+            self._session, (c.enrollment_id for c in self.rows if c.seq_no > 1))
+
+    def ownership(self) -> dict[int, set[str]]:
+        return self._store._ownership(self._session, (c.subscriber_id for c in self.rows))
+
+    def settle(self, outcomes: Sequence[Outcome], finished: Sequence[int] = ()) -> None:
+        """Record the emails that will not go (cancelled, held, failed to render)."""
+        if outcomes or finished:
+            self._store._record(self._session, outcomes, self._now, None, None, finished,
+                                self._from_states)
+
+    def send(self, sending: Sequence[Sending]) -> set[int]:
+        """Mark these emails `sending`, exactly as decided; the ids that were marked."""
+        if not sending:
+            return set()
+        return self._store._mark_sending(self._session, sending, self._worker, self._now,
+                                         self._lease_until, _PG_SEND_LOCKED,
+                                         self._from_states[0])
