@@ -139,9 +139,21 @@ class Delivery(Base):
             postgresql_where=text("state = 'scheduled'"),
             sqlite_where=text("state = 'scheduled'"),
         ),
-        Index("ix_deliveries_state", "state", "lease_until"),
+        # Partial indexes: a row version is indexed only where it is looked up (0003).
+        Index(
+            "ix_deliveries_state",
+            "state",
+            "lease_until",
+            postgresql_where=text("state NOT IN ('scheduled', 'sent')"),
+            sqlite_where=text("state NOT IN ('scheduled', 'sent')"),
+        ),
         Index("ix_deliveries_subscriber", "subscriber_id"),
-        Index("ix_deliveries_message_id", "provider_message_id"),
+        Index(
+            "ix_deliveries_message_id",
+            "provider_message_id",
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+            sqlite_where=text("provider_message_id IS NOT NULL"),
+        ),
     )
 
 
