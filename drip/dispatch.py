@@ -13,7 +13,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,12 +25,20 @@ from drip.errors import DripError, SendingHalted, TemplateError
 from drip.links import Links
 from drip.message import Message, recipient_values
 from drip.nudges import choose_nudge, sequence_goal_reached
-from drip.planner import Sent, base_variant, decide, email_after, not_yet_streak
+from drip.planner import NextEmail, Sent, base_variant, decide, email_after, not_yet_streak
 from drip.providers.base import Provider, SendResult
 from drip.render import Renderer, Sender
 from drip.schedule import next_open_slot
 from drip.sequence import Library, Schedule
-from drip.store import ClaimedDelivery, Outcome, PlannedDelivery, Sending, Store, WentOut
+from drip.store import (
+    CircuitRow,
+    ClaimedDelivery,
+    Outcome,
+    PlannedDelivery,
+    Sending,
+    Store,
+    WentOut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +104,19 @@ class DispatchReport:
         if len(self.sent) < SENT_DETAIL_LIMIT:
             self.sent.append(item)
 
+    def add_time(self, part: str, seconds: float) -> None:
+        self.timings[part] = self.timings.get(part, 0.0) + seconds
+
+    def merge(self, other: DispatchReport) -> None:
+        """Add what another thread counted for one batch into this pass's report."""
+        for item in other.sent:
+            self.add_sent(item)
+        self.sent_count += other.sent_count - len(other.sent)
+        for name in ("failed", "retried", "unknown", "cancelled", "held", "released", "planned"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for part, seconds in other.timings.items():
+            self.add_time(part, seconds)
+
     @contextmanager
     def timed(self, part: str) -> Iterator[None]:
         started = time.perf_counter()
@@ -114,6 +136,12 @@ class BatchTally:
     accepted: int
     transient: int
     reason: str | None
+    #: The provider refused to take any email (a bad API key): sending must stop.
+    halted: SendingHalted | None = None
+
+
+class _Abandon(Exception):
+    """Leave the batch in hand unsent: its transaction rolls back and it stays scheduled."""
 
 
 def stranded(claimed: ClaimedDelivery, step_key: str) -> Outcome:
@@ -122,6 +150,70 @@ def stranded(claimed: ClaimedDelivery, step_key: str) -> Outcome:
         f"The step '{step_key}' is no longer in '{claimed.sequence_key}' (removed or renamed "
         "while this subscriber was on it); put the step back under its old key (`drip lint` "
         "lists stranded enrollments), then resume the subscriber."))
+
+
+class Courier:
+    """Carries one batch at a time to the provider and records the answers.
+
+    On PostgreSQL it works on a second thread and a second connection: while it waits for
+    the provider and records batch N, the dispatcher claims and renders batch N+1, and
+    marks N+1 `sending` only once N's answer is in. So a batch is never handed to the
+    provider before the previous answer has been judged (a halt or an open circuit stops
+    the next one), at most one batch is in the provider's hands, and memory stays flat.
+    SQLite has one writer at a time, so there the courier works in line.
+    """
+
+    def __init__(self, background: bool) -> None:
+        self.background = background
+        self._pool = (ThreadPoolExecutor(1, thread_name_prefix="drip-courier")
+                      if background else None)
+        self._pending: Future[tuple[BatchTally, DispatchReport]] | None = None
+
+    def start(self, deliver: Callable[[DispatchReport], BatchTally]) -> None:
+        if self._pending is not None:
+            raise RuntimeError("the courier carries one batch at a time")
+        if self._pool is not None:
+            self._pending = self._pool.submit(_carry, deliver)
+            return
+        done: Future[tuple[BatchTally, DispatchReport]] = Future()
+        try:
+            done.set_result(_carry(deliver))
+        except BaseException as exc:  # surfaced by result(), as from the thread
+            done.set_exception(exc)
+        self._pending = done
+
+    def result(self, report: DispatchReport) -> BatchTally | None:
+        """Wait for the batch being carried (None if there is none) and add its counts to
+        `report`; raise what carrying it raised."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        tally, part = pending.result()
+        report.merge(part)
+        return tally
+
+    def close(self) -> None:
+        """Let a batch still being carried finish (its error is logged, not raised)."""
+        pending, self._pending = self._pending, None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if pending is not None and pending.exception() is not None:
+            log.error("carrying the last batch failed; its emails stay in flight until their "
+                      "lease ends, then show as unknown", exc_info=pending.exception())
+
+
+def _carry(deliver: Callable[[DispatchReport], BatchTally]) -> tuple[BatchTally, DispatchReport]:
+    part = DispatchReport()
+    return deliver(part), part
+
+
+@dataclass
+class _PassState:
+    """What one pass knows of the provider's circuit and of paused sequences."""
+
+    circuit: CircuitRow
+    probing: bool
+    skip: list[str]
 
 
 class Dispatcher:
@@ -164,53 +256,59 @@ class Dispatcher:
             report.planned += expired.planned
             report.rescheduled = self._reschedule_missed(now)
         circuit = self.store.circuit(self.provider.name)
-        probing = circuit.state == "open"
-        if probing and circuit.retry_at is not None and now < circuit.retry_at:
+        if circuit.state == "open" and circuit.retry_at is not None and now < circuit.retry_at:
             report.circuit_open = True
             report.halted = (f"The {self.provider.name} circuit is open until "
                              f"{circuit.retry_at:%Y-%m-%d %H:%M} UTC: {circuit.reason}")
             return report
-        while not self._stop.is_set():
-            now = self.clock.now()
-            limit = 1 if probing else self.batch_size  # a probe risks one email, not a batch
-            if self.max_per_second:
-                with report.timed("database"):
-                    limit = self.store.take_allowance(SEND_BUDGET, limit, now,
-                                                      self.max_per_second)
-                if limit == 0:
-                    if not self._wait_for_allowance(now, report):
-                        break
-                    continue
-            try:
-                tally = self._batch(limit, skip, report)
-            except SendingHalted as exc:
-                self._open_circuit(str(exc), circuit.opened_at if probing else None)
-                report.halted = str(exc)
-                report.circuit_open = True
-                break
-            if tally is None:
-                break
-            if tally.accepted:
-                if probing:
-                    self.store.close_circuit(self.provider.name, self.clock.now())
-                    log.info("the %s circuit closed: a probe succeeded", self.provider.name)
-                    probing = False
-                elif circuit.failures:
-                    self.store.reset_failures(self.provider.name, self.clock.now())
-            elif tally.transient:
-                run = self.store.count_transient_failure(self.provider.name, self.clock.now())
-                if probing or run >= TRANSIENT_RUN:
-                    reason = f"{run} batches in a row failed: {tally.reason}"
-                    self._open_circuit(reason, circuit.opened_at if probing else None)
-                    report.halted = reason
-                    report.circuit_open = True
+        state = _PassState(circuit, probing=circuit.state == "open", skip=skip)
+        courier = Courier(background=self.store.dialect == "postgresql")
+        try:
+            while not self._stop.is_set():
+                now = self.clock.now()
+                # a probe risks one email, not a batch
+                limit = 1 if state.probing else self.batch_size
+                if self.max_per_second:
+                    with report.timed("database"):
+                        limit = self.store.take_allowance(SEND_BUDGET, limit, now,
+                                                          self.max_per_second)
+                    if limit == 0:
+                        if not self._wait_for_allowance(now, report):
+                            break
+                        continue
+                if not self._batch(limit, state, report, courier):
                     break
-            # the kill switch and sequence pauses also act between the batches of a long pass
-            stopped, skip = self._pauses()
-            if stopped:
-                report.paused = True
-                break
+            last = courier.result(report)
+            if last is not None:
+                self._judge(last, state, report)
+        finally:
+            courier.close()
         return report
+
+    def _judge(self, tally: BatchTally, state: _PassState, report: DispatchReport) -> bool:
+        """Act on a batch's answer: open or close the circuit. True to end the pass."""
+        if tally.halted is not None:
+            self._open_circuit(str(tally.halted),
+                               state.circuit.opened_at if state.probing else None)
+            report.halted = str(tally.halted)
+            report.circuit_open = True
+            return True
+        if tally.accepted:
+            if state.probing:
+                self.store.close_circuit(self.provider.name, self.clock.now())
+                log.info("the %s circuit closed: a probe succeeded", self.provider.name)
+                state.probing = False
+            elif state.circuit.failures:
+                self.store.reset_failures(self.provider.name, self.clock.now())
+        elif tally.transient:
+            run = self.store.count_transient_failure(self.provider.name, self.clock.now())
+            if state.probing or run >= TRANSIENT_RUN:
+                reason = f"{run} batches in a row failed: {tally.reason}"
+                self._open_circuit(reason, state.circuit.opened_at if state.probing else None)
+                report.halted = reason
+                report.circuit_open = True
+                return True
+        return False
 
     def _wait_for_allowance(self, now: datetime, report: DispatchReport) -> bool:
         """Sleep until the shared send budget refills; False to end the pass instead.
@@ -258,38 +356,55 @@ class Dispatcher:
             self.store.move_due(moves)
             total += len(moves)
 
-    def _batch(self, limit: int, skip: list[str], report: DispatchReport) -> BatchTally | None:
-        """Claim, decide and send one batch; None when nothing is due.
+    def _batch(self, limit: int, state: _PassState, report: DispatchReport,
+               courier: Courier) -> bool:
+        """Claim and decide one batch, judge the answer to the batch before it, then mark
+        this one `sending` and give it to the courier. False when the pass should end.
 
         The claim, the decisions and the `sending` marks are one transaction: if this
-        worker dies before it commits, the emails are still scheduled and another worker
-        sends them. After the commit the provider is called, then the answers and the
-        next emails are recorded in a second transaction.
+        worker dies, or the previous answer stops the pass, before it commits, the emails
+        are still scheduled and are sent later. The provider's answers and the next emails
+        are recorded in a second transaction, by the courier.
         """
         now = self.clock.now()
-        lease_until = now + self.lease
         outcomes: list[Outcome] = []
         messages: list[Message] = []
         by_id: dict[int, ClaimedDelivery] = {}
-        started = time.perf_counter()
-        rendering = report.timings.get("rendering", 0.0)
-        with self.store.claim_batch(now, limit, self.worker, lease_until, skip) as due:
-            batch = due.rows
-            if batch:
-                histories = due.histories()
-                owned = due.ownership()
-                with report.timed("rendering"):
-                    finished = self._decide(batch, histories, owned, outcomes, messages, by_id)
-                due.settle(outcomes, finished)
-                held = due.send([Sending(m.delivery_id, m.step_key, m.variant, m.nudge,
-                                         m.content.content_hash) for m in messages])
-        report.timings["database"] = (report.timings.get("database", 0.0) + time.perf_counter()
-                                      - started - (report.timings["rendering"] - rendering
-                                                   if batch else 0.0))
-        if self.max_per_second and len(batch) < limit:
-            self.store.give_back_allowance(SEND_BUDGET, limit - len(batch), self.max_per_second)
-        if not batch:
-            return None
+        try:
+            stopped, state.skip = self._pauses()
+            if stopped:  # the kill switch also acts between the batches of a long pass
+                report.paused = True
+                return False
+            started = time.perf_counter()
+            with self.store.claim_batch(now, limit, self.worker, now + self.lease,
+                                        state.skip) as due:
+                report.add_time("database", time.perf_counter() - started)
+                batch = due.rows
+                if batch:
+                    with report.timed("database"):
+                        histories = due.histories()
+                        owned = due.ownership()
+                    with report.timed("rendering"):
+                        finished = self._decide(batch, histories, owned, outcomes, messages,
+                                                by_id)
+                    with report.timed("database"):
+                        due.settle(outcomes, finished)
+                previous = courier.result(report)
+                if previous is not None and self._judge(previous, state, report):
+                    raise _Abandon
+                if not batch:
+                    return False
+                with report.timed("database"):
+                    held = due.send([Sending(m.delivery_id, m.step_key, m.variant, m.nudge,
+                                             m.content.content_hash) for m in messages])
+                committing = time.perf_counter()
+            report.add_time("database", time.perf_counter() - committing)
+        except _Abandon:
+            return False
+        finally:
+            if self.max_per_second and limit > len(messages):
+                self.store.give_back_allowance(SEND_BUDGET, limit - len(messages),
+                                               self.max_per_second)
         if len(held) < len(messages):  # cannot happen while the rows are held; be safe
             log.warning("%d emails were no longer held when marked sending; not sending them",
                         len(messages) - len(held))
@@ -301,22 +416,32 @@ class Dispatcher:
                 report.failed += 1
             elif o.state == "held":
                 report.held += 1
-        if not messages:
-            return BatchTally(accepted=0, transient=0, reason=None)
+        if messages:
+            courier.start(lambda part: self._deliver(messages, by_id, part))
+            if not courier.background:
+                # In line (SQLite), the answer is in already: judge it now, outside any
+                # transaction, since the circuit's writes would wait for the claim's lock.
+                answered = courier.result(report)
+                if answered is not None and self._judge(answered, state, report):
+                    return False
+        return True
+
+    def _deliver(self, messages: list[Message], by_id: dict[int, ClaimedDelivery],
+                 report: DispatchReport) -> BatchTally:
+        """Hand a batch marked `sending` to the provider, then record the answers and plan
+        the next emails in one transaction. Runs on the courier's thread."""
         ids = [m.delivery_id for m in messages]
         try:
             with report.timed("provider"):
                 results = self.provider.send_batch(messages)
-        except SendingHalted:
+        except SendingHalted as exc:
             report.released += self.store.release_claims(ids, self.worker)
-            raise
+            return BatchTally(accepted=0, transient=0, reason=str(exc), halted=exc)
         except Exception as exc:  # a provider bug: we cannot know what went out
             log.exception("the %s provider failed unexpectedly", self.provider.name)
             results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}") for i in ids]
         answered = self._outcomes(results, by_id, {m.delivery_id: m for m in messages}, report)
-        for o in answered:
-            if o.state == "failed":
-                report.failed += 1
+        report.failed += sum(1 for o in answered if o.state == "failed")
         # What the ledger would read back for each email that went out (or may have):
         # the dispatcher knows it already, so the recording transaction need not ask.
         sent_at = self.clock.now()
@@ -325,9 +450,8 @@ class Dispatcher:
             by_id[m.delivery_id].subscriber_id, m.sequence_key, by_id[m.delivery_id].seq_no,
             m.step_key, m.variant, by_id[m.delivery_id].timezone, sent_at) for m in messages}
         with report.timed("database"):
-            recorded = self.store.record_outcomes(
-                answered, sent_at, went_out=went_out, next_steps=self._next_steps)
-        report.planned += recorded.planned
+            report.planned += self.store.record_outcomes(
+                answered, sent_at, went_out=went_out, next_steps=self._next_steps).planned
         transient = [o for o in answered if o.state == "scheduled"]
         return BatchTally(
             accepted=sum(1 for o in answered if o.state == "sent"),
@@ -462,10 +586,15 @@ class Dispatcher:
         transaction that records the sends."""
         planned: list[PlannedDelivery] = []
         finished: list[int] = []
+        # A batch goes out at one moment to a few time zones: compute each distinct slot once.
+        slots: dict[tuple[str, str, str, str, datetime], NextEmail | None] = {}
         for w in went_out:
             sequence = self.library.sequences.get(w.sequence_key)
-            following = (email_after(sequence, w.timezone, w.step_key, w.variant,
-                                     w.went_out_at) if sequence else None)
+            key = (w.sequence_key, w.timezone, w.step_key, w.variant, w.went_out_at)
+            if key not in slots:
+                slots[key] = (email_after(sequence, w.timezone, w.step_key, w.variant,
+                                          w.went_out_at) if sequence else None)
+            following = slots[key]
             if following is None:
                 if sequence is not None and w.step_key in sequence.step_keys:
                     finished.append(w.enrollment_id)

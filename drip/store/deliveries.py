@@ -41,6 +41,7 @@ from drip.store._base import (
     Sending,
     StoreBase,
     WentOut,
+    pg_array,
     rowcount,
 )
 
@@ -295,11 +296,11 @@ class DeliveryQueries(StoreBase):
         t = DELIVERIES
         if self.dialect == "postgresql":
             return set(s.execute(pg_statement, {
-                "now": now, "lease_until": lease_until, "worker": worker, "ids": ids,
-                "steps": [i.step_key for i in sending],
-                "variants": [i.variant for i in sending],
-                "nudges": [i.nudge for i in sending],
-                "hashes": [i.content_hash for i in sending],
+                "now": now, "lease_until": lease_until, "worker": worker, "ids": pg_array(ids),
+                "steps": pg_array(i.step_key for i in sending),
+                "variants": pg_array(i.variant for i in sending),
+                "nudges": pg_array(i.nudge for i in sending),
+                "hashes": pg_array(i.content_hash for i in sending),
             }).scalars())
         held = set(s.execute(
             update(Delivery)
@@ -375,14 +376,15 @@ class DeliveryQueries(StoreBase):
         conn = s.connection()
         if rows and self.dialect == "postgresql":
             conn.execute(_PG_RECORD_OUTCOMES, {
-                "from_states": list(from_states),
-                "ids": [r["b_id"] for r in rows], "states": [r["b_state"] for r in rows],
-                "providers": [r["b_provider"] for r in rows],
-                "message_ids": [r["b_message_id"] for r in rows],
-                "errors": [r["b_error"] for r in rows],
-                "due_ats": [r["b_due"] for r in rows],
-                "sent_ats": [r["b_sent"] for r in rows],
-                "finished_ats": [r["b_finished"] for r in rows],
+                "from_states": pg_array(from_states),
+                "ids": pg_array(r["b_id"] for r in rows),
+                "states": pg_array(r["b_state"] for r in rows),
+                "providers": pg_array(r["b_provider"] for r in rows),
+                "message_ids": pg_array(r["b_message_id"] for r in rows),
+                "errors": pg_array(r["b_error"] for r in rows),
+                "due_ats": pg_array(r["b_due"] for r in rows),
+                "sent_ats": pg_array(r["b_sent"] for r in rows),
+                "finished_ats": pg_array(r["b_finished"] for r in rows),
             })
         elif rows:
             self._record_rows(conn, rows)
@@ -466,15 +468,15 @@ class DeliveryQueries(StoreBase):
         if planned and self.dialect == "postgresql":
             inserted = rowcount(s.execute(_PG_PLAN, {
                 "now": now,
-                "enrollment_ids": [p.enrollment_id for p in planned],
-                "subscriber_ids": [p.subscriber_id for p in planned],
-                "sequence_keys": [p.sequence_key for p in planned],
-                "seq_nos": [p.seq_no for p in planned],
-                "steps": [p.step_key for p in planned],
-                "variants": [p.variant for p in planned],
-                "nudges": [p.nudge for p in planned],
-                "due_ats": [p.due_at for p in planned],
-                "window_end_ats": [p.window_end_at for p in planned],
+                "enrollment_ids": pg_array(p.enrollment_id for p in planned),
+                "subscriber_ids": pg_array(p.subscriber_id for p in planned),
+                "sequence_keys": pg_array(p.sequence_key for p in planned),
+                "seq_nos": pg_array(p.seq_no for p in planned),
+                "steps": pg_array(p.step_key for p in planned),
+                "variants": pg_array(p.variant for p in planned),
+                "nudges": pg_array(p.nudge for p in planned),
+                "due_ats": pg_array(p.due_at for p in planned),
+                "window_end_ats": pg_array(p.window_end_at for p in planned),
             }))
         elif planned:
             statement = self._insert(Delivery).on_conflict_do_nothing(
