@@ -90,12 +90,7 @@ class EventQueries(StoreBase):
             people: dict[str, int] = {r[0]: r[1] for r in conn.execute(
                 select(Subscriber.email, Subscriber.id).where(
                     _one_of(self.dialect, Subscriber.email, emails)))} if emails else {}
-            rows = []  # in _EVENT_COLUMNS order
-            for e in events:
-                delivery = e.delivery_id if e.delivery_id in owners else None
-                owner = owners[delivery] if delivery is not None else people.get(e.email.lower())
-                rows.append((e.provider_event_id, e.kind, delivery, owner, e.email,
-                             e.occurred_at, now, e.detail, e.payload))
+            rows = (self._event_row(e, owners, people, now) for e in events)
             if self.dialect == "postgresql":
                 stored = self._copy_events(conn, rows)
             else:
@@ -116,7 +111,17 @@ class EventQueries(StoreBase):
             return stored
 
     @staticmethod
-    def _copy_events(conn: Any, rows: list[tuple[Any, ...]]) -> int:
+    def _event_row(event: ProviderEvent, owners: dict[int, int], people: dict[str, int],
+                   now: datetime) -> tuple[Any, ...]:
+        """One event's row, in _EVENT_COLUMNS order: tied to its delivery and that
+        delivery's subscriber, else to the subscriber with its address."""
+        delivery = event.delivery_id if event.delivery_id in owners else None
+        owner = owners[delivery] if delivery is not None else people.get(event.email.lower())
+        return (event.provider_event_id, event.kind, delivery, owner, event.email,
+                event.occurred_at, now, event.detail, event.payload)
+
+    @staticmethod
+    def _copy_events(conn: Any, rows: Iterable[tuple[Any, ...]]) -> int:
         """PostgreSQL: COPY the burst into a temporary table, then one INSERT ... SELECT
         that skips event ids already stored. Several times faster than an executemany of
         thousands of rows, in the same transaction. Binary COPY with the column types
