@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Integer,
     String,
+    any_,
     bindparam,
     case,
     cast,
@@ -47,13 +48,16 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 def _one_of(dialect: str, column: Any, values: Iterable[Any]) -> Any:
     """`column IN (values)` with the whole list as ONE parameter, a JSON array, so ten
     thousand values cost one bound parameter and one json.dumps instead of ten thousand
-    parameters (or psycopg converting a Python list to an array, item by item)."""
+    parameters (or psycopg converting a Python list to an array, item by item).
+
+    On PostgreSQL it is `= ANY(ARRAY(...))`, which an index scan walks in key order, so
+    an UPDATE locks its rows in the same order whatever order the values come in."""
     listed = bindparam(None, json.dumps(list(values)), type_=String())
     if dialect == "postgresql":
         elements = func.json_array_elements_text(cast(listed, JSON)).table_valued("value")
         value = elements.c.value
-        return column.in_(select(cast(value, BigInteger) if isinstance(
-            column.type, Integer) else value))
+        return column == any_(func.array(select(cast(value, BigInteger) if isinstance(
+            column.type, Integer) else value).scalar_subquery()))
     return column.in_(select(func.json_each(listed).table_valued("value").c.value))
 
 
