@@ -38,9 +38,29 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+#: The heartbeat detail a scheduler writes when it stops cleanly (SIGTERM, SIGINT).
+STOPPED_CLEANLY = "stopped cleanly"
+#: Workers silent for longer than this are history, not news: status stops listing them.
+WORKER_MEMORY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class WorkerBeat:
+    """One scheduler process as its heartbeats describe it."""
+
+    worker: str
+    last_tick: datetime
+    seconds_since_tick: float
+    detail: str | None
+    #: alive (ticked recently), stopped (said goodbye), or silent (stopped ticking
+    #: without saying goodbye: killed, crashed, or its machine is gone).
+    state: str
+
+
 @dataclass(frozen=True)
 class SchedulerHealth:
-    """The newest heartbeat and what it says about the scheduler."""
+    """The newest heartbeat and what it says about the scheduler, plus every worker heard
+    from in the last day."""
 
     last_tick: datetime | None
     worker: str | None
@@ -48,10 +68,16 @@ class SchedulerHealth:
     seconds_since_tick: float | None
     stale_after: float
     lag_seconds: float | None  # how long the oldest due, unsent email has waited
+    workers: tuple[WorkerBeat, ...] = ()
 
     @property
     def alive(self) -> bool:
         return self.seconds_since_tick is not None and self.seconds_since_tick <= self.stale_after
+
+    @property
+    def silent(self) -> list[WorkerBeat]:
+        """Workers that stopped ticking without stopping cleanly."""
+        return [w for w in self.workers if w.state == "silent"]
 
     @property
     def verdict(self) -> str:
@@ -62,6 +88,9 @@ class SchedulerHealth:
         if not self.alive:
             return (f"The scheduler looks dead: its last tick was {ago} ago "
                     f"({self.worker}); restart `python scheduler.py`.")
+        alive = sum(1 for w in self.workers if w.state == "alive")
+        if alive > 1:
+            return f"{alive} schedulers are alive: the last tick was {ago} ago ({self.worker})."
         return f"The scheduler is alive: last tick {ago} ago ({self.worker})."
 
 
@@ -94,9 +123,17 @@ def scheduler_health(heartbeats: list[HeartbeatRow], oldest_due_at: datetime | N
     lag = (now - oldest_due_at).total_seconds() if oldest_due_at else None
     if newest is None:
         return SchedulerHealth(None, None, None, None, stale_after.total_seconds(), lag)
+    workers = []
+    for b in sorted(heartbeats, key=lambda b: b.beat_at, reverse=True):
+        since = max((now - b.beat_at).total_seconds(), 0.0)
+        if b is not newest and since > WORKER_MEMORY.total_seconds():
+            continue
+        state = ("stopped" if b.detail == STOPPED_CLEANLY
+                 else "alive" if since <= stale_after.total_seconds() else "silent")
+        workers.append(WorkerBeat(b.worker, b.beat_at, since, b.detail, state))
     return SchedulerHealth(newest.beat_at, newest.worker, newest.detail,
                            max((now - newest.beat_at).total_seconds(), 0.0),
-                           stale_after.total_seconds(), lag)
+                           stale_after.total_seconds(), lag, tuple(workers))
 
 
 def status(store: Store, now: datetime, *, stale_after: timedelta,
@@ -117,6 +154,12 @@ def problems(current: Status) -> list[str]:
     health = current.health
     if not health.alive:
         found.append(health.verdict)
+    else:  # some scheduler is alive: name any that went quiet without stopping cleanly
+        for w in health.silent:
+            found.append(f"The scheduler {w.worker} went silent {duration(w.seconds_since_tick)} "
+                         "ago without stopping cleanly (killed, crashed or its machine is "
+                         "down); the others carry on. Restart it, or ignore this if it was "
+                         "retired: it is listed for a day.")
     if health.lag_seconds is not None and health.lag_seconds > current.max_lag:
         found.append(f"Dispatch lag is {duration(health.lag_seconds)}: the oldest due email "
                      f"has waited longer than {duration(current.max_lag)}.")

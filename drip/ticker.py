@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from drip.digest import send_digest
 from drip.dispatch import worker_name
 from drip.errors import ConfigError
+from drip.operations import STOPPED_CLEANLY
 from drip.runtime import Drip
 
 log = logging.getLogger("drip.scheduler")
@@ -64,6 +65,8 @@ class Ticker:
             self.provider.close()
             if self.drip.settings.is_sqlite:
                 self.drip.store.release_lease(SQLITE_LEASE, self.worker)
+            if self._stopping.is_set():  # tell `drip status` this one was not killed
+                self._beat(STOPPED_CLEANLY)
             log.info("scheduler %s stopped", self.worker)
 
     def tick(self) -> None:

@@ -113,6 +113,14 @@ def render(current: Status) -> RenderableType:
     parts.append(Text(health.verdict, style="green" if health.alive else "bold red"))
     if health.detail:
         parts.append(Text(f"Its last pass: {health.detail}."))
+    if len(health.workers) > 1:
+        workers = Table("scheduler", "state", "last tick", "last pass", box=None,
+                        title="Schedulers heard from in the last day", title_justify="left")
+        styles = {"alive": "green", "stopped": "dim", "silent": "bold red"}
+        for w in health.workers:
+            workers.add_row(w.worker, Text(w.state, style=styles.get(w.state, "")),
+                            f"{duration(w.seconds_since_tick)} ago", w.detail or "")
+        parts.append(workers)
     lag = ("no email is waiting" if health.lag_seconds is None
            else f"the oldest due email has waited {duration(health.lag_seconds)}")
     parts.append(Text(f"Dispatch lag: {lag}."))
@@ -147,7 +155,11 @@ def as_dict(current: Status) -> dict[str, Any]:
                       "worker": health.worker, "detail": health.detail,
                       "seconds_since_tick": health.seconds_since_tick,
                       "stale_after_seconds": health.stale_after,
-                      "lag_seconds": health.lag_seconds, "verdict": health.verdict},
+                      "lag_seconds": health.lag_seconds, "verdict": health.verdict,
+                      "workers": [{"worker": w.worker, "state": w.state,
+                                   "last_tick": w.last_tick,
+                                   "seconds_since_tick": w.seconds_since_tick,
+                                   "detail": w.detail} for w in health.workers]},
         "problems": current.problems,
         "ok": not current.problems,
     }

@@ -301,7 +301,7 @@ class OperationQueries(StoreBase):
             ).all())
             beats = s.execute(
                 select(Heartbeat.worker, Heartbeat.beat_at, Heartbeat.started_at,
-                       Heartbeat.detail).order_by(Heartbeat.beat_at.desc()).limit(5)
+                       Heartbeat.detail).order_by(Heartbeat.beat_at.desc()).limit(100)
             ).all()
         by_state = {r[0]: StateCount(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0),
                                      int(r[4] or 0)) for r in counted}

@@ -121,3 +121,32 @@ def test_a_sequence_paused_on_purpose_is_not_lag_but_the_kill_switch_is(cli: Cli
     cli("pause", "--all")
     cli("enroll", "ben@example.com", "--sequence", "basic", "--now", an_hour_ago)
     assert cli.json("status", "--check", code=1)["problems"][0].startswith("Dispatch lag is")
+
+
+def test_status_names_a_scheduler_that_went_silent_among_live_ones(cli: Cli,
+                                                                   live: Drip) -> None:
+    """With several schedulers, a killed one is named even while the others keep the
+    newest heartbeat fresh; one that stopped cleanly, or went quiet over a day ago, is not
+    a problem."""
+    now = live.clock.now()
+    started = now - timedelta(days=2)
+    live.store.beat("a:1:aaaa", now - timedelta(seconds=2), started, "sent 10 failed 0")
+    live.store.beat("b:2:bbbb", now - timedelta(seconds=5), started, "sent 12 failed 0")
+    live.store.beat("c:3:cccc", now - timedelta(minutes=20), started, "stopped cleanly")
+    live.store.beat("d:4:dddd", now - timedelta(minutes=30), started, "sent 9 failed 0")
+    live.store.beat("e:5:eeee", now - timedelta(days=3), started, "sent 1 failed 0")
+    data = cli.json("status", "--check", code=1)
+    workers = {w["worker"]: w["state"] for w in data["scheduler"]["workers"]}
+    assert workers == {"a:1:aaaa": "alive", "b:2:bbbb": "alive", "c:3:cccc": "stopped",
+                       "d:4:dddd": "silent"}
+    assert data["scheduler"]["alive"] is True
+    assert len(data["problems"]) == 1
+    assert data["problems"][0].startswith("The scheduler d:4:dddd went silent 30 min ago")
+    screen = cli("status").stdout
+    assert "2 schedulers are alive" in screen
+    assert "d:4:dddd" in screen and "silent" in screen
+    # a day after it went silent it is history, not news: all is well again
+    live.store.beat("d:4:dddd", live.clock.now() - timedelta(days=1, minutes=1), started,
+                    "sent 9 failed 0")
+    live.store.beat("a:1:aaaa", live.clock.now(), started, "sent 0 failed 0")
+    assert cli.json("status", "--check", code=0)["problems"] == []

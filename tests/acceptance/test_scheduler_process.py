@@ -56,6 +56,13 @@ def test_scheduler_dispatches_and_stops_cleanly(
     assert "stopped" in output
     assert "Traceback" not in output
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    # Its last heartbeat says it stopped cleanly, so `drip status` does not report it as
+    # a scheduler that went silent.
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        details = list(conn.execute(select(Heartbeat.detail)).scalars())
+    engine.dispose()
+    assert details == ["stopped cleanly"]
 
 
 def test_a_second_scheduler_on_one_sqlite_file_refuses_to_start(
