@@ -9,6 +9,7 @@ from rich.table import Table
 
 from drip.addresses import zone
 from drip.cli._common import EXIT_FAILED, EXIT_PROVIDER, console, drip_from_env, guarded, print_json
+from drip.operations import plural
 from drip.subscriptions import enroll as enroll_subscriber
 
 
@@ -59,6 +60,7 @@ def dispatch(
                       "at": s.at} for s in report.sent],
             "sent_listed": len(report.sent),
             "failed": report.failed, "retried": report.retried, "unknown": report.unknown,
+            "expired_leases": report.expired_leases,
             "cancelled": report.cancelled, "rescheduled": report.rescheduled,
             "held": report.held, "paused": report.paused, "halted": report.halted,
             "circuit_open": report.circuit_open, "throttled": report.throttled,
@@ -83,8 +85,12 @@ def dispatch(
             f"moved to the next send window {report.rescheduled}."
             + (" Sending is paused (drip resume --all)." if report.paused else "")
         )
+        if report.expired_leases:
+            console.print(
+                f"[yellow]{plural(report.expired_leases, 'in-flight send')} of a stopped worker "
+                "became unknown[/] (the lease ran out): see `drip sends --state unknown`.")
     if report.halted:
         console.print(f"[bold red]Sending halted:[/] {report.halted}")
         raise typer.Exit(EXIT_PROVIDER)
-    if report.failed or report.unknown:
+    if report.failed or report.unknown or report.expired_leases:
         raise typer.Exit(EXIT_FAILED)

@@ -69,7 +69,7 @@ def test_check_names_failed_and_unknown_deliveries_lag_and_an_open_circuit(
     fail_due(live)
     cli("enroll", "ben@example.com", "--sequence", "basic")
     crash_mid_send(live)
-    cli("dispatch")  # the dead worker's lease expired: ben's email is unknown
+    cli("dispatch", code=1)  # the dead worker's lease expired: ben's email is unknown
     an_hour_ago = (live.clock.now() - timedelta(hours=1)).isoformat()
     cli("enroll", "cy@example.com", "--sequence", "basic", "--now", an_hour_ago)
     now = live.clock.now()

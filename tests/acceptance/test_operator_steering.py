@@ -36,7 +36,10 @@ def test_retry_sends_a_failed_delivery_once_more(cli: Cli, live: Drip, tmp_path:
 def test_resolve_an_unknown_delivery_as_sent(cli: Cli, live: Drip) -> None:
     cli("enroll", "ana@example.com", "--sequence", "basic")
     [unknown] = crash_mid_send(live)
-    cli("dispatch")  # finds the dead worker's lease expired
+    # finds the dead worker's lease expired, says so, and exits 1: a human should look
+    reaped = cli("dispatch", code=1).stdout
+    assert "1 in-flight send of a stopped worker became unknown" in reaped
+    assert cli.json("dispatch", code=0)["expired_leases"] == 0  # said once, not again
     assert deliveries(cli, "ana@example.com") == [("week-1", "unknown"),
                                                   ("week-2", "scheduled")]
     assert cli.json("resolve", str(unknown), "--as", "sent") == {"resolved": [unknown],
@@ -53,7 +56,7 @@ def test_resolve_resend_sends_it_again_and_keeps_the_order(cli: Cli, live: Drip,
                                                           tmp_path: Path) -> None:
     cli("enroll", "ana@example.com", "--sequence", "basic")
     [unknown] = crash_mid_send(live)
-    cli("dispatch")
+    cli("dispatch", code=1)
     assert outbox(tmp_path) == []  # the dead worker never wrote its file
     said = cli("resolve", str(unknown), "--as", "resend").stdout
     assert "1 delivery goes out again at the next dispatch" in said
@@ -68,7 +71,7 @@ def test_resolve_resend_sends_it_again_and_keeps_the_order(cli: Cli, live: Drip,
 def test_resend_is_refused_once_the_next_email_went_out(cli: Cli, live: Drip) -> None:
     cli("enroll", "ana@example.com", "--sequence", "basic")
     [unknown] = crash_mid_send(live)
-    cli("dispatch")
+    cli("dispatch", code=1)
     cli("dispatch", "--now", "2099-01-01T12:00:00Z")  # week 2 goes out
     refused = cli("resolve", str(unknown), "--as", "resend", code=4)
     assert "has already gone out" in refused.stderr and "--as sent" in refused.stderr
