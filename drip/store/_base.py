@@ -10,9 +10,13 @@ from typing import Any, Literal, cast
 from sqlalchemy import (
     BigInteger,
     Engine,
+    String,
     Table,
     any_,
-    literal,
+    bindparam,
+)
+from sqlalchemy import (
+    cast as sql_cast,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -215,7 +219,8 @@ class StoreBase:
         """
         values = list(ids)
         if self.dialect == "postgresql":
-            return column == any_(literal(values, postgresql.ARRAY(BigInteger)))
+            return column == any_(sql_cast(bindparam(None, pg_array(values), type_=String()),
+                                           postgresql.ARRAY(BigInteger)))
         return column.in_(values)
 
     def _insert(self, model: Any) -> Any:
