@@ -49,7 +49,11 @@ from drip.store._base import (
 # unnest(): one statement and one round trip per batch instead of one per row.
 # `d.id = ANY(:ids)` repeats the join key as an index condition: without it the planner
 # may hash-join the batch against a sequential scan of the whole table, which is cheap at
-# 30,000 rows and ruinous at a million.
+# 30,000 rows and ruinous at a million. For the same reason no other condition on these
+# statements can use an index: a plain `d.state = 'scheduled'` let the planner, guessing
+# from stale statistics, walk all of ix_deliveries_due (a million entries) to find the
+# batch's thousand rows, 170-300 ms per batch; the state tests are CASE expressions, or
+# absent where this transaction's row locks already guarantee the state.
 _PG_MARK_SENDING = text("""
     UPDATE deliveries AS d
        SET state = 'sending', sending_at = :now, lease_until = :lease_until,
@@ -78,11 +82,13 @@ _PG_RECORD_OUTCOMES = text("""
                   CAST(:finished_ats AS timestamptz[]))
            AS v(id, state, provider, message_id, error, due_at, sent_at, finished_at)
      WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
-       AND (d.state = ANY(CAST(:from_states AS text[]))
-            OR (d.state = 'unknown' AND v.state IN ('sent', 'failed')))
+       AND CASE WHEN d.state = ANY(CAST(:from_states AS text[])) THEN true
+                WHEN d.state = 'unknown' THEN v.state IN ('sent', 'failed')
+                ELSE false END
 """)
 #: Due rows, locked (not written) for the transaction that decides and marks them: a
-#: worker that dies before committing leaves them scheduled, as if never claimed.
+#: worker that dies before committing leaves them scheduled, as if never claimed. The
+#: lock keeps them scheduled until _PG_SEND_LOCKED marks them, so that needs no state test.
 _PG_CLAIM = text("""
     WITH due AS MATERIALIZED (
         SELECT id FROM deliveries
@@ -109,7 +115,7 @@ _PG_SEND_LOCKED = text("""
       FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:variants AS text[]),
                   CAST(:nudges AS text[]), CAST(:hashes AS text[]))
            AS v(id, step_key, variant, nudge, content_hash)
-     WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[])) AND d.state = 'scheduled'
+     WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
  RETURNING d.id
 """)
 _PG_PLAN = text("""
@@ -217,7 +223,7 @@ class DeliveryQueries(StoreBase):
         with self._session() as s, s.begin():
             if self.dialect == "postgresql":
                 skipped = list(skip_sequences)
-                _walk_due_in_order(s)
+                _by_key(s)
                 rows = [_claimed(r) for r in s.execute(_PG_CLAIM, {
                     "now": now, "limit": limit, "skip": skipped})]
                 from_states: tuple[str, ...] = ("scheduled",)
@@ -255,7 +261,7 @@ class DeliveryQueries(StoreBase):
             .returning(t.c.id)
         )
         if self.dialect == "postgresql":
-            _walk_due_in_order(s)
+            _by_key(s)
         ids = list(s.execute(claim).scalars())
         if not ids:
             return []
@@ -352,6 +358,8 @@ class DeliveryQueries(StoreBase):
         if not outcomes and not finished:
             return Recorded([])
         with self._session() as s, s.begin():
+            if self.dialect == "postgresql":
+                _by_key(s)
             return self._record(s, outcomes, now, went_out, next_steps, finished,
                                 ("claimed", "sending"))
 
@@ -545,16 +553,20 @@ class DeliveryQueries(StoreBase):
         return owned
 
 
-def _walk_due_in_order(s: Session) -> None:
-    """Make this transaction pick due rows by walking ix_deliveries_due in due order.
+def _by_key(s: Session) -> None:
+    """Make this transaction's batch statements go by index, in order, whatever the
+    statistics say (PostgreSQL only).
 
-    When the table's statistics are stale (a million enrollments imported before
-    autovacuum's next ANALYZE, or autovacuum off), the planner guesses a handful of due
-    rows and picks a bitmap scan: it then reads and sorts every due row to return the
-    first thousand, a cost that grows with the backlog (41 ms per claim at 100,000 due,
-    against 4 ms for the ordered walk). The ordered walk with LIMIT is right at any size.
+    A batch names its rows: a thousand ids, or the first thousand due. When the table's
+    statistics are stale (a million enrollments imported before autovacuum's next
+    ANALYZE, or autovacuum off), the planner guesses a handful of matching rows and picks
+    a bitmap or sequential scan that reads every due row, or the whole table, to return
+    the thousand: measured at a million due, 170-300 ms per batch instead of a few ms,
+    and growing with the backlog. Walking the primary key, or ix_deliveries_due in due
+    order with LIMIT, is right at any size.
     """
     s.execute(text("SET LOCAL enable_bitmapscan = off"))
+    s.execute(text("SET LOCAL enable_seqscan = off"))
 
 
 def _claimed(r: Any) -> ClaimedDelivery:
