@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_engine(url: str, **options: Any) -> Engine:
-    """An engine tuned for drip: WAL and a busy timeout on SQLite; on PostgreSQL,
-    pre-ping and a fresh plan for each run of a statement."""
+    """An engine tuned for drip: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL."""
     parsed = make_url(url)
     # Without this, SQLAlchemy 2.1 reports rowcount -1 for INSERT .. ON CONFLICT on psycopg,
     # and every "was it new?" answer (a pause, an event) would read as "no".
@@ -36,13 +35,7 @@ def make_engine(url: str, **options: Any) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     options.setdefault("pool_pre_ping", True)
-    # psycopg prepares a statement after five runs, and PostgreSQL may then switch to a
-    # generic plan, blind to the batch's arrays: it guesses 10 rows for unnest() and
-    # joins a 1,000-row batch by nested loop (a million comparisons, 140-270 ms instead
-    # of 15 ms per batch). drip's hot statements are batch statements: plan each run.
-    connect_args = dict(options.pop("connect_args", {}))
-    connect_args.setdefault("options", "-c plan_cache_mode=force_custom_plan")
-    return create_engine(url, connect_args=connect_args, **options)
+    return create_engine(url, **options)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
