@@ -164,13 +164,14 @@ def main() -> None:
             rows.append(result)
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
                               for k, v in result.items()}), flush=True)
-    header = ("| db | workers | emails | seconds | emails/s | peak RSS MB | database s | "
-              "rendering s | provider s | render floor s | end-to-end / floor |")
-    lines = [header, "|" + "---|" * 11]
+    header = ("| db | workers | emails | seconds | emails/s | peak RSS MB | worker CPU s | "
+              "database s | rendering s | provider s | render floor s | end-to-end / floor |")
+    lines = [header, "|" + "---|" * 12]
     for r in rows:
         lines.append(
             f"| {args.db} | {r['workers']} | {r['sent']:,} | {r['seconds']:.1f} | "
-            f"{r['per_second']:,.0f} | {r['peak_rss_mb']:.0f} | {r['database']:.1f} | "
+            f"{r['per_second']:,.0f} | {r['peak_rss_mb']:.0f} | {r['worker_cpu']:.1f} | "
+            f"{r['database']:.1f} | "
             f"{r['rendering']:.1f} | {r['provider']:.1f} | {r['render_floor']:.1f} | "
             f"{r['floor_ratio']:.1f} |")
     table = "\n".join(lines)
