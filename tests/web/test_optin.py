@@ -119,7 +119,12 @@ def test_confirmation_links_are_signed_and_expire(web_drip: Drip, client: TestCl
     path = confirm_path(web_drip, eml)
     token = path.removeprefix("/confirm/")
     other = web_drip.links.signer.make("confirm", 1, "mallory@example.com")
-    for forged in (path[:-2] + "xx", "/confirm/" + token.replace(".", "", 1),
+    # Change the signature's first character: it carries six whole bits. (Changing the
+    # last ones, as this test once did, sometimes only touched base64's unused trailing
+    # bits, or wrote back the same characters, and the token was rightly still valid.)
+    signature = token.rsplit(".", 1)[1]
+    tampered = token[:-len(signature)] + ("B" if signature[0] == "A" else "A") + signature[1:]
+    for forged in ("/confirm/" + tampered, "/confirm/" + token.replace(".", "", 1),
                    "/confirm/" + other,
                    "/confirm/" + web_drip.links.signer.make("unsubscribe", 1, 1)):
         assert client.post(forged).status_code == 404
