@@ -370,6 +370,7 @@ class Dispatcher:
         outcomes: list[Outcome] = []
         messages: list[Message] = []
         by_id: dict[int, ClaimedDelivery] = {}
+        handed = 0  # emails committed as `sending`: the rest of `limit` goes back to the budget
         try:
             stopped, state.skip = self._pauses()
             if stopped:  # the kill switch also acts between the batches of a long pass
@@ -399,12 +400,12 @@ class Dispatcher:
                                              m.content.content_hash) for m in messages])
                 committing = time.perf_counter()
             report.add_time("database", time.perf_counter() - committing)
+            handed = len(held)
         except _Abandon:
             return False
         finally:
-            if self.max_per_second and limit > len(messages):
-                self.store.give_back_allowance(SEND_BUDGET, limit - len(messages),
-                                               self.max_per_second)
+            if self.max_per_second and limit > handed:
+                self.store.give_back_allowance(SEND_BUDGET, limit - handed, self.max_per_second)
         if len(held) < len(messages):  # cannot happen while the rows are held; be safe
             log.warning("%d emails were no longer held when marked sending; not sending them",
                         len(messages) - len(held))
