@@ -395,7 +395,7 @@ class DeliveryQueries(StoreBase):
                 "finished_ats": pg_array(r["b_finished"] for r in rows),
             })
         elif rows:
-            self._record_rows(conn, rows)
+            self._record_rows(conn, rows, from_states)
         holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
         if holds:
             enrollments = s.execute(
@@ -424,13 +424,13 @@ class DeliveryQueries(StoreBase):
         return self._plan(s, planned, done, now)
 
     @staticmethod
-    def _record_rows(conn: Any, rows: list[dict[str, Any]]) -> None:
+    def _record_rows(conn: Any, rows: list[dict[str, Any]], from_states: Sequence[str]) -> None:
         t = DELIVERIES
         conn.execute(
             update(t)
             .where(t.c.id == bindparam("b_id"),
                    # executemany cannot expand IN (...): spell the states out
-                   or_(t.c.state == "claimed", t.c.state == "sending",
+                   or_(*(t.c.state == state for state in from_states),
                        and_(t.c.state == "unknown",
                             or_(bindparam("b_state") == "sent",
                                 bindparam("b_state") == "failed"))))
