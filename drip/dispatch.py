@@ -209,11 +209,10 @@ def _carry(deliver: Callable[[DispatchReport], BatchTally]) -> tuple[BatchTally,
 
 @dataclass
 class _PassState:
-    """What one pass knows of the provider's circuit and of paused sequences."""
+    """What one pass knows of the provider's circuit."""
 
     circuit: CircuitRow
     probing: bool
-    skip: list[str]
 
 
 class Dispatcher:
@@ -243,8 +242,7 @@ class Dispatcher:
     def run_once(self) -> DispatchReport:
         report = DispatchReport()
         now = self.clock.now()
-        stopped, skip = self._pauses()
-        if stopped:
+        if "all" in self.store.paused_scopes():
             report.paused = True
             return report
         # Housekeeping runs in one worker at a time: whoever holds the reaper lease. The
@@ -261,7 +259,7 @@ class Dispatcher:
             report.halted = (f"The {self.provider.name} circuit is open until "
                              f"{circuit.retry_at:%Y-%m-%d %H:%M} UTC: {circuit.reason}")
             return report
-        state = _PassState(circuit, probing=circuit.state == "open", skip=skip)
+        state = _PassState(circuit, probing=circuit.state == "open")
         courier = Courier(background=self.store.dialect == "postgresql")
         try:
             while not self._stop.is_set():
@@ -322,12 +320,6 @@ class Dispatcher:
             return False
         return self.clock.now() > now
 
-    def _pauses(self) -> tuple[bool, list[str]]:
-        """(the kill switch is on, the keys of paused sequences)."""
-        paused = self.store.paused_scopes()
-        return "all" in paused, [s.removeprefix("sequence:") for s in paused
-                                 if s.startswith("sequence:")]
-
     def _open_circuit(self, reason: str, opened_at: datetime | None) -> None:
         """Stop calling the provider for a while; each failed probe doubles the wait."""
         now = self.clock.now()
@@ -372,14 +364,14 @@ class Dispatcher:
         by_id: dict[int, ClaimedDelivery] = {}
         handed = 0  # emails committed as `sending`: the rest of `limit` goes back to the budget
         try:
-            stopped, state.skip = self._pauses()
-            if stopped:  # the kill switch also acts between the batches of a long pass
-                report.paused = True
-                return False
             started = time.perf_counter()
-            with self.store.claim_batch(now, limit, self.worker, now + self.lease,
-                                        state.skip) as due:
+            # The claim reads the pauses in its own transaction: the kill switch also acts
+            # between the batches of a long pass, and a paused sequence is never claimed.
+            with self.store.claim_batch(now, limit, self.worker, now + self.lease) as due:
                 report.add_time("database", time.perf_counter() - started)
+                if due.kill_switch:
+                    report.paused = True
+                    return False
                 batch = due.rows
                 if batch:
                     with report.timed("database"):

@@ -66,21 +66,22 @@ _PG_MARK_SENDING = text("""
        AND d.state = 'claimed' AND d.claimed_by = :worker
  RETURNING d.id
 """)
-_PG_RECORD_OUTCOMES = text("""
+_PG_RECORD_OUTCOMES = text(f"""
     UPDATE deliveries AS d
        SET state = v.state,
            provider = coalesce(v.provider, d.provider),
            provider_message_id = coalesce(v.message_id, d.provider_message_id),
            last_error = v.error,
            due_at = coalesce(v.due_at, d.due_at),
-           sent_at = coalesce(v.sent_at, d.sent_at),
-           finished_at = v.finished_at,
+           sent_at = CASE WHEN v.state = 'sent' THEN CAST(:now AS timestamptz)
+                          ELSE d.sent_at END,
+           finished_at = CASE WHEN v.state IN ({", ".join(f"'{s}'" for s in FINAL_STATES)})
+                              THEN CAST(:now AS timestamptz) END,
            claimed_by = NULL, lease_until = NULL
       FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), CAST(:providers AS text[]),
                   CAST(:message_ids AS text[]), CAST(:errors AS text[]),
-                  CAST(:due_ats AS timestamptz[]), CAST(:sent_ats AS timestamptz[]),
-                  CAST(:finished_ats AS timestamptz[]))
-           AS v(id, state, provider, message_id, error, due_at, sent_at, finished_at)
+                  CAST(:due_ats AS timestamptz[]))
+           AS v(id, state, provider, message_id, error, due_at)
      WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
        AND CASE WHEN d.state = ANY(CAST(:from_states AS text[])) THEN true
                 WHEN d.state = 'unknown' THEN v.state IN ('sent', 'failed')
@@ -219,18 +220,28 @@ class DeliveryQueries(StoreBase):
         still scheduled. That saves a claim write per email. SQLite, which has one writer
         at a time, claims them with a write so the transaction holds the write lock from
         its first statement. Leaving the block without an exception commits.
+
+        The same transaction reads the operators' pauses first: with the kill switch on it
+        claims nothing (`DueBatch.kill_switch`), and it never claims a paused sequence.
         """
         with self._session() as s, s.begin():
             if self.dialect == "postgresql":
-                skipped = list(skip_sequences)
-                _by_key(s)
-                rows = [_claimed(r) for r in s.execute(_PG_CLAIM, {
-                    "now": now, "limit": limit, "skip": skipped})]
-                from_states: tuple[str, ...] = ("scheduled",)
+                paused = set(_by_key_and_pauses(s))
             else:
-                rows = self._claim_rows(s, now, limit, worker, lease_until, skip_sequences)
-                from_states = ("claimed",)
-            yield DueBatch(self, s, rows, worker, now, lease_until, from_states)
+                paused = set(s.scalars(select(Pause.scope)))
+            skipped = sorted(set(skip_sequences) | {
+                p.removeprefix("sequence:") for p in paused if p.startswith("sequence:")})
+            from_states: tuple[str, ...] = (
+                ("scheduled",) if self.dialect == "postgresql" else ("claimed",))
+            if "all" in paused:  # the kill switch: claim nothing
+                rows: list[ClaimedDelivery] = []
+            elif self.dialect == "postgresql":
+                rows = [_claimed(r) for r in s.execute(_PG_CLAIM, {
+                    "now": now, "limit": limit, "skip": pg_array(skipped)}).all()]
+            else:
+                rows = self._claim_rows(s, now, limit, worker, lease_until, skipped)
+            yield DueBatch(self, s, rows, worker, now, lease_until, from_states,
+                           frozenset(paused))
 
     def _claim_rows(self, s: Session, now: datetime, limit: int, worker: str,
                     lease_until: datetime, skip_sequences: Iterable[str]
@@ -367,10 +378,21 @@ class DeliveryQueries(StoreBase):
                 went_out: Mapping[int, WentOut] | None, next_steps: NextSteps | None,
                 finished: Sequence[int], from_states: Sequence[str]) -> Recorded:
         t = DELIVERIES
-        rows: list[dict[str, Any]] = []
-        for o in outcomes:
-            final = o.state in FINAL_STATES
-            rows.append({
+        known = went_out or {}
+        conn = s.connection()
+        if outcomes and self.dialect == "postgresql":
+            conn.execute(_PG_RECORD_OUTCOMES, {
+                "now": now,
+                "from_states": pg_array(list(from_states)),
+                "ids": pg_array([o.delivery_id for o in outcomes]),
+                "states": pg_array([o.state for o in outcomes]),
+                "providers": pg_array([o.provider for o in outcomes]),
+                "message_ids": pg_array([o.message_id for o in outcomes]),
+                "errors": pg_array([o.error for o in outcomes]),
+                "due_ats": pg_array([o.retry_at for o in outcomes]),
+            })
+        elif outcomes:
+            self._record_rows(conn, [{
                 "b_id": o.delivery_id,
                 "b_state": o.state,
                 "b_provider": o.provider,
@@ -378,24 +400,8 @@ class DeliveryQueries(StoreBase):
                 "b_error": o.error,
                 "b_due": o.retry_at,
                 "b_sent": now if o.state == "sent" else None,
-                "b_finished": now if final else None,
-            })
-        known = went_out or {}
-        conn = s.connection()
-        if rows and self.dialect == "postgresql":
-            conn.execute(_PG_RECORD_OUTCOMES, {
-                "from_states": pg_array(from_states),
-                "ids": pg_array(r["b_id"] for r in rows),
-                "states": pg_array(r["b_state"] for r in rows),
-                "providers": pg_array(r["b_provider"] for r in rows),
-                "message_ids": pg_array(r["b_message_id"] for r in rows),
-                "errors": pg_array(r["b_error"] for r in rows),
-                "due_ats": pg_array(r["b_due"] for r in rows),
-                "sent_ats": pg_array(r["b_sent"] for r in rows),
-                "finished_ats": pg_array(r["b_finished"] for r in rows),
-            })
-        elif rows:
-            self._record_rows(conn, rows, from_states)
+                "b_finished": now if o.state in FINAL_STATES else None,
+            } for o in outcomes], from_states)
         holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
         if holds:
             enrollments = s.execute(
@@ -571,9 +577,19 @@ def _by_key(s: Session) -> None:
     per batch, seen with auto_explain). So these transactions plan every run. Only these:
     set for every connection, it slowed the webhook's event ingest by a quarter.
     """
-    s.execute(text("SELECT set_config('enable_bitmapscan', 'off', true), "
-                   "set_config('enable_seqscan', 'off', true), "
-                   "set_config('plan_cache_mode', 'force_custom_plan', true)"))
+    s.execute(_PG_BY_KEY)
+
+
+def _by_key_and_pauses(s: Session) -> list[str]:
+    """`_by_key`, and the operators' pause scopes, in one round trip."""
+    return list(s.execute(_PG_BY_KEY_AND_PAUSES).one()[-1])
+
+
+_SETTINGS = ("set_config('enable_bitmapscan', 'off', true), "
+             "set_config('enable_seqscan', 'off', true), "
+             "set_config('plan_cache_mode', 'force_custom_plan', true)")
+_PG_BY_KEY = text(f"SELECT {_SETTINGS}")
+_PG_BY_KEY_AND_PAUSES = text(f"SELECT {_SETTINGS}, ARRAY(SELECT scope FROM pauses)")
 
 
 def _claimed(r: Any) -> ClaimedDelivery:
@@ -593,14 +609,21 @@ class DueBatch:
 
     def __init__(self, store: DeliveryQueries, session: Session, rows: list[ClaimedDelivery],
                  worker: str, now: datetime, lease_until: datetime,
-                 from_states: tuple[str, ...]) -> None:
+                 from_states: tuple[str, ...], paused: frozenset[str] = frozenset()) -> None:
         self.rows = rows
+        #: The operators' pause scopes as this transaction read them ('all', 'sequence:KEY').
+        self.paused = paused
         self._store = store
         self._session = session
         self._worker = worker
         self._now = now
         self._lease_until = lease_until
         self._from_states = from_states
+
+    @property
+    def kill_switch(self) -> bool:
+        """All sending is paused: nothing was claimed."""
+        return "all" in self.paused
 
     def histories(self) -> dict[int, list[Sent]]:
         """Every email that went out per enrollment of this batch (past its first)."""
