@@ -382,7 +382,8 @@ class Dispatcher:
                                                 by_id)
                     with report.timed("database"):
                         due.settle(outcomes, finished)
-                previous = courier.result(report)
+                with report.timed("waiting"):  # for the courier: the batch before this one
+                    previous = courier.result(report)
                 if previous is not None and self._judge(previous, state, report):
                     raise _Abandon
                 if not batch:

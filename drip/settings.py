@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from drip.errors import ConfigError
+from drip.message import HTML_SPECIAL
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,9 @@ class Settings(BaseModel):
     def _base_url_is_http(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (for example https://coach.example.com)")
+        if HTML_SPECIAL.search(value):
+            raise ValueError("must not contain & < > \" or ' (the links in every email start "
+                             "with it); use a plain address such as https://coach.example.com")
         return value.rstrip("/")
 
     @field_validator("database_url")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from drip.addresses import normalise_email, validate_timezone
-from drip.errors import BadSignature, InvalidAddress, InvalidTimezone
+from drip.errors import BadSignature, ConfigError, InvalidAddress, InvalidTimezone
+from drip.links import Links
+from drip.message import fill, html_placeholders, recipient_values
+from drip.settings import load_settings
 from drip.tokens import Signer
 
 
@@ -51,3 +56,28 @@ def test_tokens_round_trip_and_refuse_tampering() -> None:
             # decodes to the same bytes. That is the same token, never a forged one.
             assert values == [12, 34], changed
     assert refused >= len(token) - 3  # at most the ends of the three base64 fields
+
+
+@pytest.mark.parametrize("base", ["https://coach.example.com/?a=1&b=2", "https://x.test/\"q",
+                                  "https://x.test/<b>", "https://x.test/it's"])
+def test_a_base_url_that_html_would_change_is_refused(tmp_path: Path, base: str) -> None:
+    # The links under DRIP_BASE_URL go into the HTML part unescaped (no :html twin is sent).
+    with pytest.raises(ConfigError, match=r"DRIP_BASE_URL.*must not contain"):
+        load_settings({"DRIP_BASE_URL": base, "DRIP_SECRET_KEY": "k",
+                       "DRIP_VAR_DIR": str(tmp_path)})
+
+
+def test_links_appear_once_and_other_values_twice_escaped() -> None:
+    links = Links("https://coach.example.com", Signer("k"))
+    values = recipient_values({"first_name": "O'Brien & <Co>", "email": "a&b@example.com",
+                               "unsubscribe_url": links.unsubscribe(1, 2),
+                               "pause_url": links.pause(2)})
+    assert values["first_name:html"] == "O&#x27;Brien &amp; &lt;Co&gt;"
+    assert values["email:html"] == "a&amp;b@example.com"
+    assert "unsubscribe_url:html" not in values and "pause_url:html" not in values
+    html = html_placeholders('<a href="%%unsubscribe_url%%">%%first_name%%</a>')
+    assert html == '<a href="%%unsubscribe_url%%">%%first_name:html%%</a>'
+    assert fill(html, values) == (f'<a href="{values["unsubscribe_url"]}">'
+                                  "O&#x27;Brien &amp; &lt;Co&gt;</a>")
+    with pytest.raises(ValueError, match="pause_url"):
+        recipient_values({"pause_url": "https://x.test/p/a&b"})
