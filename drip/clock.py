@@ -34,6 +34,8 @@ class FixedClock:
 
 def as_utc(moment: datetime) -> datetime:
     """Aware UTC datetime; a naive one is taken to be UTC already (as SQLite returns them)."""
+    if moment.tzinfo is UTC:
+        return moment
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

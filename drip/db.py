@@ -35,6 +35,9 @@ def make_engine(url: str, **options: Any) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     options.setdefault("pool_pre_ping", True)
+    # Sessions talk UTC whatever the server's TimeZone: psycopg then returns instants
+    # with datetime.UTC itself, which drip uses as they are (as_utc need not convert).
+    options.setdefault("connect_args", {"options": "-c TimeZone=UTC"})
     return create_engine(url, **options)
 
 

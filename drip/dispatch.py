@@ -386,6 +386,10 @@ class Dispatcher:
                     previous = courier.result(report)
                 if previous is not None and self._judge(previous, state, report):
                     raise _Abandon
+                if previous is not None and due.kill_switch_now():
+                    # pulled while the batch before was out: this one stays scheduled
+                    report.paused = True
+                    raise _Abandon
                 if not batch:
                     return False
                 with report.timed("database"):
@@ -551,11 +555,14 @@ class Dispatcher:
         for result in results:
             claimed = by_id[result.delivery_id]
             if result.verdict == "accepted":
-                message = messages[result.delivery_id]
                 outcomes.append(Outcome(result.delivery_id, "sent", provider=self.provider.name,
                                         message_id=result.message_id))
-                report.add_sent(SentItem(claimed.email, message.step_key, message.variant,
-                                         claimed.timezone, now, message.nudge))
+                if len(report.sent) < SENT_DETAIL_LIMIT:
+                    message = messages[result.delivery_id]
+                    report.add_sent(SentItem(claimed.email, message.step_key, message.variant,
+                                             claimed.timezone, now, message.nudge))
+                else:
+                    report.sent_count += 1
             elif result.verdict == "unknown":
                 report.unknown += 1
                 outcomes.append(Outcome(result.delivery_id, "unknown",

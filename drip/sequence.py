@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import time
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -177,19 +178,20 @@ class Sequence(_Strict):
         return self
 
     def step(self, key: str) -> Step:
-        for step in self.steps:
-            if step.key == key:
-                return step
-        raise KeyError(key)
+        return self._steps_by_key[key]
 
     def next_step(self, key: str) -> Step | None:
-        keys = [s.key for s in self.steps]
-        index = keys.index(key)
+        index = self.step_keys.index(key)
         return self.steps[index + 1] if index + 1 < len(self.steps) else None
 
-    @property
-    def step_keys(self) -> list[str]:
-        return [s.key for s in self.steps]
+    @cached_property
+    def step_keys(self) -> tuple[str, ...]:
+        """The steps' keys in order (the model is frozen, so this is computed once)."""
+        return tuple(s.key for s in self.steps)
+
+    @cached_property
+    def _steps_by_key(self) -> dict[str, Step]:
+        return {s.key: s for s in self.steps}
 
 
 class Offer(_Strict):

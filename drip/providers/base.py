@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from drip.message import Message
 
@@ -14,8 +14,7 @@ from drip.message import Message
 Verdict = Literal["accepted", "transient", "permanent", "unknown"]
 
 
-@dataclass(frozen=True)
-class SendResult:
+class SendResult(NamedTuple):
     delivery_id: int
     verdict: Verdict
     message_id: str | None = None

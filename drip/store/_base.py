@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -35,8 +35,7 @@ DeliveryState = Literal[
 FINAL_STATES = ("sent", "failed", "unknown", "cancelled")
 
 
-@dataclass(frozen=True)
-class PlannedDelivery:
+class PlannedDelivery(NamedTuple):
     """The next email of an enrollment, as the planner decided it."""
 
     enrollment_id: int
@@ -69,8 +68,7 @@ class EnrollOutcome:
     restarted: bool = False
 
 
-@dataclass(frozen=True)
-class ClaimedDelivery:
+class ClaimedDelivery(NamedTuple):
     """A delivery this worker holds, with what it needs to render and address it."""
 
     id: int
@@ -93,8 +91,7 @@ class ClaimedDelivery:
     offers_opt_out: bool
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What became of one claimed delivery, to be written back in one transaction."""
 
     delivery_id: int
@@ -105,8 +102,7 @@ class Outcome:
     retry_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Sending:
+class Sending(NamedTuple):
     """An email about to be handed to the provider, exactly as the dispatcher decided it."""
 
     delivery_id: int
@@ -116,8 +112,7 @@ class Sending:
     content_hash: str
 
 
-@dataclass(frozen=True)
-class WentOut:
+class WentOut(NamedTuple):
     """A delivery that went out (or may have), whose enrollment should move on."""
 
     delivery_id: int

@@ -625,6 +625,11 @@ class DueBatch:
         """All sending is paused: nothing was claimed."""
         return "all" in self.paused
 
+    def kill_switch_now(self) -> bool:
+        """Whether the kill switch is on now (it may have come on since the claim)."""
+        return self._session.execute(
+            select(Pause.scope).where(Pause.scope == "all")).first() is not None
+
     def histories(self) -> dict[int, list[Sent]]:
         """Every email that went out per enrollment of this batch (past its first)."""
         return self._store._histories(
