@@ -14,6 +14,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -547,15 +548,12 @@ class DeliveryQueries(StoreBase):
         if not ids:
             return {}
         owned: dict[int, set[str]] = {i: set() for i in ids}
-        for subscriber_id, product in s.execute(
+        for subscriber_id, item in s.execute(union_all(
             select(Purchase.subscriber_id, Purchase.product)
-            .where(self._ids_in(Purchase.subscriber_id, ids))
-        ):
-            owned[subscriber_id].add(product)
-        for subscriber_id, tag in s.execute(
-            select(Tag.subscriber_id, Tag.tag).where(self._ids_in(Tag.subscriber_id, ids))
-        ):
-            owned[subscriber_id].add(tag)
+            .where(self._ids_in(Purchase.subscriber_id, ids)),
+            select(Tag.subscriber_id, Tag.tag).where(self._ids_in(Tag.subscriber_id, ids)),
+        )).all():
+            owned[subscriber_id].add(item)
         return owned
 
 
