@@ -3,6 +3,8 @@ tests would prove nothing."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
@@ -73,4 +75,17 @@ def test_a_request_read_but_not_yet_answered_is_in_flight() -> None:
         assert server.unanswered_emails() == ["ana@example.com"]
         sender.join(10)
         assert server.unanswered_emails() == []
+        assert server.accepted_emails() == ["ana@example.com"]
+
+
+def test_a_body_that_is_not_declared_json_is_refused_with_415() -> None:
+    with SendGridStandIn(api_key="SG.right") as server:
+        client = SendGridAPIClient("SG.right", host=server.url)
+        client.client.request_headers["Content-Type"] = "text/plain"
+        with pytest.raises(HTTPError) as refused:
+            client.client.mail.send.post(request_body=json.dumps(VALID))
+        assert refused.value.status_code == 415 and not server.accepted_emails()
+        # drip sends its JSON text declared as application/json with a charset
+        client.client.request_headers["Content-Type"] = "application/json; charset=utf-8"
+        assert client.client.mail.send.post(request_body=json.dumps(VALID)).status_code == 202
         assert server.accepted_emails() == ["ana@example.com"]

@@ -234,6 +234,10 @@ class SendGridStandIn:
             request._answer(401, _error_body(
                 "The provided authorization grant is invalid, expired, or revoked"))
             return
+        media_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+        if media_type.lower() != "application/json":  # as SendGrid answers a wrong one
+            request._answer(415, _error_body("Content-Type should be application/json."))
+            return
         if self.max_body_bytes is not None and len(raw) > self.max_body_bytes:
             request._answer(413, _error_body("request entity too large"))
             return
