@@ -98,10 +98,16 @@ class DispatchReport:
     circuit_open: bool = False
     #: Seconds spent in the database, in rendering and in the provider during this pass.
     timings: dict[str, float] = field(default_factory=dict)
+    #: How many sent emails this report may still list (a batch's part gets what is left).
+    sent_room: int = SENT_DETAIL_LIMIT
+
+    @property
+    def lists_more(self) -> bool:
+        return len(self.sent) < self.sent_room
 
     def add_sent(self, item: SentItem) -> None:
         self.sent_count += 1
-        if len(self.sent) < SENT_DETAIL_LIMIT:
+        if len(self.sent) < self.sent_room:
             self.sent.append(item)
 
     def add_time(self, part: str, seconds: float) -> None:
@@ -169,15 +175,16 @@ class Courier:
                       if background else None)
         self._pending: Future[tuple[BatchTally, DispatchReport]] | None = None
 
-    def start(self, deliver: Callable[[DispatchReport], BatchTally]) -> None:
+    def start(self, deliver: Callable[[DispatchReport], BatchTally], sent_room: int) -> None:
+        """Carry one batch; its report may list `sent_room` more sent emails."""
         if self._pending is not None:
             raise RuntimeError("the courier carries one batch at a time")
         if self._pool is not None:
-            self._pending = self._pool.submit(_carry, deliver)
+            self._pending = self._pool.submit(_carry, deliver, sent_room)
             return
         done: Future[tuple[BatchTally, DispatchReport]] = Future()
         try:
-            done.set_result(_carry(deliver))
+            done.set_result(_carry(deliver, sent_room))
         except BaseException as exc:  # surfaced by result(), as from the thread
             done.set_exception(exc)
         self._pending = done
@@ -202,8 +209,9 @@ class Courier:
                       "lease ends, then show as unknown", exc_info=pending.exception())
 
 
-def _carry(deliver: Callable[[DispatchReport], BatchTally]) -> tuple[BatchTally, DispatchReport]:
-    part = DispatchReport()
+def _carry(deliver: Callable[[DispatchReport], BatchTally],
+           sent_room: int) -> tuple[BatchTally, DispatchReport]:
+    part = DispatchReport(sent_room=max(sent_room, 0))
     return deliver(part), part
 
 
@@ -415,7 +423,8 @@ class Dispatcher:
             elif o.state == "held":
                 report.held += 1
         if messages:
-            courier.start(lambda part: self._deliver(messages, by_id, part))
+            courier.start(lambda part: self._deliver(messages, by_id, part),
+                          report.sent_room - len(report.sent))
             if not courier.background:
                 # In line (SQLite), the answer is in already: judge it now, outside any
                 # transaction, since the circuit's writes would wait for the claim's lock.
@@ -438,15 +447,18 @@ class Dispatcher:
         except Exception as exc:  # a provider bug: we cannot know what went out
             log.exception("the %s provider failed unexpectedly", self.provider.name)
             results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}") for i in ids]
-        answered = self._outcomes(results, by_id, {m.delivery_id: m for m in messages}, report)
+        answered = self._outcomes(
+            results, by_id, {m.delivery_id: m for m in messages} if report.lists_more else {},
+            report)
         report.failed += sum(1 for o in answered if o.state == "failed")
         # What the ledger would read back for each email that went out (or may have):
         # the dispatcher knows it already, so the recording transaction need not ask.
         sent_at = self.clock.now()
-        went_out = {m.delivery_id: WentOut(
-            m.delivery_id, by_id[m.delivery_id].enrollment_id,
-            by_id[m.delivery_id].subscriber_id, m.sequence_key, by_id[m.delivery_id].seq_no,
-            m.step_key, m.variant, by_id[m.delivery_id].timezone, sent_at) for m in messages}
+        went_out = {}
+        for m in messages:
+            c = by_id[m.delivery_id]
+            went_out[c.id] = WentOut(c.id, c.enrollment_id, c.subscriber_id, m.sequence_key,
+                                     c.seq_no, m.step_key, m.variant, c.timezone, sent_at)
         with report.timed("database"):
             report.planned += self.store.record_outcomes(
                 answered, sent_at, went_out=went_out, next_steps=self._next_steps).planned
@@ -557,7 +569,7 @@ class Dispatcher:
             if result.verdict == "accepted":
                 outcomes.append(Outcome(result.delivery_id, "sent", provider=self.provider.name,
                                         message_id=result.message_id))
-                if len(report.sent) < SENT_DETAIL_LIMIT:
+                if report.lists_more:
                     message = messages[result.delivery_id]
                     report.add_sent(SentItem(claimed.email, message.step_key, message.variant,
                                              claimed.timezone, now, message.nudge))
