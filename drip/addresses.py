@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import email_validator
-
 from drip.errors import InvalidAddress, InvalidTimezone
 
 
@@ -16,6 +14,8 @@ def normalise_email(raw: str) -> str:
     Addresses are compared case-insensitively, as every mailbox provider does in
     practice, so the stored form is lower-case.
     """
+    import email_validator  # building its rules costs ~60 ms; most commands check no address
+
     text = (raw or "").strip()
     if not text:
         raise InvalidAddress("The email address is empty; give an address such as ana@example.com.")

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from alembic import command
 from drip.errors import ConfigError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "alembic"
+#: Where alembic keeps the database's revision (its default table name).
+VERSION_TABLE = "alembic_version"
 
 
 def make_engine(url: str, **options: Any) -> Engine:
@@ -52,36 +56,139 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def alembic_config(engine: Engine) -> Config:
-    script_location = ROOT / "alembic"
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_script_location(MIGRATIONS)))
+    config.attributes["database_url"] = engine.url.render_as_string(hide_password=False)
+    return config
+
+
+def _script_location(script_location: Path) -> Path:
     if not script_location.is_dir():
         raise ConfigError(
             f"The migrations folder {script_location} is missing; install drip from a "
             "checkout with `pip install -e .`."
         )
-    config = Config()
-    config.set_main_option("script_location", str(script_location))
-    config.attributes["database_url"] = engine.url.render_as_string(hide_password=False)
-    return config
+    return script_location
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the database to the newest migration. Returns (revision before, revision now)."""
+    from alembic import command
+
     before = current_revision(engine)
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-    return before, head_revision(engine)
+    return before, head_revision()
+
+
+# Every command checks the revision before it starts, so the two functions below answer
+# without importing alembic, which would cost each command a few tenths of a second.
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision in alembic's version table, as alembic's MigrationContext reads it."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not connection.dialect.has_table(connection, VERSION_TABLE):
+            return None
+        revisions = connection.execute(
+            text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(revisions) > 1:
+        raise ConfigError(
+            f"The database has more than one migration head ({', '.join(revisions)}); "
+            "drip cannot tell which schema it has."
+        )
+    return revisions[0] if revisions else None
 
 
-def head_revision(engine: Engine) -> str:
-    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+def head_revision(script_location: Path = MIGRATIONS) -> str:
+    """The newest migration in the folder, as alembic's ScriptDirectory finds it.
+
+    A plain chain, each migration naming one parent, is read straight from the files;
+    anything else (branches, merges, labels, computed names) is left to alembic.
+    """
+    versions = _script_location(script_location) / "versions"
+    head = _plain_chain_head(versions)
+    if head is None:
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory(str(script_location)).get_current_head()
     return head or ""
+
+
+def _plain_chain_head(versions: Path) -> str | None:
+    """The newest revision if the migrations form one unbranched chain, else None."""
+    parents: dict[str, str | None] = {}
+    # The files alembic loads: its pattern is (?!\.\#|__init__)(.*\.py)$, not recursive.
+    for path in sorted(versions.glob("*.py")):
+        if path.name.startswith((".#", "__init__")) or not path.is_file():
+            continue
+        names = _literal_names(path)
+        if names is None or names.get("branch_labels") or names.get("depends_on"):
+            return None
+        revision, parent = names.get("revision"), names.get("down_revision")
+        if not isinstance(revision, str) or revision in parents or not (
+                parent is None or isinstance(parent, str)):
+            return None
+        parents[revision] = parent
+    heads = set(parents) - set(parents.values())
+    if len(heads) != 1:
+        return None
+    head = heads.pop()
+    current: str | None = head
+    walked = 0
+    while current is not None and current in parents and walked < len(parents):
+        current, walked = parents[current], walked + 1
+    return head if current is None and walked == len(parents) else None
+
+
+def _literal_names(path: Path) -> dict[str, Any] | None:
+    """What a migration file sets its revision names to; None unless each is a plain literal."""
+    try:
+        module = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError):
+        return None
+    names: dict[str, Any] = {}
+    for statement in module.body:
+        target, value = _simple_assignment(statement)
+        if isinstance(target, ast.Name) and target.id in _REVISION_NAMES and value is not None:
+            try:
+                names[target.id] = ast.literal_eval(value)
+                continue
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                return None
+        if any(name in _REVISION_NAMES for name in _bound_names(statement)):
+            return None
+    return names
+
+
+_REVISION_NAMES = ("revision", "down_revision", "branch_labels", "depends_on")
+
+
+def _simple_assignment(statement: ast.stmt) -> tuple[ast.expr | None, ast.expr | None]:
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        return statement.targets[0], statement.value
+    if isinstance(statement, ast.AnnAssign):
+        return statement.target, statement.value
+    return None, None
+
+
+def _bound_names(statement: ast.stmt) -> Iterator[str]:
+    """Every module-level name a statement could set, however it does it."""
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            yield node.id
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield node.name
+        elif isinstance(node, ast.alias) and node.name == "*":
+            yield from _REVISION_NAMES
+        elif isinstance(node, ast.alias):
+            yield node.asname or node.name.split(".")[0]
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            yield from node.names
 
 
 def require_current(engine: Engine) -> None:
@@ -94,7 +201,7 @@ def require_current(engine: Engine) -> None:
             f"Could not reach the database {engine.url.render_as_string(hide_password=True)} "
             f"({reason}); check DRIP_DATABASE_URL and that the server is running."
         ) from exc
-    head = head_revision(engine)
+    head = head_revision()
     if current != head:
         raise ConfigError(
             f"The database is at migration {current or 'none'} but drip needs {head}; "

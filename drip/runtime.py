@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from drip.catalog import Catalog, load_catalog
 from drip.clock import Clock, SystemClock
 from drip.db import make_engine
 from drip.dispatch import Dispatcher
@@ -15,6 +15,9 @@ from drip.sequence import Library, load_library
 from drip.settings import Settings
 from drip.store import Store
 from drip.tokens import Signer
+
+if TYPE_CHECKING:
+    from drip.catalog import Catalog
 
 
 def sender_of(settings: Settings) -> Sender:
@@ -52,6 +55,9 @@ class Drip:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
+            # Only the web app and a few commands sell offers; the rest skip its models.
+            from drip.catalog import load_catalog
+
             self._catalog = load_catalog(self.settings.sequences_dir, self.library)
         return self._catalog
 

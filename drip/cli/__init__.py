@@ -1,4 +1,8 @@
-"""The `drip` command: one Typer app; each group of commands lives in its own module."""
+"""The `drip` command: one Typer app; each group of commands lives in its own module.
+
+A command imports what only it needs (tables, progress bars, lint, imports) inside
+itself, so that `drip dispatch`, run every minute, starts without loading them all.
+"""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from drip.cli._common import console, drip_from_env, guarded, print_json
 
@@ -21,6 +20,8 @@ def show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     if as_json:
         print_json([row.__dict__ for row in rows])
         return
+    from rich.table import Table
+
     table = Table(title="Provider circuits")
     for column in ("Provider", "State", "Since", "Next probe", "Reason"):
         table.add_column(column)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from drip.cli._common import (
     EXIT_FAILED,
@@ -22,15 +21,17 @@ from drip.cli._common import (
 from drip.clock import parse_instant
 from drip.db import database_exists
 from drip.errors import ConfigError
-from drip.lint import Finding, errors_in
-from drip.lint import lint as lint_files
 from drip.render import Renderer
 from drip.runtime import links_of, sender_of
 from drip.sequence import load_library
 from drip.settings import Settings
-from drip.simulation import Simulation, parse_answers, parse_buys, write_emails
-from drip.simulation import simulate as simulate_journey
 from drip.store import EnrollmentPosition, Store
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from drip.lint import Finding
+    from drip.simulation import Simulation
 
 
 def register(app: typer.Typer) -> None:
@@ -80,6 +81,9 @@ def lint(
     = False,
 ) -> None:
     """Check every sequence, template and offer; exit 1 if anything would go wrong."""
+    from drip.lint import errors_in
+    from drip.lint import lint as lint_files
+
     current = settings()
     sequences_dir, templates_dir = folders(path, current)
     found = lint_files(sequences_dir, templates_dir, sender_of(current), links_of(current),
@@ -93,6 +97,8 @@ def lint(
 
 
 def show(found: list[Finding], sequences_dir: Path, templates_dir: Path) -> None:
+    from drip.lint import errors_in
+
     for finding in found:
         colour = "red" if finding.severity == "error" else "yellow"
         where = f"{finding.file}:{finding.line}" if finding.line else finding.file
@@ -131,6 +137,9 @@ def simulate(
     """Play one persona through a sequence in simulated time; no database is touched."""
     from datetime import UTC, datetime
 
+    from drip.simulation import parse_answers, parse_buys, write_emails
+    from drip.simulation import simulate as simulate_journey
+
     current = settings()
     library = load_library(current.sequences_dir)
     renderer = Renderer(current.templates_dir, library, sender_of(current))
@@ -155,6 +164,8 @@ def simulate(
 
 
 def calendar(result: Simulation) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{result.sequence_key} for someone in {result.timezone} who joined "
                         f"{result.joined_at:%Y-%m-%d %H:%M} UTC",
                   caption=f"Ends: {result.ended}." + "".join(f" Persona {e}." for e in

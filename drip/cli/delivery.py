@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from drip.addresses import zone
 from drip.cli._common import EXIT_FAILED, EXIT_PROVIDER, console, drip_from_env, guarded, print_json
@@ -68,6 +67,8 @@ def dispatch(
         })
     else:
         if report.sent:
+            from rich.table import Table
+
             table = Table(title="Sent")
             for column in ("Email", "Step", "Variant", "Local time"):
                 table.add_column(column)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from drip.cli._common import console, guarded, settings
 from drip.demo import run_demo
@@ -26,6 +25,8 @@ def demo(
     """Enroll three runners in three timezones and dispatch seven weeks in simulated time."""
     started = time.monotonic()
     rows, outbox = run_demo(settings(), directory)
+    from rich.table import Table
+
     table = Table(title="What each runner received (local time)")
     for column in ("Runner", "Timezone", "Step", "Local send time", "Days since last"):
         table.add_column(column)

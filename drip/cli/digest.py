@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from drip.cli._common import EXIT_INVALID, console, drip_from_env, fail, guarded
-from drip.digest import digest_text, gather, send_digest
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +19,8 @@ def digest(
     = False,
 ) -> None:
     """Email the coach (DRIP_COACH_EMAIL) who is where, who struggles, who graduated."""
+    from drip.digest import digest_text, gather, send_digest
+
     with drip_from_env() as drip:
         if print_only:
             console.print(digest_text(gather(drip.store, drip.library, drip.clock.now())),

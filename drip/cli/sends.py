@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
-from rich.table import Table
 
 from drip.addresses import zone
 from drip.cli._common import console, drip_from_env, guarded, print_json
 from drip.operations import find_sends, timeline
 from drip.store import SendRow, Timeline
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 STATE_STYLE = {"sent": "green", "failed": "red", "unknown": "yellow", "cancelled": "dim",
                "held": "magenta", "sending": "cyan", "claimed": "cyan"}
@@ -43,6 +45,8 @@ WRAPPING = {"Last error", "Details", "Why", "Detail"}
 
 def listing(title: str, columns: tuple[str, ...]) -> Table:
     """A compact table: dates and states never wrap, long text folds."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
         table.add_column(column, no_wrap=column not in WRAPPING,

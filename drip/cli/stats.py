@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
-from rich.table import Table
 from rich.text import Text
 
 from drip.cli._common import console, drip_from_env, guarded, print_json
-from drip.stats import Funnel, StepFunnel, funnels
+
+if TYPE_CHECKING:
+    from drip.stats import Funnel, StepFunnel
 
 BAR = 24
 
@@ -27,6 +28,8 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Sent, delivered, opened, clicked and checkpoint answers per step; nudges per offer."""
+    from drip.stats import funnels
+
     with drip_from_env() as drip:
         found = funnels(drip.store, drip.library, sequence)
     if as_json:
@@ -61,6 +64,8 @@ def percent(part: int, whole: int) -> str:
 
 
 def print_funnel(item: Funnel) -> None:
+    from rich.table import Table
+
     widest = max((s.sent for s in item.steps), default=0)
     table = Table(title=f"{item.name} ({item.sequence_key})", title_justify="left",
                   box=box.SIMPLE_HEAD, caption_justify="left", caption=Text.assemble(

@@ -8,9 +8,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
-from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json
@@ -59,6 +56,8 @@ def status_command(
 
 
 def _watch(drip: Drip, read: Any, interval: float, refreshes: int | None) -> None:
+    from rich.live import Live
+
     shown = 0
     try:
         with Live(render(read()), console=console, refresh_per_second=4,
@@ -72,6 +71,9 @@ def _watch(drip: Drip, read: Any, interval: float, refreshes: int | None) -> Non
 
 
 def render(current: Status) -> RenderableType:
+    from rich.panel import Panel
+    from rich.table import Table
+
     parts: list[RenderableType] = [
         Text(f"drip status at {current.now:%Y-%m-%d %H:%M:%S} UTC", style="bold")]
     kill = current.kill_switch

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from drip.cli._common import (
     EXIT_INVALID,
@@ -17,8 +16,6 @@ from drip.cli._common import (
     guarded,
     print_json,
 )
-from drip.exports import export_rows, serialise
-from drip.imports import InvalidFile, import_rows, parse_csv
 
 
 def sentence(text: str) -> str:
@@ -42,6 +39,16 @@ def import_csv(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Enroll everyone in a CSV file; invalid rows stop the whole import unless skipped."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from drip.imports import InvalidFile, import_rows, parse_csv
+
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -97,6 +104,8 @@ def export(
                                              "standard output.")] = None,
 ) -> None:
     """Write every subscriber, or every delivery, as CSV or JSON."""
+    from drip.exports import export_rows, serialise
+
     with drip_from_env() as drip:
         rows = export_rows(drip.store, kind)
     text = serialise(rows, file_format)

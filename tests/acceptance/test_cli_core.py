@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+
+from drip.db import head_revision
 from tests.acceptance.conftest import Run
 
 
@@ -38,3 +41,26 @@ def test_bad_input_is_one_clear_sentence_and_a_meaningful_exit_code(drip_cli: Ru
     assert bad_now.returncode == 2 and "ISO 8601" in bad_now.stderr
     nothing = drip_cli("dispatch", "--json", check=True)
     assert json.loads(nothing.stdout)["sent"] == []
+
+
+def test_a_database_behind_the_code_is_refused_until_upgraded(
+        drip_cli: Run, process_env: dict[str, str], database_url: str, tmp_path: Path) -> None:
+    head = head_revision()
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+    try:
+        behind = drip_cli("dispatch", "--json")
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :head"),
+                               {"head": head})
+        engine.dispose()
+    assert behind.returncode == 5, behind.stdout + behind.stderr
+    assert (f"The database is at migration 0002 but drip needs {head}; run `drip db upgrade`."
+            in " ".join(behind.stderr.split()))
+    process_env["DRIP_DATABASE_URL"] = f"sqlite:///{tmp_path / 'never-migrated.db'}"
+    empty = drip_cli("dispatch", "--json")
+    assert empty.returncode == 5 and f"at migration none but drip needs {head}" in empty.stderr
+    drip_cli("db", "upgrade", check=True)
+    assert json.loads(drip_cli("dispatch", "--json", check=True).stdout)["sent"] == []

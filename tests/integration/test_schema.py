@@ -21,7 +21,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 
 def test_upgrade_is_idempotent(database_url: str) -> None:
     engine = make_engine(database_url)
-    head = head_revision(engine)
+    head = head_revision()
     assert current_revision(engine) == head
     assert upgrade(engine) == (head, head)
     engine.dispose()
