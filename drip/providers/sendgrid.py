@@ -23,7 +23,7 @@ from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
 from drip.errors import InvalidInput, SendingHalted
-from drip.message import Message
+from drip.message import RECIPIENT_FIELDS, Message
 from drip.providers.base import EventKind, ProviderEvent, SendResult
 
 log = logging.getLogger(__name__)
@@ -181,15 +181,13 @@ def _personalization(message: Message) -> str:
             + '","step_key":' + _string(message.step_key) + '},"headers":{' + headers + "}}")
 
 
-_TAGS: dict[str, str] = {}
+#: The substitution tag of each placeholder name (`first_name` -> `%%first_name%%`).
+_TAGS = {name: f"%%{name}%%" for field in RECIPIENT_FIELDS
+         for name in (field, f"{field}:html")}
 
 
 def _tag(name: str) -> str:
-    """The substitution tag of a placeholder name (`first_name` -> `%%first_name%%`)."""
-    tag = _TAGS.get(name)
-    if tag is None:
-        tag = _TAGS.setdefault(name, f"%%{name}%%") if len(_TAGS) < 1000 else f"%%{name}%%"
-    return tag
+    return _TAGS.get(name) or f"%%{name}%%"
 
 
 def _over_substitution_limit(message: Message) -> bool:
