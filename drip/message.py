@@ -19,6 +19,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from drip.errors import ConfigError
+
 #: The per-recipient values a template can print. Templates cannot branch on them.
 RECIPIENT_FIELDS = (
     "first_name",
@@ -62,7 +64,8 @@ def recipient_values(raw: Mapping[str, str]) -> dict[str, str]:
         if name not in HTML_SAFE_FIELDS:
             values[f"{name}:html"] = htmllib.escape(value, quote=True)
         elif HTML_SPECIAL.search(value):
-            raise ValueError(f"{name} must not contain & < > \" or ': {value!r}")
+            raise ConfigError(f"The {name} link {value!r} holds & < > \" or ', which HTML "
+                              "would change; set DRIP_BASE_URL to a plain https address.")
     return values
 
 

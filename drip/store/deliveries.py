@@ -211,8 +211,8 @@ class DeliveryQueries(StoreBase):
             return self._claim_rows(s, now, limit, worker, lease_until, skip_sequences)
 
     @contextmanager
-    def claim_batch(self, now: datetime, limit: int, worker: str, lease_until: datetime,
-                    skip_sequences: Iterable[str] = ()) -> Iterator[DueBatch]:
+    def claim_batch(self, now: datetime, limit: int, worker: str,
+                    lease_until: datetime) -> Iterator[DueBatch]:
         """Hold up to `limit` due deliveries for one open transaction, in which the
         dispatcher reads what it needs, decides each email and marks it `sending`.
 
@@ -230,8 +230,8 @@ class DeliveryQueries(StoreBase):
                 paused = set(_by_key_and_pauses(s))
             else:
                 paused = set(s.scalars(select(Pause.scope)))
-            skipped = sorted(set(skip_sequences) | {
-                p.removeprefix("sequence:") for p in paused if p.startswith("sequence:")})
+            skipped = sorted(p.removeprefix("sequence:") for p in paused
+                             if p.startswith("sequence:"))
             from_states: tuple[str, ...] = (
                 ("scheduled",) if self.dialect == "postgresql" else ("claimed",))
             if "all" in paused:  # the kill switch: claim nothing

@@ -79,5 +79,5 @@ def test_links_appear_once_and_other_values_twice_escaped() -> None:
     assert html == '<a href="%%unsubscribe_url%%">%%first_name:html%%</a>'
     assert fill(html, values) == (f'<a href="{values["unsubscribe_url"]}">'
                                   "O&#x27;Brien &amp; &lt;Co&gt;</a>")
-    with pytest.raises(ValueError, match="pause_url"):
+    with pytest.raises(ConfigError, match="pause_url link"):
         recipient_values({"pause_url": "https://x.test/p/a&b"})
