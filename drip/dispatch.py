@@ -13,11 +13,12 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal, NamedTuple
 
 from drip.addresses import zone
 from drip.clock import Clock
@@ -150,12 +151,27 @@ class _Abandon(Exception):
     """Leave the batch in hand unsent: its transaction rolls back and it stays scheduled."""
 
 
+def stranded_reason(sequence_key: str, step_key: str) -> str:
+    return (f"The step '{step_key}' is no longer in '{sequence_key}' (removed or renamed "
+            "while this subscriber was on it); put the step back under its old key (`drip "
+            "lint` lists stranded enrollments), then resume the subscriber.")
+
+
 def stranded(claimed: ClaimedDelivery, step_key: str) -> Outcome:
     """Hold, never drop, an enrollment whose step was removed or renamed in its sequence."""
-    return Outcome(claimed.id, "held", error=(
-        f"The step '{step_key}' is no longer in '{claimed.sequence_key}' (removed or renamed "
-        "while this subscriber was on it); put the step back under its old key (`drip lint` "
-        "lists stranded enrollments), then resume the subscriber."))
+    return Outcome(claimed.id, "held", error=stranded_reason(claimed.sequence_key, step_key))
+
+
+class _Stop(NamedTuple):
+    """Why a claimed email must not go: its outcome's state and reason."""
+
+    state: Literal["cancelled", "held"]
+    reason: str
+
+
+#: What a claimed email becomes: (step, variant, nudge) to send, or why it must not go.
+_Choice = tuple[str, str, str | None] | _Stop
+_NOTHING_OWNED: frozenset[str] = frozenset()
 
 
 class Courier:
@@ -475,15 +491,29 @@ class Dispatcher:
         """Decide each claimed email: a message to send, or an outcome saying why not.
         Returns the enrollments that have nothing left to send."""
         finished: list[int] = []
+        # A batch holds many subscribers at the same point of the same sequence: what an
+        # email becomes depends only on the key below, so each distinct case is worked out
+        # once per batch.
+        choices: dict[tuple[str, tuple[tuple[str, str, str | None, str | None], ...],
+                            frozenset[str], bool], _Choice] = {}
         for claimed in batch:
             refusal = self._refusal(claimed)
             if refusal is not None:
                 outcomes.append(refusal)
                 continue
             history = histories.get(claimed.enrollment_id, [])
-            choice = self._choose(claimed, history, owned.get(claimed.subscriber_id, set()))
-            if isinstance(choice, Outcome):
-                outcomes.append(choice)
+            bought = owned.get(claimed.subscriber_id)
+            key = (claimed.sequence_key,
+                   tuple([(h.step_key, h.variant, h.nudge, h.answer) for h in history])
+                   if history else (),
+                   frozenset(bought) if bought else _NOTHING_OWNED, claimed.offers_opt_out)
+            choice = choices.get(key)
+            if choice is None:
+                choice = choices[key] = self._choose(claimed.sequence_key, history,
+                                                     bought or _NOTHING_OWNED,
+                                                     claimed.offers_opt_out)
+            if isinstance(choice, _Stop):
+                outcomes.append(Outcome(claimed.id, choice.state, error=choice.reason))
                 if choice.state == "cancelled":
                     finished.append(claimed.enrollment_id)
                 continue
@@ -496,26 +526,25 @@ class Dispatcher:
             by_id[claimed.id] = claimed
         return finished
 
-    def _choose(self, claimed: ClaimedDelivery, history: list[Sent],
-                owned: set[str]) -> tuple[str, str, str | None] | Outcome:
-        """What this email becomes now that the answers are in: (step, variant, nudge), or
-        an outcome when it must not go (the program is over, or a goal was reached)."""
-        sequence = self.library.sequence(claimed.sequence_key)
+    def _choose(self, sequence_key: str, history: list[Sent], owned: Set[str],
+                offers_opt_out: bool) -> _Choice:
+        """What an email becomes now that the answers are in: (step, variant, nudge), or
+        why it must not go (the program is over, or a goal was reached)."""
+        sequence = self.library.sequence(sequence_key)
         goal = sequence_goal_reached(sequence, owned)
         if goal is not None:
-            return Outcome(claimed.id, "cancelled", error=(
-                f"Bought {goal}, which ends {sequence.key}; nothing more is sent."))
+            return _Stop("cancelled", f"Bought {goal}, which ends {sequence.key}; "
+                                      "nothing more is sent.")
         if history and history[-1].step_key not in sequence.step_keys:
-            return stranded(claimed, history[-1].step_key)
+            return _Stop("held", stranded_reason(sequence_key, history[-1].step_key))
         decision = decide(sequence, history)
         if decision is None:
-            return Outcome(claimed.id, "cancelled",
-                           error="The program is complete; no further email is needed.")
+            return _Stop("cancelled", "The program is complete; no further email is needed.")
         if decision.hold is not None:
-            return Outcome(claimed.id, "held", error=decision.hold)
+            return _Stop("held", decision.hold)
         nudge = choose_nudge(
             sequence, self.library.offers, step_key=decision.step_key, history=history,
-            owned=owned, offers_opt_out=claimed.offers_opt_out,
+            owned=owned, offers_opt_out=offers_opt_out,
             not_yet_streak=not_yet_streak(history),
         )
         return decision.step_key, decision.variant, nudge

@@ -127,3 +127,43 @@ def test_someone_who_pauses_in_week_five(drip: Drip, clock: FixedClock) -> None:
     gaps = [(b.sent_at - a.sent_at) for a, b in itertools.pairwise(rows)
             if a.sent_at and b.sent_at]
     assert all(gap >= timedelta(days=6) for gap in gaps[1:])  # no burst after the pause
+
+
+def test_runners_at_the_same_point_in_one_batch_each_get_their_own_email(
+        drip: Drip, clock: FixedClock) -> None:
+    """Dispatch works out each distinct case once per batch: subscribers who share a
+    sequence and step but not their answers or purchases must still get their own email."""
+    passer = Runner(drip, clock, "passer@example.com")
+    struggler = Runner(drip, clock, "struggler@example.com")
+    buyer = Runner(drip, clock, "buyer@example.com")
+    dispatcher = drip.dispatcher()
+    dispatcher.run_once()
+    answers = {passer: ["passed"] * 10,
+               struggler: ["passed", "passed", "not-yet", "not-yet", *["passed"] * 6],
+               buyer: ["passed"] * 10}
+    for week in range(10):
+        clock.advance(days=2)
+        if week == 3:
+            drip.store.record_purchase(source="test", order_id="order-b",
+                                       subscriber_id=buyer.subscriber_id,
+                                       product="12-week-program", now=clock.now())
+        for runner, given in answers.items():
+            if not runner.graduated():
+                checkpoints.answer(drip.store, drip.library, runner.latest_id(), given[week],
+                                   clock.now())
+        for _ in range(5 * 24):
+            clock.advance(hours=1)
+            report = dispatcher.run_once()
+            # all three always fall due together, so they share each batch
+            assert report.sent_count in (0, 3) or week >= 7, report.sent_count
+    assert [(s, v) for s, v, _ in passer.received()] == [(w, "main") for w in MAIN_WEEKS] + [
+        ("week-7", "graduated")]
+    struggled = struggler.received()
+    assert [(s, v) for s, v, _ in struggled][:6] == [
+        ("week-1", "main"), ("week-2", "main"), ("week-3", "main"), ("week-3", "repeat"),
+        ("week-3", "see-a-clinician"), ("week-4", "main")]
+    assert struggled[4][2] == "running-assessment"
+    bought = buyer.received()
+    assert [s for s, _, _ in bought] == [*MAIN_WEEKS, "week-7"]
+    assert all(nudge is None for _, _, nudge in bought[4:]), bought
+    assert [n for _, _, n in passer.received()][4:] != [n for _, _, n in bought][4:]
