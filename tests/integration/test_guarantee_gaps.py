@@ -1,0 +1,149 @@
+"""Windows in which a due email could be lost or doubled, found in review.
+
+Each test drives real dispatch passes against real SQLite and PostgreSQL; the providers
+here are stand-ins for SendGrid that act as an operator (or SendGrid) would while a
+request is out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drip import lifecycle
+from drip.clock import FixedClock
+from drip.events import ingest
+from drip.message import Message
+from drip.providers.base import ProviderEvent, SendResult
+from drip.runtime import Drip
+from drip.store import Sending
+from drip.subscriptions import enroll
+from tests.conftest import FIXTURES, make_settings
+from tests.support.sendgrid_standin import SendGridStandIn
+
+KEY = "SG.test-key"
+
+
+class PausesWhileSending:
+    """Accepts every email; while the request is out, an operator pauses (`drip pause`)
+    the subscriber of the first one, as from another terminal."""
+
+    name = "outbox"
+
+    def __init__(self, drip: Drip, email: str) -> None:
+        self.drip = drip
+        self.email = email
+        self.sent: list[tuple[str, str]] = []
+
+    def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        for m in messages:
+            self.sent.append((m.to_email, m.step_key))
+            if m.to_email == self.email:
+                lifecycle.pause_subscriber(self.drip.store, self.email, self.drip.clock.now())
+        return [SendResult(m.delivery_id, "accepted", message_id=f"m{m.delivery_id}")
+                for m in messages]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "drip/dispatch.py Dispatcher._refusal cancels an email whose enrollment is paused "
+    "instead of holding it, and drip/store/deliveries.py _record plans the next email of a "
+    "paused enrollment as `scheduled`; resume only releases `held` rows, so the enrollment "
+    "is active with nothing planned, forever"))
+def test_pausing_while_an_email_is_with_the_provider_does_not_end_the_program(
+    basic_drip: Drip, clock: FixedClock
+) -> None:
+    drip = basic_drip
+    enroll(drip.store, drip.library, email="ana@example.com", sequence_key="basic",
+           now=clock.now(), timezone="Europe/London")
+    provider = PausesWhileSending(drip, "ana@example.com")
+    assert [s.step_key for s in drip.dispatcher(provider).run_once().sent] == ["week-1"]
+    clock.advance(days=8)  # week-2 is due while Ana is paused
+    drip.dispatcher(provider).run_once()
+    clock.advance(days=1)
+    lifecycle.resume_subscriber(drip.store, drip.library, "ana@example.com", clock.now())
+    clock.advance(days=2)
+    drip.dispatcher(provider).run_once()
+    rows = [(r.step_key, r.state) for r in drip.store.deliveries(email="ana@example.com")]
+    # Paused, then resumed: week-2 still goes (late), it is not dropped.
+    assert ("week-2", "sent") in rows, rows
+
+
+class RevokesTheKey(SendGridStandIn):
+    """The SendGrid stand-in, where the API key is revoked (or its Mail Send permission
+    removed) right after the first request it accepts: later requests get 401."""
+
+    revoked = False
+
+    def _record(self, body: dict[str, Any], message_id: str) -> None:
+        super()._record(body, message_id)
+        if not self.revoked:
+            self.revoked = True
+            self.api_key = "SG.revoked"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "drip/providers/sendgrid.py send_batch raises SendingHalted from a later group (or half "
+    "of a split batch) and drops the results of the groups SendGrid already accepted; "
+    "drip/dispatch.py Dispatcher._deliver then releases every id of the batch to "
+    "`scheduled`, so the accepted emails are sent again once the circuit closes"))
+def test_a_key_revoked_mid_batch_does_not_resend_what_sendgrid_accepted(
+    tmp_path: Path, database_url: str, clock: FixedClock
+) -> None:
+    with RevokesTheKey(api_key=KEY) as standin:
+        drip = Drip.from_settings(make_settings(
+            tmp_path, database_url, sequences_dir=FIXTURES / "basic" / "sequences",
+            templates_dir=FIXTURES / "basic" / "templates", backend="sendgrid",
+            sendgrid_host=standin.url, sendgrid_api_key=KEY, sendgrid_timeout=2.0), clock)
+        try:
+            for email in ("ana@example.com", "ben@example.com"):
+                enroll(drip.store, drip.library, email=email, sequence_key="basic",
+                       now=clock.now(), timezone="Europe/London")
+            # Ben opted out of offers: his week-1 has no nudge, so it is a second group
+            # (a second request) in the same batch.
+            ben = drip.store.subscriber_by_email("ben@example.com")
+            lifecycle.unsubscribe(drip.store, ben.id, clock.now(), source="test",
+                                  scope="offers")
+            first = drip.dispatcher().run_once()
+            assert first.halted and len(standin.requests) == 1
+            assert len(standin.accepted_emails()) == 1
+            # The operator fixes the key and resets the circuit; dispatch resumes.
+            standin.api_key = KEY
+            drip.store.close_circuit("sendgrid", clock.now())
+            clock.advance(minutes=2)
+            drip.dispatcher().run_once()
+            assert standin.accepted_counts() == {"ana@example.com": 1, "ben@example.com": 1}
+        finally:
+            drip.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "drip/store/deliveries.py expire_leases marks every expired `sending` row unknown, even "
+    "one SendGrid already reported `processed` (confirmed_at set by the webhook), so "
+    "`drip status --check` fails over an email drip knows went out"))
+def test_a_send_the_provider_confirmed_is_not_reaped_as_unknown(
+    basic_drip: Drip, clock: FixedClock
+) -> None:
+    drip = basic_drip
+    enroll(drip.store, drip.library, email="ana@example.com", sequence_key="basic",
+           now=clock.now(), timezone="Europe/London")
+    lease = timedelta(seconds=drip.settings.lease_seconds)
+    # A worker hands Ana's email to SendGrid, SendGrid accepts it, and the worker dies
+    # before recording the answer.
+    (claimed,) = drip.store.claim_due(clock.now(), 10, "dead", clock.now() + lease)
+    drip.store.mark_sending([Sending(claimed.id, claimed.step_key, claimed.variant, None, "h")],
+                            "dead", clock.now(), clock.now() + lease)
+    # Seconds later SendGrid's Event Webhook reports it processed, naming the delivery.
+    clock.advance(seconds=5)
+    ingest(drip.store, [ProviderEvent("ev-1", "processed", "ana@example.com", clock.now(),
+                                      delivery_id=claimed.id)], clock.now())
+    clock.advance(seconds=lease.total_seconds())
+    assert drip.dispatcher(worker="alive").run_once().expired_leases == 1
+    (row,) = [r for r in drip.store.deliveries() if r.id == claimed.id]
+    assert row.state == "sent", (row.state, row.last_error)
