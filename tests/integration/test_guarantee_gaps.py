@@ -16,6 +16,7 @@ import pytest
 
 from drip import lifecycle
 from drip.clock import FixedClock
+from drip.errors import Conflict
 from drip.events import ingest
 from drip.message import Message
 from drip.providers.base import ProviderEvent, SendResult
@@ -147,3 +148,37 @@ def test_a_send_the_provider_confirmed_is_not_reaped_as_unknown(
     assert drip.dispatcher(worker="alive").run_once().expired_leases == 1
     (row,) = [r for r in drip.store.deliveries() if r.id == claimed.id]
     assert row.state == "sent", (row.state, row.last_error)
+
+
+@pytest.mark.parametrize("suppressed_by", ["operator", "bounce"])
+def test_unsuppressing_someone_keeps_the_pause_they_had(
+    basic_drip: Drip, clock: FixedClock, suppressed_by: str
+) -> None:
+    """Paused by an operator, then suppressed (`drip suppress`, or a bounce the webhook
+    reports), then unsuppressed: the pause still holds their email until they are resumed.
+    It used to go out at the next dispatch, the pause forgotten."""
+    drip = basic_drip
+    enroll(drip.store, drip.library, email="ana@example.com", sequence_key="basic",
+           now=clock.now(), timezone="Europe/London")
+    assert [s.step_key for s in drip.dispatcher().run_once().sent] == ["week-1"]
+    lifecycle.pause_subscriber(drip.store, "ana@example.com", clock.now())
+    clock.advance(days=1)
+    if suppressed_by == "operator":
+        lifecycle.suppress(drip.store, "ana@example.com", clock.now(), "bounced")
+    else:
+        assert lifecycle.suppress_many(drip.store, {"ana@example.com": "bounced"},
+                                       clock.now()) == 1
+    clock.advance(days=1)
+    with pytest.raises(Conflict):  # released now, the email would only be cancelled
+        lifecycle.resume_subscriber(drip.store, drip.library, "ana@example.com", clock.now())
+    lifecycle.unsuppress(drip.store, drip.library, "ana@example.com", clock.now())
+    clock.advance(days=14)
+    assert drip.dispatcher().run_once().sent == []
+    rows = [(r.step_key, r.state) for r in drip.store.deliveries(email="ana@example.com")]
+    assert rows == [("week-1", "sent"), ("week-2", "held")]
+    lifecycle.resume_subscriber(drip.store, drip.library, "ana@example.com", clock.now())
+    (week2,) = [r for r in drip.store.deliveries(email="ana@example.com")
+                if r.step_key == "week-2"]
+    assert week2.state == "scheduled"
+    clock.at = week2.due_at + timedelta(minutes=5)
+    assert [s.step_key for s in drip.dispatcher().run_once().sent] == ["week-2"]
