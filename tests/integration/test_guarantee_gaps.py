@@ -182,3 +182,25 @@ def test_unsuppressing_someone_keeps_the_pause_they_had(
     assert week2.state == "scheduled"
     clock.at = week2.due_at + timedelta(minutes=5)
     assert [s.step_key for s in drip.dispatcher().run_once().sent] == ["week-2"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "drip/dispatch.py Dispatcher.run_once returns on the kill switch before the reaper "
+    "runs, so a dead worker's sends stay `sending` (not `unknown`, not in `drip status "
+    "--check`) for as long as the switch is on, and their enrollments do not move on"))
+def test_a_dead_workers_sends_become_unknown_while_the_kill_switch_is_on(
+    basic_drip: Drip, clock: FixedClock
+) -> None:
+    drip = basic_drip
+    enroll(drip.store, drip.library, email="ana@example.com", sequence_key="basic",
+           now=clock.now(), timezone="Europe/London")
+    lease = timedelta(seconds=drip.settings.lease_seconds)
+    (claimed,) = drip.store.claim_due(clock.now(), 10, "dead", clock.now() + lease)
+    drip.store.mark_sending([Sending(claimed.id, claimed.step_key, claimed.variant, None, "h")],
+                            "dead", clock.now(), clock.now() + lease)
+    # The worker dies mid-send; the operator pulls the kill switch while investigating.
+    lifecycle.pause_all(drip.store, clock.now(), "investigating a crash")
+    clock.advance(hours=2)
+    assert drip.dispatcher(worker="alive").run_once().paused
+    (row,) = [r for r in drip.store.deliveries() if r.id == claimed.id]
+    assert row.state == "unknown", row.state
