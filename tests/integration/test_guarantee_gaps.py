@@ -216,8 +216,9 @@ class SlowToAnswer:
 
     name = "outbox"
 
-    def __init__(self, drip: Drip) -> None:
+    def __init__(self, drip: Drip, clock: FixedClock) -> None:
         self.drip = drip
+        self.clock = clock
         self.lease_left: list[float] = []
 
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
@@ -225,11 +226,12 @@ class SlowToAnswer:
         with self.drip.store.engine.connect() as conn:
             leases = conn.execute(select(Delivery.lease_until)
                                   .where(Delivery.id.in_(ids))).scalars().all()
-        now = self.drip.clock.now()
-        self.lease_left += [(as_utc(lease) - now).total_seconds() for lease in leases]
+        now = self.clock.now()
+        self.lease_left += [(as_utc(lease) - now).total_seconds() for lease in leases
+                            if lease is not None]
         if len(self.lease_left) == 1:
             time.sleep(0.5)  # real time: the dispatcher claims the next batch meanwhile
-            self.drip.clock.advance(seconds=200)
+            self.clock.advance(seconds=200)
         return [SendResult(m.delivery_id, "accepted", message_id=f"m{m.delivery_id}")
                 for m in messages]
 
@@ -251,9 +253,10 @@ def test_each_batch_goes_to_the_provider_with_its_whole_lease(
     for n in range(2):
         enroll(drip.store, drip.library, email=f"r{n}@example.com", sequence_key="basic",
                now=clock.now(), timezone="Europe/London")
-    provider = SlowToAnswer(drip)
+    provider = SlowToAnswer(drip, clock)
     dispatcher = drip.dispatcher(provider)
     dispatcher.batch_size = 1
     assert len(dispatcher.run_once().sent) == 2
     lease = drip.settings.lease_seconds
+    assert len(provider.lease_left) == 2
     assert all(left >= lease - 5 for left in provider.lease_left), provider.lease_left
