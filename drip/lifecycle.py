@@ -93,6 +93,10 @@ def pause_subscriber(store: Store, email: str, now: datetime,
 def resume_subscriber(store: Store, library: Library, email: str, now: datetime,
                       sequence_key: str | None = None) -> Change:
     subscriber = store.subscriber_by_email(normalise_email(email))
+    if subscriber.suppressed_at is not None:
+        # released now, the email would only be cancelled at dispatch for the suppression
+        raise Conflict(f"{subscriber.email} is suppressed; `drip unsuppress` them first, "
+                       "then resume.")
     held = store.release_enrollments(subscriber.id, state="paused", sequence_key=sequence_key)
     return Change(bool(held), _move_released(store, library, held, now))
 

@@ -40,6 +40,8 @@ def duration(seconds: float) -> str:
 
 #: The heartbeat detail a scheduler writes when it stops cleanly (SIGTERM, SIGINT).
 STOPPED_CLEANLY = "stopped cleanly"
+#: The heartbeat detail a scheduler writes when a dispatch pass raised (it keeps ticking).
+DISPATCH_FAILED = "dispatch failed; see the scheduler log"
 #: Workers silent for longer than this are history, not news: status stops listing them.
 WORKER_MEMORY = timedelta(days=1)
 
@@ -160,6 +162,11 @@ def problems(current: Status) -> list[str]:
                          "ago without stopping cleanly (killed, crashed or its machine is "
                          "down); the others carry on. Restart it, or ignore this if it was "
                          "retired: it is listed for a day.")
+    for w in health.workers:
+        if w.state == "alive" and w.detail == DISPATCH_FAILED:
+            found.append(f"The last dispatch pass of the scheduler {w.worker} failed: it is "
+                         "alive but sends nothing while its passes fail; see its log "
+                         "('dispatch pass failed').")
     if health.lag_seconds is not None and health.lag_seconds > current.max_lag:
         found.append(f"Dispatch lag is {duration(health.lag_seconds)}: the oldest due email "
                      f"has waited longer than {duration(current.max_lag)}.")

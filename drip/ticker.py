@@ -19,7 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from drip.digest import send_digest
 from drip.dispatch import worker_name
 from drip.errors import ConfigError
-from drip.operations import STOPPED_CLEANLY
+from drip.operations import DISPATCH_FAILED, STOPPED_CLEANLY
 from drip.runtime import Drip
 
 log = logging.getLogger("drip.scheduler")
@@ -76,7 +76,7 @@ class Ticker:
             report = self.dispatcher.run_once()
         except Exception:  # keep ticking: the next pass retries, the heartbeat tells operators
             log.exception("dispatch pass failed")
-            self._beat("dispatch failed; see the scheduler log")
+            self._beat(DISPATCH_FAILED)
             return
         detail = (f"sent {report.sent_count} failed {report.failed} retried {report.retried} "
                   f"unknown {report.unknown}" + (" paused" if report.paused else ""))

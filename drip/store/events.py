@@ -149,9 +149,10 @@ class EventQueries(StoreBase):
         """Suppress many addresses at once (a burst of bounces), in one transaction.
 
         The bulk form of `hold_enrollments(state="suppressed")`: each address's subscriber is
-        marked suppressed, their active or paused enrollments are held and their pending
-        email is held. Unknown or already suppressed addresses are skipped. Returns the
-        addresses that were suppressed now.
+        marked suppressed, their active enrollments are held and their pending email is
+        held; a paused enrollment stays paused, so unsuppressing never lifts a pause.
+        Unknown or already suppressed addresses are skipped. Returns the addresses that were
+        suppressed now.
         """
         emails = sorted(reasons)
         if not emails:
@@ -174,10 +175,9 @@ class EventQueries(StoreBase):
                 {"kind": "suppressed", "subscriber_id": i, "email": found[i], "occurred_at": now,
                  "received_at": now, "detail": reasons[found[i]]} for i in ids])
             for chunk in _chunks(ids):
-                held = list(conn.execute(
+                held = list(conn.execute(  # a paused enrollment stays paused (see above)
                     update(Enrollment)
-                    .where(Enrollment.subscriber_id.in_(chunk),
-                           Enrollment.state.in_(("active", "paused")))
+                    .where(Enrollment.subscriber_id.in_(chunk), Enrollment.state == "active")
                     .values(state="suppressed", paused_at=now, stop_reason=select(
                         Subscriber.suppressed_reason).where(
                             Subscriber.id == Enrollment.subscriber_id).scalar_subquery())

@@ -139,9 +139,10 @@ class LifecycleQueries(StoreBase):
             conditions = [Enrollment.subscriber_id == subscriber_id]
             if sequence_key:
                 conditions.append(Enrollment.sequence_key == sequence_key)
-            held_from = ("active",) if state == "paused" else ("active", "paused")
+            # Only active enrollments: a paused one stays paused (its email is held already),
+            # so lifting a suppression never lifts an operator's pause or a coach's hold.
             ids = list(s.execute(
-                update(Enrollment).where(*conditions, Enrollment.state.in_(held_from))
+                update(Enrollment).where(*conditions, Enrollment.state == "active")
                 .values(state=state, paused_at=now, stop_reason=reason)
                 .returning(Enrollment.id)
             ).scalars())

@@ -8,8 +8,15 @@ import pytest
 
 from drip.errors import InvalidInput
 from drip.imports import InvalidFile, parse_csv
-from drip.operations import duration, parse_moment, scheduler_health
-from drip.store import HeartbeatRow
+from drip.operations import (
+    DISPATCH_FAILED,
+    Status,
+    duration,
+    parse_moment,
+    problems,
+    scheduler_health,
+)
+from drip.store import HeartbeatRow, Overview
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -74,3 +81,23 @@ def test_the_scheduler_is_dead_when_its_newest_heartbeat_is_stale() -> None:
     assert not dead.alive and "looks dead: its last tick was 2.0 h ago (old)" in dead.verdict
     assert [duration(s) for s in (5, 600, 7200, 3 * 86400)] == ["5 s", "10 min", "2.0 h",
                                                                   "3.0 d"]
+
+
+def test_check_names_a_live_scheduler_whose_passes_fail() -> None:
+    """A worker that keeps ticking while every pass raises (the database refuses it, a bug)
+    is alive, sends nothing, and until now passed `drip status --check` whenever no email
+    was overdue yet."""
+    stale = timedelta(minutes=3)
+    beats = [HeartbeatRow("w1", NOW - timedelta(seconds=30), NOW - timedelta(hours=1),
+                          DISPATCH_FAILED),
+             HeartbeatRow("w2", NOW - timedelta(seconds=40), NOW - timedelta(hours=1),
+                          "sent 0 failed 0 retried 0 unknown 0")]
+
+    def found(heartbeats: list[HeartbeatRow]) -> list[str]:
+        health = scheduler_health(heartbeats, None, NOW, stale)
+        return problems(Status(NOW, Overview([], 0, 0, 0, None, {}, heartbeats), [], [],
+                               health, 900.0))
+
+    (problem,) = found(beats)
+    assert "w1" in problem and "failed" in problem
+    assert found(beats[1:]) == []
