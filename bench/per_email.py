@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from drip.clock import FixedClock  # noqa: E402
-from drip.dispatch import DispatchReport, Dispatcher  # noqa: E402
+from drip.dispatch import Dispatcher, DispatchReport  # noqa: E402
 from drip.links import Links  # noqa: E402
 from drip.message import Message  # noqa: E402
 from drip.providers.base import SendResult  # noqa: E402

@@ -305,17 +305,18 @@ class Dispatcher:
     def _pass(self) -> DispatchReport:
         report = DispatchReport()
         now = self.clock.now()
-        if "all" in self.store.paused_scopes():
-            report.paused = True
-            return report
         # Housekeeping runs in one worker at a time: whoever holds the reaper lease. The
         # lease lasts as long as a delivery's lease, so when a dead worker's claims expire
-        # its reaper lease has expired too and a live worker takes over.
+        # its reaper lease has expired too and a live worker takes over. It sends nothing,
+        # so it goes on under the kill switch: a dead worker's sends still become unknown.
         if self.store.acquire_lease(REAPER_LEASE, self.worker, now, self.lease):
             expired = self.store.expire_leases(now, self._next_steps)
             report.expired_leases = len(expired.went_out)
             report.planned += expired.planned
             report.rescheduled = self._reschedule_missed(now)
+        if "all" in self.store.paused_scopes():
+            report.paused = True
+            return report
         circuit = self.store.circuit(self.provider.name)
         if circuit.state == "open" and circuit.retry_at is not None and now < circuit.retry_at:
             report.circuit_open = True
@@ -453,11 +454,15 @@ class Dispatcher:
                     # pulled while the batch before was out: this one stays scheduled
                     report.paused = True
                     raise _Abandon
+                if self._stop.is_set():  # asked to stop: nothing more goes out
+                    raise _Abandon
                 if not batch:
                     return False
                 with report.timed("database"):
+                    sending_at = self.clock.now()
                     held = due.send([Sending(m.delivery_id, m.step_key, m.variant, m.nudge,
-                                             m.content.content_hash) for m in messages])
+                                             m.content.content_hash) for m in messages],
+                                    sending_at, sending_at + self.lease)
                 committing = time.perf_counter()
             report.add_time("database", time.perf_counter() - committing)
             handed = len(held)
@@ -493,12 +498,20 @@ class Dispatcher:
         """Hand a batch marked `sending` to the provider, then record the answers and plan
         the next emails in one transaction. Runs on the courier's thread."""
         ids = [m.delivery_id for m in messages]
+        halted: SendingHalted | None = None
         try:
             with report.timed("provider"):
                 results = self.provider.send_batch(messages)
         except SendingHalted as exc:
-            report.released += self.store.release_claims(ids, self.worker)
-            return BatchTally(accepted=0, transient=0, reason=str(exc), halted=exc)
+            # Refused midway: what it answered before is recorded below; the rest was
+            # never handed over and goes back to the queue.
+            halted, results = exc, list(exc.answered)
+            answered_ids = {r.delivery_id for r in results}
+            report.released += self.store.release_claims(
+                [i for i in ids if i not in answered_ids], self.worker)
+            if not results:
+                return BatchTally(accepted=0, transient=0, reason=str(exc), halted=exc)
+            messages = [m for m in messages if m.delivery_id in answered_ids]
         except Exception as exc:  # a provider bug: we cannot know what went out
             log.exception("the %s provider failed unexpectedly", self.provider.name)
             results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}") for i in ids]
@@ -521,7 +534,8 @@ class Dispatcher:
         return BatchTally(
             accepted=sum(1 for o in answered if o.state == "sent"),
             transient=len(transient),
-            reason=transient[-1].error if transient else None,
+            reason=str(halted) if halted else transient[-1].error if transient else None,
+            halted=halted,
         )
 
     def _decide(self, batch: list[ClaimedDelivery], histories: dict[int, list[Sent]],
@@ -592,6 +606,12 @@ class Dispatcher:
         """Why this claimed delivery must not go out, as a visible outcome; None if it may."""
         if claimed.unsubscribed:
             return Outcome(claimed.id, "cancelled", error="The subscriber unsubscribed.")
+        if claimed.enrollment_state in ("paused", "suppressed"):
+            # Paused (or suppressed) after this email was planned: hold it, as the pause
+            # held the others, so `drip resume` (or lifting the suppression) sends it.
+            return Outcome(claimed.id, "held", error=(
+                f"The enrollment was {claimed.enrollment_state} after this email was "
+                "planned; it goes when the enrollment is resumed."))
         if claimed.suppressed:
             return Outcome(claimed.id, "cancelled", error="The address is suppressed.")
         if claimed.enrollment_state != "active":

@@ -21,6 +21,9 @@ default message, so a new error is one short class.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class DripError(Exception):
     """Base of every error drip raises on purpose."""
@@ -119,3 +122,7 @@ class PermanentProviderError(ProviderError):
 
 class SendingHalted(ProviderError):
     """The provider refuses all sending (bad API key or disabled account); fix it, then resume."""
+
+    #: What the provider answered for a batch's earlier requests before it refused (its
+    #: SendResults): those emails are settled as answered; only the rest are released.
+    answered: Sequence[Any] = ()

@@ -62,7 +62,8 @@ class SendGridProvider:
         for _, group in groupby(ordered, key=lambda m: (m.content.key, m.test)):
             members = list(group)
             for start in range(0, len(members), self.batch_limit):
-                results.extend(self._send_group(members[start:start + self.batch_limit]))
+                results = _then(results, self._send_group,
+                                members[start:start + self.batch_limit])
         return results
 
     # --- one request, and what its answer means ----------------------------------------------
@@ -74,7 +75,7 @@ class SendGridProvider:
             failed = [SendResult(m.delivery_id, "permanent", reason=(
                 f"The per-recipient values are over SendGrid's {MAX_SUBSTITUTION_BYTES} byte "
                 "limit for substitutions; shorten the subscriber's name.")) for m in oversized]
-            return failed + (self._send_group(fitting) if fitting else [])
+            return _then(failed, self._send_group, fitting) if fitting else failed
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
                 response = self.client.client.mail.send.post(request_body=self._body(messages))
@@ -117,16 +118,16 @@ class SendGridProvider:
             if culprit is not None and culprit < len(messages):
                 bad = messages[culprit]
                 rest = messages[:culprit] + messages[culprit + 1:]
-                return [SendResult(bad.delivery_id, "permanent",
-                                   reason=f"SendGrid refused it: {reason}")] + (
-                    self._send_group(rest) if rest else [])
+                refused = [SendResult(bad.delivery_id, "permanent",
+                                      reason=f"SendGrid refused it: {reason}")]
+                return _then(refused, self._send_group, rest) if rest else refused
             return self._split(messages)
         return [SendResult(m.delivery_id, "transient", reason=f"SendGrid answered {status}: "
                            f"{reason}") for m in messages]
 
     def _split(self, messages: list[Message]) -> list[SendResult]:
         middle = len(messages) // 2
-        return self._send_group(messages[:middle]) + self._send_group(messages[middle:])
+        return _then(self._send_group(messages[:middle]), self._send_group, messages[middle:])
 
     @staticmethod
     def _unknown(messages: list[Message], exc: BaseException) -> list[SendResult]:
@@ -159,6 +160,18 @@ class SendGridProvider:
             shared["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return (_JSON(shared)[:-1] + ',"personalizations":['
                 + ",".join([_personalization(m) for m in messages]) + "]}")
+
+
+def _then(answered: list[SendResult], send: Callable[[list[Message]], list[SendResult]],
+          messages: list[Message]) -> list[SendResult]:
+    """The answers so far, then those for `messages`. If SendGrid refuses the key on this
+    request, the halt carries the earlier answers: those emails were accepted or refused
+    already, so they are recorded, not released to be sent again."""
+    try:
+        return answered + send(messages)
+    except SendingHalted as exc:
+        exc.answered = [*answered, *exc.answered]
+        raise
 
 
 _JSON = json.JSONEncoder(separators=(",", ":")).encode

@@ -147,8 +147,9 @@ class DeliveryQueries(StoreBase):
 
         A claim that expired was never handed to the provider, so it is safe to send
         again. A send whose lease expired may have reached the provider, so it is never
-        re-sent on its own: it becomes unknown, and its enrollment moves on, planned by
-        `next_steps` in the same transaction so a crash cannot leave it stranded.
+        re-sent on its own: it becomes unknown (or sent, if the provider's webhook already
+        reported it handled), and its enrollment moves on, planned by `next_steps` in the
+        same transaction so a crash cannot leave it stranded.
         """
         with self._session() as s, s.begin():
             s.execute(
@@ -156,6 +157,16 @@ class DeliveryQueries(StoreBase):
                 .where(Delivery.state == "claimed", Delivery.lease_until < now)
                 .values(state="scheduled", claimed_by=None, lease_until=None)
             )
+            # The provider's webhook already reported some of them handled: those went out.
+            confirmed = s.execute(
+                update(Delivery)
+                .where(Delivery.state == "sending", Delivery.lease_until < now,
+                       Delivery.confirmed_at.is_not(None))
+                .values(state="sent", lease_until=None, finished_at=now,
+                        sent_at=func.coalesce(Delivery.sent_at, Delivery.confirmed_at),
+                        last_error=None)
+                .returning(Delivery.id)
+            ).scalars().all()
             rows = s.execute(
                 update(Delivery)
                 .where(Delivery.state == "sending", Delivery.lease_until < now)
@@ -166,7 +177,7 @@ class DeliveryQueries(StoreBase):
                 )
                 .returning(Delivery.id)
             ).scalars().all()
-            went_out = self._went_out(s, list(rows), now)
+            went_out = self._went_out(s, [*confirmed, *rows], now)
             planned = self._follow(s, went_out, next_steps, (), now)
             return Recorded(went_out, planned)
 
@@ -241,7 +252,7 @@ class DeliveryQueries(StoreBase):
                     "now": now, "limit": limit, "skip": pg_array(skipped)}).all()]
             else:
                 rows = self._claim_rows(s, now, limit, worker, lease_until, skipped)
-            yield DueBatch(self, s, rows, worker, now, lease_until, from_states,
+            yield DueBatch(self, s, rows, worker, now, from_states,
                            frozenset(paused))
 
     def _claim_rows(self, s: Session, now: datetime, limit: int, worker: str,
@@ -606,8 +617,8 @@ class DueBatch:
     `sending`. Everything commits together when the `claim_batch` block ends."""
 
     def __init__(self, store: DeliveryQueries, session: Session, rows: list[ClaimedDelivery],
-                 worker: str, now: datetime, lease_until: datetime,
-                 from_states: tuple[str, ...], paused: frozenset[str] = frozenset()) -> None:
+                 worker: str, now: datetime, from_states: tuple[str, ...],
+                 paused: frozenset[str] = frozenset()) -> None:
         self.rows = rows
         #: The operators' pause scopes as this transaction read them ('all', 'sequence:KEY').
         self.paused = paused
@@ -615,7 +626,6 @@ class DueBatch:
         self._session = session
         self._worker = worker
         self._now = now
-        self._lease_until = lease_until
         self._from_states = from_states
 
     @property
@@ -642,10 +652,11 @@ class DueBatch:
             self._store._record(self._session, outcomes, self._now, None, None, finished,
                                 self._from_states)
 
-    def send(self, sending: Sequence[Sending]) -> set[int]:
-        """Mark these emails `sending`, exactly as decided; the ids that were marked."""
+    def send(self, sending: Sequence[Sending], now: datetime, lease_until: datetime) -> set[int]:
+        """Mark these emails `sending`, exactly as decided, at `now` with a lease counted
+        from then (on PostgreSQL a batch is claimed while the one before is still out, so
+        a lease counted from the claim would be partly spent); the ids that were marked."""
         if not sending:
             return set()
-        return self._store._mark_sending(self._session, sending, self._worker, self._now,
-                                         self._lease_until, _PG_SEND_LOCKED,
-                                         self._from_states[0])
+        return self._store._mark_sending(self._session, sending, self._worker, now,
+                                         lease_until, _PG_SEND_LOCKED, self._from_states[0])
