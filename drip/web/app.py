@@ -289,11 +289,8 @@ class _Web:
         try:
             pending, outcome = await self.call(optin.confirm_optin, store, library, links, token,
                                                requester=self.requester(request), now=self.now())
-        except Conflict:
-            return self.message("We cannot email this address",
-                                "Earlier email to it bounced or was reported, so we stopped "
-                                "sending. Reply to any earlier email if that was a mistake.",
-                                status=409)
+        except Conflict as exc:
+            return self.message("You are not signed up", exc.message, status=409)
         name = library.sequence(pending.sequence_key).name
         if outcome.created:
             return self.message("You are in", f"{name} is on its way to {pending.email}.")
