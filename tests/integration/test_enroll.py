@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from drip.errors import Conflict, InvalidAddress, InvalidTimezone, SequenceError
 from drip.models import Consent, Delivery, Enrollment, Subscriber
 from drip.runtime import Drip
+from drip.store import ConsentRecord
 from drip.subscriptions import enroll
 
 
@@ -81,11 +82,12 @@ def test_re_entry_policies(basic_drip: Drip) -> None:
     sequence = library.sequence("basic")
     now = basic_drip.clock.now()
 
-    def join(policy: object, at: object = now, source: str = "optin") -> object:
+    def join(policy: object, at: object = now, source: str = "optin",
+             consent: ConsentRecord | None = None) -> object:
         seq = sequence.model_copy(update={"re_entry": policy})
         lib = type(library)(sequences={"basic": seq}, offers=library.offers)
         return enroll(basic_drip.store, lib, email="ana@example.com", sequence_key="basic",
-                      now=at, source=source)  # type: ignore[arg-type]
+                      now=at, source=source, consent=consent)  # type: ignore[arg-type]
 
     first = join("once")
     assert first.created  # type: ignore[attr-defined]
@@ -99,5 +101,8 @@ def test_re_entry_policies(basic_drip: Drip) -> None:
     # Someone who unsubscribed and opts in again starts afresh, whatever the policy.
     subscriber = basic_drip.store.subscriber_by_email("ana@example.com")
     lifecycle.unsubscribe(basic_drip.store, subscriber.id, now, source="test")
-    again = join("once", now + timedelta(days=1))
+    with pytest.raises(Conflict, match="unsubscribed"):  # a source alone is no opt-in
+        join("once", now + timedelta(days=1))
+    again = join("once", now + timedelta(days=1),
+                 consent=ConsentRecord(source="optin", confirmed_at=now + timedelta(days=1)))
     assert again.created  # type: ignore[attr-defined]
