@@ -140,6 +140,12 @@ class Settings(BaseModel):
             problems.append(
                 "DRIP_POSTAL_ADDRESS is not set, so every email would print a made-up "
                 "address; set it to the sender's postal address, which the law asks for")
+        if self.secret_key_generated:
+            problems.append(
+                "DRIP_SECRET_KEY is not set, so each machine (and each folder drip starts "
+                "in) would sign links with its own generated key and the web app would "
+                "refuse the others' unsubscribe links; set the same DRIP_SECRET_KEY "
+                "everywhere (python -c 'import secrets; print(secrets.token_urlsafe(32))')")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -191,11 +197,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         values["outbox_dir"] = var_dir / "outbox"
     if "database_url" not in values:
         values["database_url"] = f"sqlite:///{var_dir / 'drip.db'}"
-    if not values.get("secret_key"):
-        values["secret_key"] = _generated_secret_key(var_dir)
-        values["secret_key_generated"] = True
+    generate = not values.get("secret_key")
+    if generate:  # checked first, so refused settings write no key file
+        values["secret_key"], values["secret_key_generated"] = "", True
     try:
-        return Settings.model_validate(values)
+        loaded = Settings.model_validate(values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -208,6 +214,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             )
             problems.append(f"{variable} {error['msg'].removeprefix('Value error, ')}")
         raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".") from None
+    if generate:
+        loaded = loaded.model_copy(update={"secret_key": _generated_secret_key(var_dir)})
+    return loaded
 
 
 def _generated_secret_key(var_dir: Path) -> str:
