@@ -81,6 +81,7 @@ def create_app(drip: Drip) -> Starlette:
         HTTPException: web.http_error, DripError: web.drip_error, Exception: web.server_error,
     }
     app = Starlette(routes=routes, exception_handlers=handlers)
+    app.router.redirect_slashes = False  # its redirect is built from the Host header
     app.add_middleware(_SecurityHeaders)
     return app
 

@@ -192,3 +192,17 @@ def test_head_requests_change_nothing(web_drip: Drip, client: TestClient) -> Non
     assert after.due_at == before.due_at
     assert web_drip.store.answered_delivery(delivery).answer is None
     assert web_drip.store.deliveries(email="eve@example.com") == []
+
+
+def test_no_answer_is_a_redirect(web_drip: Drip, client: TestClient) -> None:
+    # Starlette redirects a path with a trailing slash by default, to a URL built from the
+    # request's Host header; drip promises no redirects at all, so those are plain 404s.
+    subscriber, enrollment = join(web_drip)
+    for path in (unsubscribe_url(web_drip, subscriber, enrollment) + "/", "/subscribe/",
+                 "/hooks/purchase/"):
+        for method in ("GET", "POST"):
+            answer = client.request(method, path, follow_redirects=False,
+                                    headers={"Host": "evil.example"})
+            assert answer.status_code == 404, (method, path, answer.headers.get("location"))
+            assert "location" not in answer.headers
+    assert web_drip.store.subscriber_by_id(subscriber).state == "active"
