@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 
-from drip.addresses import normalise_email, validate_timezone
+from drip.addresses import clean_name, normalise_email, validate_timezone
 from drip.errors import BadSignature, Conflict, NotFound, TransientProviderError
 from drip.links import Links
 from drip.message import Content, Message
@@ -47,10 +47,9 @@ def request_optin(store: Store, library: Library, provider: Provider, links: Lin
     address = normalise_email(email)
     zone_name = validate_timezone(timezone or "UTC")
     sequence = library.sequence(sequence_key)
-    clean_name = " ".join("".join(c for c in name if c.isprintable() or c.isspace()).split()
-                          )[:MAX_NAME]
+    one_line = clean_name(name, MAX_NAME)
     request_id = store.record_optin_request(
-        email=address, sequence_key=sequence.key, name=clean_name, timezone=zone_name,
+        email=address, sequence_key=sequence.key, name=one_line, timezone=zone_name,
         ip=(requester.ip or "")[:64] or None, user_agent=(requester.user_agent or "")[:500] or None,
         text_version=text_version, now=now)
     try:
@@ -59,7 +58,7 @@ def request_optin(store: Store, library: Library, provider: Provider, links: Lin
     except NotFound:
         pass
     url = f"{links.base_url}/confirm/{links.signer.make('confirm', request_id, address)}"
-    message = confirmation(sender, address, clean_name, sequence.name, url, request_id)
+    message = confirmation(sender, address, one_line, sequence.name, url, request_id)
     (result,) = provider.send_batch([message])
     if result.verdict != "accepted":
         raise TransientProviderError("The confirmation email could not be sent just now; "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from drip.addresses import normalise_email, validate_timezone
+from drip.addresses import clean_name, normalise_email, validate_timezone
 from drip.catalog import Catalog
 from drip.errors import Conflict, InvalidInput
 from drip.sequence import Library
@@ -61,8 +61,8 @@ def record_order(store: Store, library: Library, catalog: Catalog, order: Order,
         except Conflict as exc:  # a suppressed address still bought: record, do not email
             note = exc.message
     if subscriber_id is None:
-        subscriber_id = store.buyer(email=address, name=order.name.strip(), timezone=zone_name,
-                                    now=now)
+        subscriber_id = store.buyer(email=address, name=clean_name(order.name),
+                                    timezone=zone_name, now=now)
     created = store.record_purchase(source=order.source, order_id=order.order_id,
                                     subscriber_id=subscriber_id, product=product.key, now=now,
                                     tags=product.tags, payload=payload)

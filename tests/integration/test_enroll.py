@@ -106,3 +106,32 @@ def test_re_entry_policies(basic_drip: Drip) -> None:
     again = join("once", now + timedelta(days=1),
                  consent=ConsentRecord(source="optin", confirmed_at=now + timedelta(days=1)))
     assert again.created  # type: ignore[attr-defined]
+
+
+def test_names_with_line_breaks_are_stored_on_one_line(basic_drip: Drip) -> None:
+    # A name goes into the To: header. A CR or LF there makes Python's email refuse the
+    # whole message, and the outbox and SMTP providers then lose the answer for every
+    # email of the batch (all 'unknown', never resent). The opt-in form already folds
+    # whitespace; enroll, purchases and imports must too.
+    from drip.catalog import Catalog, Product
+    from drip.imports import import_rows, parse_csv
+    from drip.purchases import Order, record_order
+
+    now = basic_drip.clock.now()
+    enroll(basic_drip.store, basic_drip.library, email="ana@example.com", sequence_key="basic",
+           now=now, name="Ana\r\nBcc: evil@example.net")
+    catalog = Catalog(products=[Product(key="kit", sequence="basic")])
+    record_order(basic_drip.store, basic_drip.library, catalog,
+                 Order("shop", "o-1", "bo@example.com", "kit", name="Bo\nLee"), now)
+    record_order(basic_drip.store, basic_drip.library, Catalog(products=[Product(key="mug")]),
+                 Order("shop", "o-2", "cy@example.com", "mug", name="Cy\rKay"), now)
+    import_rows(basic_drip.store, basic_drip.library,
+                parse_csv(b'email,name\ndi@example.com,"Di\rSmith"\n'), sequence_key="basic",
+                now=now, file_name="people.csv")
+    names = {s.email: s.name for s in (basic_drip.store.subscriber_by_email(e) for e in (
+        "ana@example.com", "bo@example.com", "cy@example.com", "di@example.com"))}
+    assert names == {"ana@example.com": "Ana Bcc: evil@example.net",
+                     "bo@example.com": "Bo Lee", "cy@example.com": "Cy Kay",
+                     "di@example.com": "Di Smith"}
+    report = basic_drip.dispatcher().run_once()
+    assert (report.sent_count, report.unknown) == (3, 0)
