@@ -28,6 +28,12 @@ def normalise_email(raw: str) -> str:
     return result.normalized.lower()
 
 
+def clean_name(raw: str, limit: int | None = 200) -> str:
+    """A person's name on one line, cut to `limit` (the column's size): control characters
+    dropped, whitespace (CR and LF too, which would break the To: header) folded."""
+    return " ".join("".join(c for c in raw if c.isprintable() or c.isspace()).split())[:limit]
+
+
 @lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
     """The ZoneInfo for an IANA name, or InvalidTimezone with a hint."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from drip.addresses import normalise_email, validate_timezone
+from drip.addresses import clean_name, normalise_email, validate_timezone
 from drip.clock import parse_instant
 from drip.errors import InvalidInput
 from drip.planner import first_email
@@ -137,7 +137,7 @@ def _row(line: int, values: dict[str, str], parsed: ParsedFile) -> ImportRow | N
     except InvalidInput as exc:
         parsed.problems.append(Problem(line, str(exc).rstrip(".")))
         return None
-    name = values.get("name", "").strip()
+    name = clean_name(values.get("name", ""), limit=None)
     if len(name) > 200:
         parsed.problems.append(Problem(line, "the name is longer than 200 characters"))
         return None

@@ -11,8 +11,8 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 
-from drip.addresses import normalise_email, validate_timezone
-from drip.errors import BadSignature, NotFound, TransientProviderError
+from drip.addresses import clean_name, normalise_email, validate_timezone
+from drip.errors import BadSignature, Conflict, NotFound, TransientProviderError
 from drip.links import Links
 from drip.message import Content, Message
 from drip.providers.base import Provider
@@ -21,6 +21,8 @@ from drip.sequence import Library
 from drip.store import ConsentRecord, EnrollOutcome, OptinRequest, Store
 from drip.subscriptions import enroll
 
+SUPPRESSED = ("Earlier email to this address bounced or was reported, so we stopped sending. "
+              "Reply to any earlier email if that was a mistake.")
 #: How long a confirmation link works.
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 MAX_NAME = 200
@@ -45,10 +47,9 @@ def request_optin(store: Store, library: Library, provider: Provider, links: Lin
     address = normalise_email(email)
     zone_name = validate_timezone(timezone or "UTC")
     sequence = library.sequence(sequence_key)
-    clean_name = " ".join("".join(c for c in name if c.isprintable() or c.isspace()).split()
-                          )[:MAX_NAME]
+    one_line = clean_name(name, MAX_NAME)
     request_id = store.record_optin_request(
-        email=address, sequence_key=sequence.key, name=clean_name, timezone=zone_name,
+        email=address, sequence_key=sequence.key, name=one_line, timezone=zone_name,
         ip=(requester.ip or "")[:64] or None, user_agent=(requester.user_agent or "")[:500] or None,
         text_version=text_version, now=now)
     try:
@@ -57,7 +58,7 @@ def request_optin(store: Store, library: Library, provider: Provider, links: Lin
     except NotFound:
         pass
     url = f"{links.base_url}/confirm/{links.signer.make('confirm', request_id, address)}"
-    message = confirmation(sender, address, clean_name, sequence.name, url, request_id)
+    message = confirmation(sender, address, one_line, sequence.name, url, request_id)
     (result,) = provider.send_batch([message])
     if result.verdict != "accepted":
         raise TransientProviderError("The confirmation email could not be sent just now; "
@@ -102,15 +103,30 @@ def pending(store: Store, links: Links, token: str) -> OptinRequest:
 
 def confirm_optin(store: Store, library: Library, links: Links, token: str, *,
                   requester: Requester, now: datetime) -> tuple[OptinRequest, EnrollOutcome]:
-    """Enroll the person a confirmation link stands for, with their consent on record."""
+    """Enroll the person a confirmation link stands for, with their consent on record.
+
+    Conflict (with a sentence for the person) if the address is suppressed, or if they
+    unsubscribed after asking: the link outlives that, and must not undo it.
+    """
     request = pending(store, links, token)
+    try:
+        who = store.subscriber_by_email(request.email)
+    except NotFound:
+        who = None
+    if who is not None and who.unsubscribed_at is not None and (
+            who.unsubscribed_at >= request.requested_at):
+        raise Conflict("You unsubscribed after asking for this link, so it no longer signs "
+                       "you up. To join again, use the sign-up form.")
     consent = ConsentRecord(
         source="optin", text_version=request.text_version, ip=request.ip,
         user_agent=request.user_agent, confirmed_at=now,
         details={"requested_at": request.requested_at.isoformat(),
                  "confirmed_ip": requester.ip, "confirmed_user_agent": requester.user_agent},
     )
-    outcome = enroll(store, library, email=request.email, sequence_key=request.sequence_key,
-                     now=now, name=request.name, timezone=request.timezone, source="optin",
-                     consent=consent)
+    try:
+        outcome = enroll(store, library, email=request.email,
+                         sequence_key=request.sequence_key, now=now, name=request.name,
+                         timezone=request.timezone, source="optin", consent=consent)
+    except Conflict:  # suppressed: the store's sentence is for the operator, not for them
+        raise Conflict(SUPPRESSED) from None
     return request, outcome

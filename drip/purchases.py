@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from drip.addresses import normalise_email, validate_timezone
+from drip.addresses import clean_name, normalise_email, validate_timezone
 from drip.catalog import Catalog
 from drip.errors import Conflict, InvalidInput
 from drip.sequence import Library
@@ -20,6 +20,8 @@ from drip.store import ConsentRecord, Store
 from drip.subscriptions import enroll
 
 MAX_FIELD = 200
+#: The Checkout Session events that can mean "paid" (Stripe's fulfilment guide).
+STRIPE_PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ def record_order(store: Store, library: Library, catalog: Catalog, order: Order,
         except Conflict as exc:  # a suppressed address still bought: record, do not email
             note = exc.message
     if subscriber_id is None:
-        subscriber_id = store.buyer(email=address, name=order.name.strip(), timezone=zone_name,
-                                    now=now)
+        subscriber_id = store.buyer(email=address, name=clean_name(order.name),
+                                    timezone=zone_name, now=now)
     created = store.record_purchase(source=order.source, order_id=order.order_id,
                                     subscriber_id=subscriber_id, product=product.key, now=now,
                                     tags=product.tags, payload=payload)
@@ -93,19 +95,22 @@ def shop_order(data: Any) -> Order:
 
 
 def stripe_order(data: Any) -> Order | None:
-    """A Stripe event as an order; None for event types drip does not act on.
+    """A Stripe event as an order; None for event types drip does not act on, and for a
+    session still unpaid (a delayed payment method: its async_payment_succeeded follows).
 
     The product comes from the Checkout Session's (or Payment Link's) metadata
     `product`, falling back to `client_reference_id`; the buyer from customer_details.
     """
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise InvalidInput("The Stripe event must be a JSON object with a type.")
-    if data["type"] != "checkout.session.completed":
+    if data["type"] not in STRIPE_PAID_EVENTS:
         return None
     session = (data.get("data") or {}).get("object") if isinstance(data.get("data"), dict) \
         else None
     if not isinstance(session, dict):
         raise InvalidInput("The Stripe event has no data.object session.")
+    if session.get("payment_status") == "unpaid":
+        return None
     metadata = _object(session.get("metadata"))
     details = _object(session.get("customer_details"))
     email = details.get("email") or session.get("customer_email")

@@ -7,6 +7,7 @@ each group's Content is rendered once per process and cached.
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -134,14 +135,34 @@ class Renderer:
         return cached
 
     def check(self) -> int:
-        """Render every step, variant and nudge once; raise the first TemplateError.
+        """Render every step, variant and nudge once; raise the first TemplateError, or one
+        for an email without the unsubscribe link or the postal address the law asks for.
 
         Returns how many emails were rendered."""
         count = 0
         for sequence, step_key, variant, nudge in every_email(self.library):
-            self.content(sequence.key, step_key, variant, nudge)
+            self._require_footer(self.content(sequence.key, step_key, variant, nudge))
             count += 1
         return count
+
+    def _require_footer(self, content: Content) -> None:
+        link, address = placeholder("unsubscribe_url"), self.sender.postal_address
+        checks = (
+            (HTML_LAYOUT, "HTML", "unsubscribe link", f'href="{link}"' in content.html,
+             '<a href="{{ unsubscribe_url }}">Unsubscribe</a>'),
+            (TEXT_LAYOUT, "plain-text", "unsubscribe link", link in content.text,
+             "Unsubscribe: {{ unsubscribe_url }}"),
+            (HTML_LAYOUT, "HTML", "postal address", address in htmllib.unescape(content.html),
+             "{{ postal_address }}"),
+            (TEXT_LAYOUT, "plain-text", "postal address", address in content.text,
+             "{{ postal_address }}"),
+        )
+        for layout, part, what, present, snippet in checks:
+            if not present:
+                raise TemplateError(
+                    f"The {part} part of {content.key} has no {what}; the law requires one "
+                    "in every email.", file=str(self.templates_dir / layout),
+                    fix=f"add {snippet} to the footer of the layout")
 
     # --- rendering ----------------------------------------------------------------------
 

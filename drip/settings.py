@@ -12,8 +12,9 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drip.errors import ConfigError
 from drip.message import HTML_SPECIAL
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["outbox", "console", "smtp", "sendgrid"]
 SENDGRID_DEFAULT_HOST = "https://api.sendgrid.com"
+#: Hosts that only this machine reaches: fine for trying drip out, useless in a real inbox.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 #: Every variable drip reads, with what it is for. The README's settings table mirrors this.
 VARIABLES: dict[str, str] = {
@@ -120,6 +123,41 @@ class Settings(BaseModel):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
 
+    @model_validator(mode="after")
+    def _real_email_works(self) -> Settings:
+        """Email that reaches inboxes carries a working https unsubscribe link and the
+        sender's real postal address, never the defaults meant for trying drip out."""
+        if not self.reaches_inboxes:
+            return self
+        problems = []
+        host = urlsplit(self.base_url).hostname or ""
+        if not self.base_url.startswith("https://") or host in LOCAL_HOSTS:
+            problems.append(
+                f"DRIP_BASE_URL is {self.base_url}, but every email's unsubscribe link starts "
+                "with it; set it to the public https address of the web app (for example "
+                "https://coach.example.com)")
+        if self.postal_address == Settings.model_fields["postal_address"].default:
+            problems.append(
+                "DRIP_POSTAL_ADDRESS is not set, so every email would print a made-up "
+                "address; set it to the sender's postal address, which the law asks for")
+        if self.secret_key_generated:
+            problems.append(
+                "DRIP_SECRET_KEY is not set, so each machine (and each folder drip starts "
+                "in) would sign links with its own generated key and the web app would "
+                "refuse the others' unsubscribe links; set the same DRIP_SECRET_KEY "
+                "everywhere (python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def reaches_inboxes(self) -> bool:
+        """True when email goes to real people: SendGrid for real, or an SMTP server that
+        is not on this machine."""
+        if self.backend == "smtp":
+            return self.smtp_host not in LOCAL_HOSTS
+        return self.sends_for_real
+
     @property
     def sends_for_real(self) -> bool:
         """True when email would reach real inboxes through SendGrid's own API."""
@@ -159,20 +197,26 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         values["outbox_dir"] = var_dir / "outbox"
     if "database_url" not in values:
         values["database_url"] = f"sqlite:///{var_dir / 'drip.db'}"
-    if not values.get("secret_key"):
-        values["secret_key"] = _generated_secret_key(var_dir)
-        values["secret_key_generated"] = True
+    generate = not values.get("secret_key")
+    if generate:  # checked first, so refused settings write no key file
+        values["secret_key"], values["secret_key_generated"] = "", True
     try:
-        return Settings.model_validate(values)
+        loaded = Settings.model_validate(values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            if not error["loc"]:  # a rule across fields: its message names the variables
+                problems.append(error["msg"].removeprefix("Value error, "))
+                continue
+            field = str(error["loc"][0])
             variable = (
                 "SENDGRID_API_KEY" if field == "sendgrid_api_key" else f"DRIP_{field.upper()}"
             )
             problems.append(f"{variable} {error['msg'].removeprefix('Value error, ')}")
         raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".") from None
+    if generate:
+        loaded = loaded.model_copy(update={"secret_key": _generated_secret_key(var_dir)})
+    return loaded
 
 
 def _generated_secret_key(var_dir: Path) -> str:

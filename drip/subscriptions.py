@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from drip.addresses import normalise_email, validate_timezone
+from drip.addresses import clean_name, normalise_email, validate_timezone
 from drip.errors import InvalidInput
 from drip.planner import first_email
 from drip.sequence import Library, RestartAfter, Sequence
@@ -26,7 +26,7 @@ def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now
     sequence = library.sequence(sequence_key)
     first = first_email(sequence, zone_name, now)
     return store.enroll(
-        email=address, name=name.strip(), timezone=zone_name, sequence_key=sequence.key,
+        email=address, name=clean_name(name), timezone=zone_name, sequence_key=sequence.key,
         source=source, now=now, first_step=first.step_key, first_due_at=first.slot.due_at,
         first_window_end_at=first.slot.window_end_at,
         consent=consent or ConsentRecord(source=source),

@@ -78,7 +78,9 @@ class SubscriberQueries(StoreBase):
                         "run `drip unsuppress` first if that was a mistake."
                     )
                 if subscriber.unsubscribed_at is not None:
-                    if source == "manual":
+                    # Only the person takes an unsubscribe back: a confirmed opt-in or a
+                    # purchase, whose consent says when. A source alone is only a claim.
+                    if consent is None or consent.confirmed_at is None:
                         raise Conflict(
                             f"{email} unsubscribed on {subscriber.unsubscribed_at:%Y-%m-%d}; "
                             "they must opt in or buy again before drip emails them."

@@ -1,6 +1,6 @@
 """The routes. Each one parses its input, calls one core function and formats the answer.
 
-GET never changes anything (mail scanners follow links); every change is a POST. There
+GET and HEAD never change anything (mail scanners follow links); every change is a POST. There
 are no redirects at all, so there is no open redirect. Errors are short pages (or JSON
 on the webhooks) without tracebacks.
 """
@@ -81,6 +81,7 @@ def create_app(drip: Drip) -> Starlette:
         HTTPException: web.http_error, DripError: web.drip_error, Exception: web.server_error,
     }
     app = Starlette(routes=routes, exception_handlers=handlers)
+    app.router.redirect_slashes = False  # its redirect is built from the Host header
     app.add_middleware(_SecurityHeaders)
     return app
 
@@ -171,7 +172,7 @@ class _Web:
 
     async def unsubscribe(self, request: Request) -> Response:
         subscriber_id, _enrollment_id = self.token("unsubscribe", request.path_params["token"], 2)
-        if request.method == "GET":
+        if request.method != "POST":  # GET or HEAD (scanners send both)
             who = await self.call(self.drip.store.subscriber_by_id, subscriber_id)
             if who.state == "unsubscribed":
                 return self.unsubscribed(who.email)
@@ -199,7 +200,7 @@ class _Web:
 
     async def pause(self, request: Request) -> Response:
         (enrollment_id,) = self.token("pause", request.path_params["token"], 1)
-        if request.method == "GET":
+        if request.method != "POST":  # GET or HEAD (scanners send both)
             await self.call(self.drip.store.enrollment_owner, enrollment_id)
             return self.page("pause.html", title="Pause a week")
         await self.form(request)
@@ -211,7 +212,7 @@ class _Web:
     async def checkpoint(self, request: Request) -> Response:
         (delivery_id,) = self.token("checkpoint", request.path_params["token"], 1)
         store, library = self.drip.store, self.drip.library
-        if request.method == "GET":
+        if request.method != "POST":  # GET or HEAD (scanners send both)
             view = await self.call(checkpoints.view, store, library, delivery_id)
             suggested = request.query_params.get("answer", "")
             return self.checkpoint_page(view, suggested if suggested in ANSWERS else "")
@@ -241,7 +242,7 @@ class _Web:
         return keys[0] if len(keys) == 1 else ""
 
     async def subscribe(self, request: Request) -> Response:
-        if request.method == "GET":
+        if request.method != "POST":  # GET or HEAD (scanners send both)
             key = request.query_params.get("sequence", "") or self.default_sequence()
             sequence = self.drip.library.sequences.get(key)
             if sequence is None:
@@ -278,7 +279,7 @@ class _Web:
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
         store, library, links = self.drip.store, self.drip.library, self.drip.links
-        if request.method == "GET":
+        if request.method != "POST":  # GET or HEAD (scanners send both)
             pending = await self.call(optin.pending, store, links, token)
             sequence = library.sequences.get(pending.sequence_key)
             if sequence is None:
@@ -289,11 +290,8 @@ class _Web:
         try:
             pending, outcome = await self.call(optin.confirm_optin, store, library, links, token,
                                                requester=self.requester(request), now=self.now())
-        except Conflict:
-            return self.message("We cannot email this address",
-                                "Earlier email to it bounced or was reported, so we stopped "
-                                "sending. Reply to any earlier email if that was a mistake.",
-                                status=409)
+        except Conflict as exc:
+            return self.message("You are not signed up", exc.message, status=409)
         name = library.sequence(pending.sequence_key).name
         if outcome.created:
             return self.message("You are in", f"{name} is on its way to {pending.email}.")

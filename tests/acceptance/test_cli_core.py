@@ -64,3 +64,18 @@ def test_a_database_behind_the_code_is_refused_until_upgraded(
     assert empty.returncode == 5 and f"at migration none but drip needs {head}" in empty.stderr
     drip_cli("db", "upgrade", check=True)
     assert json.loads(drip_cli("dispatch", "--json", check=True).stdout)["sent"] == []
+
+
+def test_an_unsubscribe_is_not_undone_by_enrolling_with_another_source(drip_cli: Run) -> None:
+    # Only the person can take back an unsubscribe, by confirming an opt-in or buying
+    # (both leave evidence in the consent record). `--source optin` or `purchase` typed by
+    # an operator is a claim without evidence, so it is refused like `manual`.
+    drip_cli("enroll", "ana@example.com", "--sequence", "basic", check=True)
+    drip_cli("unsubscribe", "ana@example.com", check=True)
+    for source in ("manual", "optin", "purchase"):
+        refused = drip_cli("enroll", "ana@example.com", "--sequence", "basic",
+                           "--source", source)
+        assert refused.returncode == 4, (source, refused.stdout, refused.stderr)
+        assert "unsubscribed" in refused.stderr and "opt in or buy again" in refused.stderr
+    shown = json.loads(drip_cli("subscriber", "ana@example.com", "--json", check=True).stdout)
+    assert shown["subscriber"]["state"] == "unsubscribed"

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from drip.errors import Conflict, InvalidAddress, InvalidTimezone, SequenceError
 from drip.models import Consent, Delivery, Enrollment, Subscriber
 from drip.runtime import Drip
+from drip.store import ConsentRecord
 from drip.subscriptions import enroll
 
 
@@ -81,11 +82,12 @@ def test_re_entry_policies(basic_drip: Drip) -> None:
     sequence = library.sequence("basic")
     now = basic_drip.clock.now()
 
-    def join(policy: object, at: object = now, source: str = "optin") -> object:
+    def join(policy: object, at: object = now, source: str = "optin",
+             consent: ConsentRecord | None = None) -> object:
         seq = sequence.model_copy(update={"re_entry": policy})
         lib = type(library)(sequences={"basic": seq}, offers=library.offers)
         return enroll(basic_drip.store, lib, email="ana@example.com", sequence_key="basic",
-                      now=at, source=source)  # type: ignore[arg-type]
+                      now=at, source=source, consent=consent)  # type: ignore[arg-type]
 
     first = join("once")
     assert first.created  # type: ignore[attr-defined]
@@ -99,5 +101,37 @@ def test_re_entry_policies(basic_drip: Drip) -> None:
     # Someone who unsubscribed and opts in again starts afresh, whatever the policy.
     subscriber = basic_drip.store.subscriber_by_email("ana@example.com")
     lifecycle.unsubscribe(basic_drip.store, subscriber.id, now, source="test")
-    again = join("once", now + timedelta(days=1))
+    with pytest.raises(Conflict, match="unsubscribed"):  # a source alone is no opt-in
+        join("once", now + timedelta(days=1))
+    again = join("once", now + timedelta(days=1),
+                 consent=ConsentRecord(source="optin", confirmed_at=now + timedelta(days=1)))
     assert again.created  # type: ignore[attr-defined]
+
+
+def test_names_with_line_breaks_are_stored_on_one_line(basic_drip: Drip) -> None:
+    # A name goes into the To: header. A CR or LF there makes Python's email refuse the
+    # whole message, and the outbox and SMTP providers then lose the answer for every
+    # email of the batch (all 'unknown', never resent). The opt-in form already folds
+    # whitespace; enroll, purchases and imports must too.
+    from drip.catalog import Catalog, Product
+    from drip.imports import import_rows, parse_csv
+    from drip.purchases import Order, record_order
+
+    now = basic_drip.clock.now()
+    enroll(basic_drip.store, basic_drip.library, email="ana@example.com", sequence_key="basic",
+           now=now, name="Ana\r\nBcc: evil@example.net")
+    catalog = Catalog(products=[Product(key="kit", sequence="basic")])
+    record_order(basic_drip.store, basic_drip.library, catalog,
+                 Order("shop", "o-1", "bo@example.com", "kit", name="Bo\nLee"), now)
+    record_order(basic_drip.store, basic_drip.library, Catalog(products=[Product(key="mug")]),
+                 Order("shop", "o-2", "cy@example.com", "mug", name="Cy\rKay"), now)
+    import_rows(basic_drip.store, basic_drip.library,
+                parse_csv(b'email,name\ndi@example.com,"Di\rSmith"\n'), sequence_key="basic",
+                now=now, file_name="people.csv")
+    names = {s.email: s.name for s in (basic_drip.store.subscriber_by_email(e) for e in (
+        "ana@example.com", "bo@example.com", "cy@example.com", "di@example.com"))}
+    assert names == {"ana@example.com": "Ana Bcc: evil@example.net",
+                     "bo@example.com": "Bo Lee", "cy@example.com": "Cy Kay",
+                     "di@example.com": "Di Smith"}
+    report = basic_drip.dispatcher().run_once()
+    assert (report.sent_count, report.unknown) == (3, 0)

@@ -81,3 +81,35 @@ def test_links_appear_once_and_other_values_twice_escaped() -> None:
                                   "O&#x27;Brien &amp; &lt;Co&gt;</a>")
     with pytest.raises(ConfigError, match="pause_url link"):
         recipient_values({"pause_url": "https://x.test/p/a&b"})
+
+
+REAL = {"DRIP_BACKEND": "sendgrid", "SENDGRID_API_KEY": "SG.k", "DRIP_SECRET_KEY": "k",
+        "DRIP_BASE_URL": "https://coach.example.com",
+        "DRIP_POSTAL_ADDRESS": "Coach Ltd, 9 High Street, Leeds LS1 1AA, UK"}
+
+
+@pytest.mark.parametrize(("changes", "named"), [
+    ({"DRIP_BASE_URL": ""}, "DRIP_BASE_URL"),  # the default, https://localhost:8000
+    ({"DRIP_BASE_URL": "http://coach.example.com"}, "DRIP_BASE_URL"),
+    ({"DRIP_BASE_URL": "https://127.0.0.1:8000"}, "DRIP_BASE_URL"),
+    ({"DRIP_POSTAL_ADDRESS": ""}, "DRIP_POSTAL_ADDRESS"),  # the made-up default
+    # a key generated into this machine's var/ is not the key the web app on another
+    # machine (or started from another folder) checks links with: unsubscribes would 404
+    ({"DRIP_SECRET_KEY": ""}, "DRIP_SECRET_KEY"),
+    ({"DRIP_BACKEND": "smtp", "DRIP_SMTP_HOST": "smtp.example.net", "DRIP_BASE_URL": ""},
+     "DRIP_BASE_URL"),
+])
+def test_real_email_needs_a_public_https_base_url_and_a_postal_address(
+        tmp_path: Path, changes: dict[str, str], named: str) -> None:
+    # Real inboxes get the unsubscribe link (RFC 8058 wants https, and a localhost link
+    # unsubscribes no one) and the postal address the law asks for, so the defaults,
+    # which only suit trying drip out, are refused with the variable to set.
+    with pytest.raises(ConfigError, match=named):
+        load_settings({**REAL, **changes, "DRIP_VAR_DIR": str(tmp_path)})
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+    assert load_settings({**REAL, "DRIP_VAR_DIR": str(tmp_path)}).sends_for_real
+    for local in ({"DRIP_BACKEND": "sendgrid", "DRIP_SENDGRID_SANDBOX": "1"},
+                  {"DRIP_BACKEND": "sendgrid", "DRIP_SENDGRID_HOST": "http://127.0.0.1:9"},
+                  {"DRIP_BACKEND": "smtp", "DRIP_SMTP_HOST": "127.0.0.1"},
+                  {"DRIP_BACKEND": "outbox"}):  # nothing reaches an inbox: defaults are fine
+        load_settings({**REAL, **changes, **local, "DRIP_VAR_DIR": str(tmp_path)})

@@ -112,3 +112,19 @@ def test_template_syntax_error(workspace: Path) -> None:
     error = load_error(workspace)
     assert isinstance(error, TemplateError) and error.line == 14
     assert "syntax" in str(error).lower()
+
+
+@pytest.mark.parametrize(("layout", "old", "named"), [
+    ("layout.html.j2", '<a href="{{ unsubscribe_url }}">Unsubscribe</a>', "unsubscribe link"),
+    ("layout.txt.j2", "{{ unsubscribe_url }}", "unsubscribe link"),
+    ("layout.html.j2", "{{ postal_address }}", "postal address"),
+    ("layout.txt.j2", "{{ postal_address }}", "postal address"),
+])
+def test_a_layout_without_the_unsubscribe_link_or_postal_address_is_refused(
+        workspace: Path, layout: str, old: str, named: str) -> None:
+    # scheduler.py runs this check before it sends anything: an email without these
+    # must stop the start, as `drip lint` would, rather than go to every subscriber.
+    edit(workspace / "templates" / layout, old, "")
+    error = load_error(workspace)
+    assert isinstance(error, TemplateError) and named in str(error)
+    assert error.file is not None and error.file.endswith(layout)

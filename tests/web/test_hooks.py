@@ -130,6 +130,27 @@ def test_stripe_checkout_enrolls_once(web_drip: Drip, client: TestClient) -> Non
     assert ignored.json() == {"ignored": "payment_intent.succeeded"}
 
 
+def test_stripe_enrolls_only_once_the_payment_succeeded(web_drip: Drip,
+                                                        client: TestClient) -> None:
+    # A delayed payment method (SEPA, ACH, Boleto) completes the Checkout Session unpaid;
+    # the money may never come. Stripe says to fulfil on payment_status paid (or
+    # no_payment_required), and on checkout.session.async_payment_succeeded later.
+    unpaid = stripe_event({**SESSION, "payment_status": "unpaid"})
+    answer = client.post("/hooks/stripe", content=unpaid, headers=stripe_headers(web_drip, unpaid))
+    assert answer.status_code == 200 and "ignored" in answer.json()
+    assert counts(web_drip) == (0, 0, [])
+    failed = stripe_event({**SESSION, "payment_status": "unpaid"},
+                          kind="checkout.session.async_payment_failed")
+    assert "ignored" in client.post("/hooks/stripe", content=failed,
+                                    headers=stripe_headers(web_drip, failed)).json()
+    assert counts(web_drip) == (0, 0, [])
+    paid = stripe_event({**SESSION, "payment_status": "paid"},
+                        kind="checkout.session.async_payment_succeeded")
+    answer = client.post("/hooks/stripe", content=paid, headers=stripe_headers(web_drip, paid))
+    assert answer.status_code == 200 and answer.json()["recorded"] is True
+    assert counts(web_drip) == (1, 1, ["pht-7-week"])
+
+
 def test_stripe_bad_signature_and_bad_session(web_drip: Drip, client: TestClient) -> None:
     body = stripe_event(SESSION)
     headers = stripe_headers(web_drip, body)

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from drip.clock import FixedClock
 from drip.errors import BadSignature
 from drip.lifecycle import suppress
-from drip.models import Consent
+from drip.models import Consent, Enrollment
 from drip.optin import CONFIRM_MAX_AGE
 from drip.runtime import Drip
 from drip.subscriptions import enroll
@@ -168,3 +168,32 @@ def test_opt_in_is_rate_limited_per_ip(tmp_path: Path, database_url: str,
                 "email": "later@example.com", "sequence": "pht-7-week"}).status_code == 202
     finally:
         limited.close()
+
+
+def test_a_used_confirmation_link_does_not_undo_a_later_unsubscribe(
+        web_drip: Drip, client: TestClient, clock: FixedClock) -> None:
+    # The link stays valid for a week and sits in the inbox (and in forwards): pressing it
+    # again after unsubscribing must not sign the person up on the old request's evidence.
+    client.post("/subscribe", data={"email": "gil@example.com", "sequence": "pht-7-week"})
+    (eml,) = outbox(web_drip)
+    path = confirm_path(web_drip, eml)
+    assert client.post(path).status_code == 200
+    who = web_drip.store.subscriber_id("gil@example.com")
+    with web_drip.store.engine.connect() as conn:
+        (enrollment,) = conn.execute(select(Enrollment.id)).scalars()
+    one_click = web_drip.links.unsubscribe(who, enrollment).removeprefix("https://drip.test")
+    assert client.post(one_click, content=b"List-Unsubscribe=One-Click", headers={
+        "Content-Type": "application/x-www-form-urlencoded"}).status_code == 200
+    clock.advance(days=1)
+    again = client.post(path)
+    assert again.status_code == 409 and "sign-up form" in again.text
+    assert web_drip.store.subscriber_by_id(who).state == "unsubscribed"
+    assert [r.state for r in web_drip.store.deliveries(email="gil@example.com")] == [
+        "cancelled"]
+    assert len(consents(web_drip)) == 1
+    # asking again is a new request with its own link, and that one works
+    client.post("/subscribe", data={"email": "gil@example.com", "sequence": "pht-7-week"})
+    (newer,) = [p for p in outbox(web_drip) if p != eml]
+    assert client.post(confirm_path(web_drip, newer)).status_code == 200
+    assert web_drip.store.subscriber_by_id(who).state == "active"
+    assert len(consents(web_drip)) == 2

@@ -169,3 +169,40 @@ def test_large_bodies_are_refused_with_413(web_drip: Drip, client: TestClient) -
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert answer.status_code == 413
     assert web_drip.store.subscriber_by_id(subscriber).state == "active"
+
+
+def test_head_requests_change_nothing(web_drip: Drip, client: TestClient) -> None:
+    # Link checkers and mail scanners send HEAD as well as GET; Starlette answers HEAD on
+    # every GET route, so HEAD must take the GET branch, never the POST one.
+    from tests.web.test_optin import confirm_path, outbox
+
+    subscriber, enrollment = join(web_drip)
+    delivery = week_one(web_drip)
+    (before,) = [r for r in web_drip.store.deliveries() if r.state == "scheduled"]
+    client.post("/subscribe", data={"email": "eve@example.com", "sequence": "pht-7-week"})
+    (eml,) = [f for f in outbox(web_drip) if "confirm" in f.name]
+    paths = [unsubscribe_url(web_drip, subscriber, enrollment),
+             web_drip.links.pause(enrollment).removeprefix("https://drip.test"),
+             web_drip.links.checkpoint(delivery, "passed").removeprefix("https://drip.test"),
+             confirm_path(web_drip, eml), "/subscribe?sequence=pht-7-week"]
+    for path in paths:
+        assert client.head(path).status_code == 200, path
+    assert web_drip.store.subscriber_by_id(subscriber).state == "active"
+    (after,) = [r for r in web_drip.store.deliveries() if r.state == "scheduled"]
+    assert after.due_at == before.due_at
+    assert web_drip.store.answered_delivery(delivery).answer is None
+    assert web_drip.store.deliveries(email="eve@example.com") == []
+
+
+def test_no_answer_is_a_redirect(web_drip: Drip, client: TestClient) -> None:
+    # Starlette redirects a path with a trailing slash by default, to a URL built from the
+    # request's Host header; drip promises no redirects at all, so those are plain 404s.
+    subscriber, enrollment = join(web_drip)
+    for path in (unsubscribe_url(web_drip, subscriber, enrollment) + "/", "/subscribe/",
+                 "/hooks/purchase/"):
+        for method in ("GET", "POST"):
+            answer = client.request(method, path, follow_redirects=False,
+                                    headers={"Host": "evil.example"})
+            assert answer.status_code == 404, (method, path, answer.headers.get("location"))
+            assert "location" not in answer.headers
+    assert web_drip.store.subscriber_by_id(subscriber).state == "active"
