@@ -19,7 +19,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from drip.errors import ConfigError
+from drip.errors import ConfigError, InvalidInput
 
 #: The per-recipient values a template can print. Templates cannot branch on them.
 RECIPIENT_FIELDS = (
@@ -136,16 +136,24 @@ MIME_POLICY = email.policy.default.clone(max_line_length=998)
 
 
 def to_mime(message: Message, *, sent_at: datetime) -> EmailMessage:
-    """The message as RFC 5322 with a plain-text and an HTML part."""
+    """The message as RFC 5322 with a plain-text and an HTML part; InvalidInput if this one
+    email cannot be written (a line break in a stored name, say), so a provider can fail
+    that email alone and send the rest of its batch."""
     mime = EmailMessage(policy=MIME_POLICY)
-    mime["Subject"] = message.subject()
-    mime["From"] = Address(display_name=message.from_name, addr_spec=message.from_email)
-    mime["To"] = Address(display_name=message.to_name, addr_spec=message.to_email)
-    mime["Date"] = format_datetime(sent_at)
-    domain = message.from_email.rsplit("@", 1)[-1]
-    mime["Message-ID"] = make_msgid(idstring=f"drip.{message.delivery_id}", domain=domain)
-    for name, value in message.headers().items():
-        mime[name] = value
+    try:
+        mime["Subject"] = message.subject()
+        mime["From"] = Address(display_name=message.from_name, addr_spec=message.from_email)
+        mime["To"] = Address(display_name=message.to_name, addr_spec=message.to_email)
+        mime["Date"] = format_datetime(sent_at)
+        domain = message.from_email.rsplit("@", 1)[-1]
+        mime["Message-ID"] = make_msgid(idstring=f"drip.{message.delivery_id}", domain=domain)
+        for name, value in message.headers().items():
+            mime[name] = value
+    except ValueError as exc:
+        raise InvalidInput(
+            f"The email to {message.to_email!r} cannot be written: {exc}. Fix the subscriber's "
+            f"name (drip subscriber {message.to_email}) or the subject, then `drip retry` "
+            f"delivery {message.delivery_id}.") from None
     mime.set_content(message.text())
     mime.add_alternative(message.html(), subtype="html")
     return mime

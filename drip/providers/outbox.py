@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from drip.errors import InvalidInput
 from drip.message import Message, to_mime
 from drip.providers.base import SendResult
 
@@ -25,7 +26,11 @@ class OutboxProvider:
             sent_at = self._now()
             name = f"{sent_at:%Y%m%dT%H%M%SZ}-{message.delivery_id:08d}-{message.step_key}.eml"
             path = self.directory / name
-            data = to_mime(message, sent_at=sent_at).as_bytes()
+            try:
+                data = to_mime(message, sent_at=sent_at).as_bytes()
+            except InvalidInput as exc:  # this email alone: the rest of the batch goes
+                results.append(SendResult(message.delivery_id, "permanent", reason=str(exc)))
+                continue
             temporary = path.with_suffix(".tmp")
             with open(temporary, "wb") as handle:  # write, then rename: never half a file
                 handle.write(data)

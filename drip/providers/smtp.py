@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Literal
 
-from drip.errors import SendingHalted
+from drip.errors import InvalidInput, SendingHalted
 from drip.message import Message, to_mime
 from drip.providers.base import SendResult, Verdict
 
@@ -57,7 +57,12 @@ class SMTPProvider:
         results: list[SendResult] = []
         try:
             for index, message in enumerate(messages):
-                mime = to_mime(message, sent_at=self._now())
+                try:
+                    mime = to_mime(message, sent_at=self._now())
+                except InvalidInput as exc:  # this email alone: the rest of the batch goes
+                    results.append(SendResult(message.delivery_id, "permanent",
+                                              reason=str(exc)))
+                    continue
                 try:
                     refused = server.send_message(mime)
                 except smtplib.SMTPRecipientsRefused as exc:

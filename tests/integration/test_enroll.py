@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from drip.errors import Conflict, InvalidAddress, InvalidTimezone, SequenceError
 from drip.models import Consent, Delivery, Enrollment, Subscriber
@@ -135,3 +135,23 @@ def test_names_with_line_breaks_are_stored_on_one_line(basic_drip: Drip) -> None
                      "di@example.com": "Di Smith"}
     report = basic_drip.dispatcher().run_once()
     assert (report.sent_count, report.unknown) == (3, 0)
+
+
+def test_an_email_that_cannot_be_written_fails_alone(basic_drip: Drip) -> None:
+    # A name stored before names were put on one line still holds a line break. That one
+    # email fails, saying why and how to fix it; the rest of its batch goes.
+    now = basic_drip.clock.now()
+    for email in ("ana@example.com", "bo@example.com", "cy@example.com"):
+        enroll(basic_drip.store, basic_drip.library, email=email, sequence_key="basic",
+               now=now, name="Runner")
+    with basic_drip.store.engine.begin() as conn:  # as an older drip stored it
+        conn.execute(update(Subscriber).where(Subscriber.email == "bo@example.com")
+                     .values(name="Bo\r\nBcc: evil@example.net"))
+    report = basic_drip.dispatcher().run_once()
+    assert (report.sent_count, report.failed, report.unknown) == (2, 1, 0)
+    (failed,) = [r for r in basic_drip.store.deliveries() if r.state == "failed"]
+    assert failed.email == "bo@example.com"
+    assert failed.last_error is not None and "cannot be written" in failed.last_error
+    assert "drip retry" in failed.last_error
+    written = sorted(p.name for p in basic_drip.settings.outbox_dir.glob("*.eml"))
+    assert len(written) == 2
