@@ -335,7 +335,8 @@ class _Linter:
             path = self.sequences[sequence.key][1]
             where = self._yaml_block(sequence.step_keys.index(step_key), variant)
             try:
-                content = renderer.content(sequence.key, step_key, variant, nudge)
+                content = renderer.content(sequence.key, step_key, variant, nudge,
+                                           footer_checked=False)  # checked below, per line
             except TemplateError as exc:
                 self._render_failed(exc, path, where)
                 continue

@@ -128,3 +128,21 @@ def test_a_layout_without_the_unsubscribe_link_or_postal_address_is_refused(
     error = load_error(workspace)
     assert isinstance(error, TemplateError) and named in str(error)
     assert error.file is not None and error.file.endswith(layout)
+
+
+def test_no_email_without_its_footer_is_rendered_for_sending(tmp_path: Path) -> None:
+    """`drip dispatch` from cron runs no start-up check: rendering itself refuses a layout
+    without the unsubscribe link, so such an email fails visibly instead of going out."""
+    root = Path(__file__).resolve().parents[2]
+    templates = tmp_path / "templates"
+    shutil.copytree(root / "templates", templates)
+    layout = templates / "layout.html.j2"
+    layout.write_text(layout.read_text().replace('href="{{ unsubscribe_url }}"', 'href="#"'))
+    library = load_library(root / "sequences")
+    renderer = Renderer(templates, library, Sender("Dayna", "coach@example.com", "1 Lane"))
+    with pytest.raises(TemplateError, match="no unsubscribe link"):
+        renderer.content("pht-7-week", "week-1")
+    # lint reads it unchecked (it reports the layout line itself); that is not cached
+    assert renderer.content("pht-7-week", "week-1", footer_checked=False).html
+    with pytest.raises(TemplateError, match="no unsubscribe link"):
+        renderer.content("pht-7-week", "week-1")
