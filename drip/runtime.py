@@ -27,7 +27,7 @@ def sender_of(settings: Settings) -> Sender:
 
 
 def links_of(settings: Settings) -> Links:
-    return Links(settings.base_url, Signer(settings.secret_key))
+    return Links(settings.base_url, Signer(settings.secret_key, settings.secret_key_fallbacks))
 
 
 @dataclass

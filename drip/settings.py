@@ -33,6 +33,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_OUTBOX_DIR": "folder for .eml files when DRIP_BACKEND=outbox (default var/outbox)",
     "DRIP_BASE_URL": "public https URL of the web app, used in every link (default https://localhost:8000)",
     "DRIP_SECRET_KEY": "key that signs every link; generated once into var/secret_key if unset",
+    "DRIP_SECRET_KEY_FALLBACKS": "earlier signing keys, comma-separated: links they signed "
+                                 "still work after a key change (newest last)",
     "DRIP_FROM_EMAIL": "sender address (default coach@example.com)",
     "DRIP_FROM_NAME": "sender name, shown as the coach's name (default Dayna)",
     "DRIP_POSTAL_ADDRESS": "the sender's postal address, printed in every email footer",
@@ -74,6 +76,7 @@ class Settings(BaseModel):
     outbox_dir: Path = Path("var/outbox")
     base_url: str = "https://localhost:8000"
     secret_key: str = Field(default="", repr=False)
+    secret_key_fallbacks: tuple[str, ...] = Field(default=(), repr=False)
     secret_key_generated: bool = False
     from_email: str = "coach@example.com"
     from_name: str = "Dayna"
@@ -113,6 +116,13 @@ class Settings(BaseModel):
             raise ValueError("must not contain & < > \" or ' (the links in every email start "
                              "with it); use a plain address such as https://coach.example.com")
         return value.rstrip("/")
+
+    @field_validator("secret_key_fallbacks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -7,6 +7,7 @@ constant time by itsdangerous.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import itsdangerous
@@ -17,16 +18,22 @@ Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm"]
 
 
 class Signer:
-    def __init__(self, secret_key: str) -> None:
+    """Signs with `secret_key`; reads tokens signed with it or with any of `fallbacks`, the
+    keys used before it, so a key can be changed without breaking links already in
+    inboxes (set the old key in DRIP_SECRET_KEY_FALLBACKS until those links lapse)."""
+
+    def __init__(self, secret_key: str, fallbacks: Sequence[str] = ()) -> None:
         if not secret_key:
             raise ValueError("a secret key is required to sign links")
-        self._secret = secret_key
+        # itsdangerous signs with the last key and accepts any of them
+        self._secrets = [*fallbacks, secret_key]
         self._serializers: dict[str, itsdangerous.URLSafeTimedSerializer] = {}
 
     def _serializer(self, purpose: str) -> itsdangerous.URLSafeTimedSerializer:
         serializer = self._serializers.get(purpose)
         if serializer is None:
-            serializer = itsdangerous.URLSafeTimedSerializer(self._secret, salt=f"drip.{purpose}")
+            serializer = itsdangerous.URLSafeTimedSerializer(self._secrets,
+                                                              salt=f"drip.{purpose}")
             self._serializers[purpose] = serializer
         return serializer
 

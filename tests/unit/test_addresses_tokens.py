@@ -113,3 +113,22 @@ def test_real_email_needs_a_public_https_base_url_and_a_postal_address(
                   {"DRIP_BACKEND": "smtp", "DRIP_SMTP_HOST": "127.0.0.1"},
                   {"DRIP_BACKEND": "outbox"}):  # nothing reaches an inbox: defaults are fine
         load_settings({**REAL, **changes, **local, "DRIP_VAR_DIR": str(tmp_path)})
+
+
+def test_a_key_change_keeps_the_links_already_sent_working() -> None:
+    from drip.runtime import links_of
+    from drip.settings import load_settings
+
+    before = Signer("old-key")
+    in_inboxes = before.make("unsubscribe", 12, 34)
+    settings = load_settings({"DRIP_SECRET_KEY": "new-key",
+                              "DRIP_SECRET_KEY_FALLBACKS": " older-key , old-key "})
+    assert settings.secret_key_fallbacks == ("older-key", "old-key")
+    signer = links_of(settings).signer
+    assert signer.read("unsubscribe", in_inboxes) == [12, 34]  # signed before the change
+    fresh = signer.make("unsubscribe", 56, 78)
+    assert Signer("new-key").read("unsubscribe", fresh) == [56, 78]  # signed with the new key
+    with pytest.raises(BadSignature):
+        before.read("unsubscribe", fresh)
+    with pytest.raises(BadSignature):  # once the old key is dropped, its links stop working
+        Signer("new-key").read("unsubscribe", in_inboxes)
