@@ -287,7 +287,7 @@ class _Linter:
         pending = list(used)
         while pending:  # what a used template includes, extends or imports is used too
             name = pending.pop()
-            if name in self.broken_templates or not (self.templates_dir / name).exists():
+            if name in self.broken_templates or not (self.templates_dir / name).is_file():
                 continue
             source = (self.templates_dir / name).read_text(encoding="utf-8")
             for child in jinja2.meta.find_referenced_templates(self._env.parse(source)):

@@ -69,6 +69,9 @@ class Schedule(_Strict):
     @field_validator("send_time")
     @classmethod
     def _daytime(cls, value: time) -> time:
+        if value.tzinfo is not None:  # "06:30+10:00" parses, but cannot be compared below
+            raise ValueError("must be a local time without a UTC offset, like \"06:30\": "
+                             "it is read in each subscriber's own timezone")
         if not (QUIET_END <= value < QUIET_START):
             raise ValueError(
                 "must be between 06:00 and 20:59 local time, because nothing is sent at night"

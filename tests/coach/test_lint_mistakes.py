@@ -1,0 +1,80 @@
+"""More of the coach's mistakes that `drip lint` must report (file, line, fix, exit 1),
+never crash on, and never let through to a subscriber."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from drip.lint import Finding, errors_in
+from tests.coach.conftest import lint_project, replace
+from tests.conftest import ROOT
+
+Broken = Callable[..., Path]
+YAML = "sequences/basic.yaml"
+WEEK = "templates/basic/week.md.j2"
+
+
+def only_error(findings: list[Finding]) -> Finding:
+    found = errors_in(findings)
+    assert len(found) == 1, "\n".join(str(f) for f in findings)
+    assert found[0].fix
+    return found[0]
+
+
+def lint_command(root: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "drip", "lint", str(root), "--no-database"]
+    env = {"DRIP_SECRET_KEY": "k", "PATH": "/usr/bin:/bin"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def test_an_unknown_filter_inside_an_if_names_the_template_line(broken: Broken) -> None:
+    # Jinja2 finds a filter or test inside {% if %} only when it runs: lint used to crash
+    # with a traceback (and dispatch with it) instead of pointing at the line.
+    root = broken(replace(WEEK, "Happy running,",
+                          "{% if step.week > 0 %}{{ step.week | ordinal }}{% endif %}\n"
+                          "Happy running,"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(WEEK) and finding.line == 13
+    assert "No filter named 'ordinal'" in finding.message
+    done = lint_command(root)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"{WEEK}:13: error" in done.stdout
+
+
+def test_an_unknown_test_names_the_template_line(broken: Broken) -> None:
+    root = broken(replace(WEEK, "Happy running,",
+                          "{% if step.week is prime %}Prime!{% endif %}\nHappy running,"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(WEEK) and finding.line == 13
+    assert "No test named 'prime'" in finding.message
+
+
+def test_a_template_that_fails_when_it_runs(broken: Broken) -> None:
+    root = broken(replace(WEEK, "Happy running,", "{{ step.week / 0 }}\nHappy running,"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(WEEK) and finding.line == 13
+    assert "ZeroDivisionError" in finding.message
+
+
+def test_a_send_time_with_a_utc_offset(broken: Broken) -> None:
+    # pydantic reads "06:30+10:00" as an aware time; comparing it crashed lint (TypeError)
+    root = broken(replace(YAML, 'send_time: "06:30"', 'send_time: "06:30+10:00"'))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(YAML) and finding.line == 4
+    assert "without a UTC offset" in finding.message
+    done = lint_command(root)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_template_that_names_a_folder(broken: Broken) -> None:
+    # check_unused_templates read the folder as a file: IsADirectoryError
+    root = broken(replace(YAML, "    template: basic/week.md.j2\n  - key: week-3",
+                          "    template: basic\n  - key: week-3"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(YAML) and finding.line == 22
+    assert "the template 'basic' does not exist" in finding.message
+    done = lint_command(root)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
