@@ -129,11 +129,69 @@ class _Links(HTMLParser):
             self._open[-1].append(data)
 
 
+#: Filters that leave a per-recipient placeholder as it is (it holds no HTML specials).
+_HARMLESS_FILTERS = frozenset({"e", "escape", "safe", "string", "trim"})
+
+
+def _recipient_names(node: jinja2.nodes.Node) -> list[str]:
+    """The per-recipient values (subscriber.first_name, ...) an expression uses."""
+    every = [node, *node.find_all(jinja2.nodes.Node)]
+    found = [f"subscriber.{n.attr}" for n in every if isinstance(n, jinja2.nodes.Getattr)
+             and isinstance(n.node, jinja2.nodes.Name) and n.node.name == "subscriber"]
+    bare = [n for n in every if isinstance(n, jinja2.nodes.Name) and n.name == "subscriber"]
+    return found or (["subscriber"] if bare else [])
+
+
+def _recipient_misuse(tree: jinja2.nodes.Template) -> list[tuple[int, str, str]]:
+    """(line, value, how) wherever a template branches on, compares or transforms a
+    per-recipient value. Those are filled in for each person after the email is built,
+    so the template only ever sees a placeholder such as %%first_name%%."""
+    found: list[tuple[int, str, str]] = []
+    tests = [(n.lineno, n.test) for n in tree.find_all(jinja2.nodes.If)]
+    tests += [(n.lineno, n.test) for n in tree.find_all(jinja2.nodes.CondExpr)]
+    for lineno, test in tests:
+        for name in _recipient_names(test):
+            found.append((lineno, name, "is tested with {% if %}"))
+    for compare in tree.find_all(jinja2.nodes.Compare):
+        for name in _recipient_names(compare):
+            found.append((compare.lineno, name, "is compared"))
+    for use in tree.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
+        if isinstance(use, jinja2.nodes.Filter) and use.name in _HARMLESS_FILTERS:
+            continue
+        how = (f"goes through the filter '| {use.name}'" if isinstance(use, jinja2.nodes.Filter)
+               else f"is tested with 'is {use.name}'")
+        for name in _recipient_names(use.node) if use.node is not None else []:
+            found.append((use.lineno, name, how))
+    targets: list[tuple[int, jinja2.nodes.Node]] = [
+        (n.lineno, n.node) for n in tree.find_all(jinja2.nodes.Getitem)]
+    targets += [(n.lineno, n.iter) for n in tree.find_all(jinja2.nodes.For)]
+    for lineno, target in targets:
+        for name in _recipient_names(target):
+            found.append((lineno, name, "is cut up or looped over"))
+    first: dict[tuple[int, str], str] = {}
+    for line, name, how in found:  # an {% if %} on a comparison is one mistake, not two
+        first.setdefault((line, name), how)
+    return sorted((line, name, how) for (line, name), how in first.items())
+
+
+RECIPIENT_FIX = ("print it exactly as {{ %s }}, nothing more: drip fills in each person's "
+                 "value after the email is built (a missing first name already becomes "
+                 "greeting_fallback)")
+
+
 def _line_with(path: Path, marker: str | None) -> int:
     """The line where something missing belongs: the one with `marker`, else the last."""
     lines = path.read_text(encoding="utf-8").splitlines()
     found = next((n for n, line in enumerate(lines, 1) if marker and marker in line), None)
     return found or max(len(lines), 1)
+
+
+def _recipient_message(value: str, how: str) -> str:
+    result = ("every subscriber would get the same answer" if "tested" in how or
+              "compared" in how else "subscribers would see a broken placeholder such as "
+              "%%FIRST_NAME%% instead of their own value")
+    return (f"'{value}' {how}, but it is filled in for each person only after the email "
+            f"is built, so {result}.")
 
 
 def _without_utm(url: str) -> str:
@@ -184,6 +242,7 @@ class _Linter:
         self.load_files()
         self.check_template_syntax()
         self.check_references()
+        self.check_recipient_values_in_subjects()
         self.check_unused_templates()
         self.check_unused_offers()
         layouts_ok = all((self.templates_dir / name).exists()
@@ -225,7 +284,10 @@ class _Linter:
         for name in self.template_files():
             path = self.templates_dir / name
             try:
-                self._env.parse(path.read_text(encoding="utf-8"), name, str(path))
+                tree = self._env.parse(path.read_text(encoding="utf-8"), name, str(path))
+                for line, value, how in _recipient_misuse(tree):
+                    self.add("error", path, line, _recipient_message(value, how),
+                             RECIPIENT_FIX % value)
             except jinja2.TemplateSyntaxError as exc:
                 self.broken_templates.add(name)
                 self.add("error", path, exc.lineno, f"Template syntax error: {exc.message}.",
@@ -280,6 +342,26 @@ class _Linter:
                              f"'{key}' is not an offer that offers.yaml defines.",
                              f"use one of: {', '.join(sorted(offer_keys)) or 'none defined'}, "
                              f"or add '{key}' to {self.offers_path}")
+
+    def check_recipient_values_in_subjects(self) -> None:
+        for sequence, path in self.sequences.values():
+            blocks: list[tuple[tuple[Any, ...], Any]] = []
+            for index, step in enumerate(sequence.steps):
+                blocks.append((("steps", index), step))
+                if step.repeat is not None:
+                    blocks.append((("steps", index, "repeat"), step.repeat))
+            blocks += [((name,), getattr(sequence, name)) for name in
+                       ("graduated", "see_a_clinician") if getattr(sequence, name) is not None]
+            for loc, block in blocks:
+                for part in ("subject", "preheader"):
+                    try:
+                        tree = self._env.parse(getattr(block, part))
+                    except jinja2.TemplateSyntaxError:
+                        continue  # reported when it is rendered
+                    for _, value, how in _recipient_misuse(tree):
+                        self.add("error", path, line_of(path, (*loc, part)),
+                                 f"The {part}: " + _recipient_message(value, how),
+                                 RECIPIENT_FIX % value)
 
     def check_unused_templates(self) -> None:
         used = {t for sequence, _ in self.sequences.values()

@@ -78,3 +78,38 @@ def test_a_template_that_names_a_folder(broken: Broken) -> None:
     assert "the template 'basic' does not exist" in finding.message
     done = lint_command(root)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_first_name_tested_with_if(broken: Broken) -> None:
+    # The template sees %%first_name%% for everyone, so this branch never depends on the person
+    root = broken(replace(WEEK, "Hi {{ subscriber.first_name }},",
+                          "{% if subscriber.first_name == 'there' %}Hello!{% else %}"
+                          "Hi {{ subscriber.first_name }},{% endif %}"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(WEEK) and finding.line == 1
+    assert "'subscriber.first_name' is tested with {% if %}" in finding.message
+    assert "{{ subscriber.first_name }}" in (finding.fix or "")
+
+
+def test_a_first_name_through_a_filter(broken: Broken) -> None:
+    # {{ subscriber.first_name | upper }} sent every subscriber "HI %%FIRST_NAME%%"
+    root = broken(replace(WEEK, "Hi {{ subscriber.first_name }},",
+                          "HI {{ subscriber.first_name | upper }},"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(WEEK) and finding.line == 1
+    assert "'| upper'" in finding.message and "%%FIRST_NAME%%" in finding.message
+
+
+def test_an_email_address_tested_in_a_subject(broken: Broken) -> None:
+    root = broken(replace(YAML, "subject: Week 2",
+                          "subject: \"{{ 'VIP' if subscriber.email.endswith('@vip.com') "
+                          "else 'Week 2' }}\""))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(YAML) and finding.line == 20
+    assert finding.message.startswith("The subject: 'subscriber.email'")
+
+
+def test_printing_a_first_name_is_fine(broken: Broken) -> None:
+    root = broken(replace(WEEK, "Hi {{ subscriber.first_name }},",
+                          "Hi {{ subscriber.first_name | e }} ({{ subscriber.email }}),"))
+    assert errors_in(lint_project(root)) == []
