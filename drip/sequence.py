@@ -383,7 +383,37 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
             line=(mark.line + 1) if mark else None,
             fix="check the indentation and quoting on that line (quote text containing ': ')",
         ) from None
+    duplicate = _first_duplicate_key(root)
+    if duplicate is not None:
+        loc, line, first = duplicate
+        raise SequenceError(
+            f"'{loc[-1]}' is written twice in the same block (first on line {first}); YAML "
+            "would silently keep only the last one.",
+            file=str(path),
+            line=line,
+            field=".".join(str(p) for p in loc),
+            fix="delete one of the two, or indent it under the step it belongs to",
+        )
     return data, root
+
+
+def _first_duplicate_key(root: yaml.Node | None) -> tuple[tuple[Any, ...], int, int] | None:
+    """(location, line, line of its first use) of the first key repeated in a mapping."""
+    pending: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())] if root is not None else []
+    while pending:
+        node, loc = pending.pop(0)
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        return (*loc, key.value), line, seen[key.value]
+                    seen[key.value] = line
+                    pending.append((value, (*loc, key.value)))
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend((item, (*loc, index)) for index, item in enumerate(node.value))
+    return None
 
 
 def _validate(model: type[M], data: Any, path: Path, root: yaml.Node | None) -> M:

@@ -113,3 +113,14 @@ def test_printing_a_first_name_is_fine(broken: Broken) -> None:
     root = broken(replace(WEEK, "Hi {{ subscriber.first_name }},",
                           "Hi {{ subscriber.first_name | e }} ({{ subscriber.email }}),"))
     assert errors_in(lint_project(root)) == []
+
+
+def test_a_field_written_twice(broken: Broken) -> None:
+    # YAML keeps the last of two equal keys without a word: the coach's first subject,
+    # or a step's week, would vanish silently
+    root = broken(replace(YAML, "    subject: Week 2\n",
+                          "    subject: Week 2\n    preheader: x\n    subject: Week two\n"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(YAML) and finding.line == 22
+    assert finding.message.startswith("steps.1.subject: 'subject' is written twice")
+    assert "line 20" in finding.message
