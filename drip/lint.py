@@ -269,6 +269,30 @@ class _Linter:
                          "give each sequence file its own key")
                 continue
             self.sequences[sequence.key] = (sequence, path)
+        self.check_catalog()
+
+    def check_catalog(self) -> None:
+        """catalog.yaml is read only when the first purchase arrives: check it now."""
+        from drip.catalog import CATALOG_FILE, load_catalog
+
+        library = Library({k: s for k, (s, _) in self.sequences.items()},
+                          self.offers or Offers())
+        try:
+            catalog = load_catalog(self.sequences_dir, library)
+        except SequenceError as exc:
+            if not (self.unreadable and (exc.field or "").endswith(".sequence")):
+                self.findings.append(_from(exc))  # else: it may name the unreadable file
+            return
+        products = {p.key for p in catalog.products}
+        offers = {o.key for o in self.offers.offers} if self.offers else set()
+        for sequence, path in self.sequences.values():
+            for index, goal in enumerate(sequence.goals):
+                if goal.purchased not in products | offers:
+                    self.add("error", path, line_of(path, ("goals", index, "purchased")),
+                             f"goals.{index}.purchased: '{goal.purchased}' is neither a product "
+                             f"in {CATALOG_FILE} nor an offer, so no purchase can reach this "
+                             "goal.",
+                             f"use one of: {', '.join(sorted(products | offers)) or 'none'}")
 
     def template_files(self) -> list[str]:
         if not self.templates_dir.is_dir():

@@ -124,3 +124,41 @@ def test_a_field_written_twice(broken: Broken) -> None:
     assert finding.file.endswith(YAML) and finding.line == 22
     assert finding.message.startswith("steps.1.subject: 'subject' is written twice")
     assert "line 20" in finding.message
+
+
+def catalog(text: str) -> Callable[[Path], None]:
+    def write(root: Path) -> None:
+        (root / "sequences" / "catalog.yaml").write_text(text)
+    return write
+
+
+def test_a_catalog_product_that_starts_a_missing_sequence(broken: Broken) -> None:
+    # catalog.yaml is read only when the first purchase arrives: lint must read it first
+    root = broken(catalog("products:\n  - key: basic\n    sequence: basik\n"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith("sequences/catalog.yaml") and finding.line == 3
+    assert "'basik' is not a sequence" in finding.message
+
+
+def test_a_catalog_with_an_unknown_field(broken: Broken) -> None:
+    root = broken(catalog("products:\n  - key: basic\n    sequence: basic\n    tagz: [a]\n"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith("sequences/catalog.yaml") and finding.line == 4
+    assert "'tagz' is not a known field" in finding.message
+
+
+def test_a_goal_no_purchase_can_reach(broken: Broken) -> None:
+    root = broken(replace(YAML, "disclaimer: Not medical advice.\n",
+                          "disclaimer: Not medical advice.\ngoals:\n  - purchased: ofer-a\n"
+                          "    stops: sequence\n"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(YAML) and finding.line == 7
+    assert "'ofer-a' is neither a product" in finding.message and "offer-a" in (finding.fix or "")
+
+
+def test_a_good_catalog_and_goal_are_clean(broken: Broken) -> None:
+    root = broken(catalog("products:\n  - key: basic\n    sequence: basic\n  - key: offer-a\n"),
+                  replace(YAML, "disclaimer: Not medical advice.\n",
+                          "disclaimer: Not medical advice.\ngoals:\n  - purchased: offer-a\n"
+                          "    stops: nudges\n"))
+    assert lint_project(root) == []
