@@ -179,6 +179,59 @@ RECIPIENT_FIX = ("print it exactly as {{ %s }}, nothing more: drip fills in each
                  "greeting_fallback)")
 
 
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+                   "source", "track", "wbr"})
+#: Mail programs strip these, or refuse the email: never worth writing in a template.
+_STRIPPED = frozenset({"script", "style", "iframe", "form", "object", "embed"})
+
+
+class _RawTags(HTMLParser):
+    """The raw HTML a Markdown template writes: each tag must be closed, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.line = 0
+        self.open: list[tuple[str, int]] = []
+        self.problems: list[tuple[int, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _STRIPPED:
+            self.problems.append((self.line, f"<{tag}> is removed by mail programs (or gets "
+                                             "the email marked as spam)"))
+        if tag not in _VOID:
+            self.open.append((tag, self.line))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID:
+            return
+        if not any(name == tag for name, _ in self.open):
+            self.problems.append((self.line, f"</{tag}> closes a tag that is not open"))
+            return
+        while self.open:
+            name, line = self.open.pop()
+            if name == tag:
+                return
+            self.problems.append((line, f"<{name}> is never closed (</{tag}> on line "
+                                        f"{self.line} comes first)"))
+
+
+def _raw_html_problems(source: str) -> list[tuple[int, str]]:
+    """(line, problem) for raw HTML in a Markdown template that would break the email's
+    layout: a tag left open swallows the footer, or makes the rest of the email bold."""
+    from markdown_it import MarkdownIt
+
+    tags = _RawTags()
+    for token in MarkdownIt("commonmark").parse(source):
+        pieces = [token] if token.type == "html_block" else [
+            c for c in token.children or [] if c.type == "html_inline"]
+        for piece in pieces:
+            tags.line = (token.map[0] + 1) if token.map else 1
+            tags.feed(piece.content)
+    problems = list(tags.problems)
+    problems += [(line, f"<{name}> is never closed") for name, line in tags.open]
+    return sorted(set(problems))
+
+
 def _line_with(path: Path, marker: str | None) -> int:
     """The line where something missing belongs: the one with `marker`, else the last."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -312,6 +365,11 @@ class _Linter:
                 for line, value, how in _recipient_misuse(tree):
                     self.add("error", path, line, _recipient_message(value, how),
                              RECIPIENT_FIX % value)
+                if name not in LAYOUTS:
+                    for line, problem in _raw_html_problems(path.read_text(encoding="utf-8")):
+                        self.add("error", path, line, f"Raw HTML: {problem}.",
+                                 "write it in Markdown (## heading, **bold**, - list item, "
+                                 "[words](https://...)) or close each tag you open")
             except jinja2.TemplateSyntaxError as exc:
                 self.broken_templates.add(name)
                 self.add("error", path, exc.lineno, f"Template syntax error: {exc.message}.",

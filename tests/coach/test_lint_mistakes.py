@@ -162,3 +162,36 @@ def test_a_good_catalog_and_goal_are_clean(broken: Broken) -> None:
                           "disclaimer: Not medical advice.\ngoals:\n  - purchased: offer-a\n"
                           "    stops: nudges\n"))
     assert lint_project(root) == []
+
+
+def test_raw_html_left_open_in_a_template(broken: Broken) -> None:
+    # Markdown passes raw HTML through: an unclosed <b> makes the rest of the email bold,
+    # an unclosed <table> swallows the footer with the unsubscribe link
+    root = broken(replace(WEEK, "- ribs down", "- ribs <b>down"),
+                  replace(WEEK, "Happy running,", "<table><tr><td>Done!\n\nHappy running,"))
+    found = [f for f in errors_in(lint_project(root)) if f.message.startswith("Raw HTML")]
+    assert [(f.line, f.message) for f in found] == [
+        (8, "Raw HTML: <b> is never closed."),
+        (13, "Raw HTML: <table> is never closed."),
+        (13, "Raw HTML: <td> is never closed."),
+        (13, "Raw HTML: <tr> is never closed."),
+    ]
+    assert all(f.file.endswith(WEEK) and f.fix for f in found)
+
+
+def test_closed_raw_html_and_a_script(broken: Broken) -> None:
+    root = broken(replace(WEEK, "- ribs down", "- ribs down<br>"),
+                  replace(WEEK, "Happy running,", "<script>track()</script>\nHappy running,"))
+    finding = only_error(lint_project(root))
+    assert finding.line == 13 and "<script> is removed by mail programs" in finding.message
+
+
+def test_the_command_prints_brackets_as_written(broken: Broken) -> None:
+    # findings went through Rich markup: '[words](url)' lost '[words]', and a field such as
+    # '[/b]' crashed the command with MarkupError
+    root = broken(replace(WEEK, "Happy running,", "<script>x</script>\nHappy running,"),
+                  replace(YAML, "    week: 2\n", "    week: 2\n    \"[/b]\": 1\n"))
+    done = lint_command(root)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "'[/b]' is not a known field" in done.stdout
+    assert "[words](https://...)" in done.stdout
