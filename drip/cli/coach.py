@@ -164,7 +164,7 @@ def simulate(
     console.print(calendar(result), soft_wrap=True)
     if out is not None:
         console.print(f"Wrote {len(result.emails)} emails to {out} (.eml and .html).",
-                      highlight=False)
+                      highlight=False, markup=False)
 
 
 def calendar(result: Simulation) -> Table:
@@ -220,7 +220,7 @@ def preview(
     message = render_sample(library, renderer, sender_of(current), links_of(current), sequence,
                             step, variant, nudge)
     for path in write_preview(message, out):
-        console.print(f"Wrote {path}", highlight=False)
+        console.print(f"Wrote {path}", highlight=False, markup=False)
 
 
 @guarded

@@ -195,3 +195,19 @@ def test_the_command_prints_brackets_as_written(broken: Broken) -> None:
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "'[/b]' is not a known field" in done.stdout
     assert "[words](https://...)" in done.stdout
+
+
+def test_an_error_quoting_brackets_is_printed_not_crashed(tmp_path: Path) -> None:
+    # fail() printed messages as Rich markup: --sequence '[/x]' crashed with MarkupError,
+    # and preview's 'Wrote ...' showed /tmp/[red]x as /tmp/x
+    env = {"DRIP_SECRET_KEY": "k", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "drip", "simulate", "--sequence", "[/x]"],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "There is no sequence '[/x]'" in done.stderr
+    out = tmp_path / "[red]x"
+    done = subprocess.run([sys.executable, "-m", "drip", "preview", "week-1", "--sequence",
+                           "pht-7-week", "--out", str(out)],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert f"Wrote {out / 'week-1-main.html'}" in done.stdout.replace("\n", "")
