@@ -458,7 +458,7 @@ def _explain(kind: str, message: str, loc: tuple[Any, ...]) -> str:
     return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
-def _fix_for(kind: str, loc: tuple[Any, ...]) -> str | None:
+def _fix_for(kind: str, loc: tuple[Any, ...]) -> str:
     if kind == "extra_forbidden":
         return "remove it, or check its spelling against docs/writing-sequences.md"
     if kind == "missing":
@@ -469,7 +469,23 @@ def _fix_for(kind: str, loc: tuple[Any, ...]) -> str | None:
         return "write the full address, starting with https://"
     if loc and loc[-1] == "send_time":
         return "write it quoted, like send_time: \"06:30\""
-    return None
+    if kind.startswith("int_") or kind in ("greater_than_equal", "less_than_equal"):
+        return "write a whole number in the range the message gives"
+    if kind == "literal_error":
+        return "use one of the values the message lists, spelled exactly so"
+    if kind == "string_type":
+        return "write text; put it in quotes if it looks like a number, a date or yes/no"
+    if kind == "too_short" and loc and loc[-1] == "steps":
+        return "add at least one step"
+    if kind == "list_type":
+        return "write a list: one '- item' line per entry under it, or [a, b]"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "indent the fields that belong under it, one 'name: value' per line"
+    if loc and loc[-1] == "key":
+        return "give each one its own key"
+    if loc and loc[-1] == "send_after":
+        return "write 'immediately' for the first step, or a wait such as '1 week' or '3 days'"
+    return "see the table of fields in docs/writing-sequences.md"
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

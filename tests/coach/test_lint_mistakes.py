@@ -211,3 +211,20 @@ def test_an_error_quoting_brackets_is_printed_not_crashed(tmp_path: Path) -> Non
                           capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert f"Wrote {out / 'week-1-main.html'}" in done.stdout.replace("\n", "")
+
+
+def test_every_shape_mistake_says_how_to_fix_it(broken: Broken) -> None:
+    # a wrong type, a misspelled choice or a repeated key used to come without a Fix: line
+    root = broken(replace(YAML, "    week: 2\n", "    week: two\n"),
+                  replace(YAML, 'send_time: "06:30"', 'send_time: "06:30"\n  weekday: mondy'),
+                  replace(YAML, "subject: Week 3", "subject: 3"))
+    found = errors_in(lint_project(root))
+    assert [f.message.split(":")[0] for f in found] == [
+        "schedule.weekday", "steps.1.week", "steps.2.subject"]
+    assert all(f.fix for f in found), "\n".join(str(f) for f in found)
+
+
+def test_a_step_key_used_twice_says_how_to_fix_it(broken: Broken) -> None:
+    twice = only_error(lint_project(broken(replace(YAML, "  - key: week-3",
+                                                   "  - key: week-2"))))
+    assert twice.message.startswith("steps.2.key: 'week-2' is used twice")
