@@ -173,6 +173,11 @@ class Sequence(_Strict):
             seen.add(step.key)
             if index == 0 and not step.immediate and step.wait_days == 0:
                 raise ValueError("steps.0.send_after: the first step needs a wait or 'immediately'")
+            if index > 0 and not step.immediate and step.wait_days == 0:
+                raise ValueError(
+                    f"steps.{index}.send_after: a wait of 0 sends this email in the same "
+                    "slot as the one before it, two at once"
+                )
             if index > 0 and step.immediate:
                 raise ValueError(
                     f"steps.{index}.send_after: only the first step can go 'immediately'; "

@@ -228,3 +228,14 @@ def test_a_step_key_used_twice_says_how_to_fix_it(broken: Broken) -> None:
     twice = only_error(lint_project(broken(replace(YAML, "  - key: week-3",
                                                    "  - key: week-2"))))
     assert twice.message.startswith("steps.2.key: 'week-2' is used twice")
+
+
+def test_a_later_step_that_waits_zero_days(broken: Broken) -> None:
+    # '0 days' passed lint; simulate then showed week 2 at 06:30, before week 1 at 09:00
+    # the same day, and dispatch sends it straight after week 1
+    root = broken(replace(YAML, "    send_after: 1 week\n    subject: Week 3",
+                          "    send_after: 0 days\n    subject: Week 3"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(YAML) and finding.line == 25
+    assert finding.message.startswith("steps.2.send_after: A wait of 0")
+    assert "'1 week'" in (finding.fix or "")
