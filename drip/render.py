@@ -256,7 +256,10 @@ class Renderer:
 
     def _string(self, source: str, context: Mapping[str, Any], where: str) -> str:
         try:
-            return self._text_env.from_string(source).render(context).strip()
+            # a subject or preheader is one header line: a YAML '|' block or a {% if %} may
+            # leave line breaks, which no email header can carry
+            return _LINE_BREAKS.sub(" ", self._text_env.from_string(source).render(context)
+                                    .strip())
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"Template syntax error: {exc.message}.", file=where) from None
         except jinja2.UndefinedError as exc:
@@ -281,6 +284,7 @@ def _template_position(tb: TracebackType | None, fallback: Path) -> tuple[str, i
     return found
 
 
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 _LINK = re.compile(r"\[([^\]]+)\]\((\S+?)\)")
 _STRONG = re.compile(r"(\*\*|__)(.+?)\1")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")

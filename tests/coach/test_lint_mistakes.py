@@ -239,3 +239,21 @@ def test_a_later_step_that_waits_zero_days(broken: Broken) -> None:
     assert finding.file.endswith(YAML) and finding.line == 25
     assert finding.message.startswith("steps.2.send_after: A wait of 0")
     assert "'1 week'" in (finding.fix or "")
+
+
+def test_a_subject_written_over_two_lines(broken: Broken, tmp_path: Path) -> None:
+    # A YAML '|' block keeps the line break: lint passed it, then simulate --out and
+    # test-send crashed ("Header values may not contain linefeed") on building the email
+    root = broken(replace(YAML, "    subject: Week 2\n",
+                          "    subject: |\n      Week 2:\n      longer holds\n"))
+    assert lint_project(root) == []
+    env = {"DRIP_SECRET_KEY": "k", "PATH": "/usr/bin:/bin",
+           "DRIP_SEQUENCES_DIR": str(root / "sequences"),
+           "DRIP_TEMPLATES_DIR": str(root / "templates")}
+    out = tmp_path / "emails"
+    done = subprocess.run([sys.executable, "-m", "drip", "simulate", "--sequence", "basic",
+                           "--joined", "2026-03-02T09:00:00Z", "--answers", "pass,pass",
+                           "--out", str(out), "--json"],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "Subject: Week 2: longer holds\n" in (out / "02-week-2-main.eml").read_text()
