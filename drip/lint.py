@@ -296,6 +296,7 @@ class _Linter:
         self.check_template_syntax()
         self.check_references()
         self.check_recipient_values_in_subjects()
+        self.check_plain_fields()
         self.check_unused_templates()
         self.check_unused_offers()
         layouts_ok = all((self.templates_dir / name).exists()
@@ -424,6 +425,29 @@ class _Linter:
                              f"'{key}' is not an offer that offers.yaml defines.",
                              f"use one of: {', '.join(sorted(offer_keys)) or 'none defined'}, "
                              f"or add '{key}' to {self.offers_path}")
+
+    def check_plain_fields(self) -> None:
+        """Fields printed exactly as written: a {{ ... }} there would reach subscribers."""
+        fields: list[tuple[Path, tuple[Any, ...], str]] = []
+        for sequence, path in self.sequences.values():
+            fields += [(path, (name,), getattr(sequence, name))
+                       for name in ("name", "disclaimer", "reminder", "greeting_fallback")]
+            for index, step in enumerate(sequence.steps):
+                if step.checkpoint is not None:
+                    fields += [(path, ("steps", index, "checkpoint", "question"),
+                                step.checkpoint.question),
+                               (path, ("steps", index, "checkpoint", "passing"),
+                                step.checkpoint.passing)]
+        for index, offer in enumerate(self.offers.offers if self.offers else []):
+            fields += [(self.offers_path, ("offers", index, name), getattr(offer, name))
+                       for name in ("name", "pitch")]
+        for path, loc, value in fields:
+            if "{{" in value or "{%" in value:
+                self.add("error", path, line_of(path, loc),
+                         f"{'.'.join(str(p) for p in loc)}: this text is printed exactly as "
+                         "written, so subscribers would see the {{ ... }} or {% ... %} in it.",
+                         "write plain text here; only subjects, preheaders and templates "
+                         "fill in variables")
 
     def check_recipient_values_in_subjects(self) -> None:
         for sequence, path in self.sequences.values():

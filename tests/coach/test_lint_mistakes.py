@@ -257,3 +257,18 @@ def test_a_subject_written_over_two_lines(broken: Broken, tmp_path: Path) -> Non
                           capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "Subject: Week 2: longer holds\n" in (out / "02-week-2-main.eml").read_text()
+
+
+def test_a_variable_in_a_field_printed_as_written(broken: Broken) -> None:
+    # checkpoint questions, the disclaimer, the reminder and offers' pitches are not
+    # templates: '{{ subscriber.first_name }}' there reached subscribers as written
+    root = broken(replace(YAML, "question: Did week 1 go well?",
+                          "question: Did week 1 go well, {{ subscriber.first_name }}?"),
+                  replace("sequences/offers.yaml", "pitch: A fine offer.",
+                          "pitch: A fine offer for week {{ step.week }}."))
+    found = errors_in(lint_project(root))
+    assert [(Path(f.file).name, f.line, f.message.split(":")[0]) for f in found] == [
+        ("basic.yaml", 15, "steps.0.checkpoint.question"),
+        ("offers.yaml", 5, "offers.0.pitch"),
+    ]
+    assert all("printed exactly as written" in f.message and f.fix for f in found)
