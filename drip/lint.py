@@ -601,7 +601,14 @@ class _Linter:
                      "The plain-text part does not show the postal address (the law "
                      "requires it).", "add {{ postal_address }} to the footer")
         sources = [template, HTML_LAYOUT]
+        base = self.links.base_url
         for href in parsed.hrefs:
+            if href.startswith(f"{base}/") and not base.startswith("https://"):
+                self.add("error", "DRIP_BASE_URL", None,
+                         f"DRIP_BASE_URL is {base}, so the unsubscribe, pause and checkpoint "
+                         "links in every email are not https:// links.",
+                         "set DRIP_BASE_URL to the https:// address of the web app")
+                continue
             if not href.startswith(("https://", "mailto:")):
                 file, line = self._locate(href, sources)
                 self.add("error", file, line,
@@ -615,7 +622,7 @@ class _Linter:
                          f"The image '{src}' is not an absolute https:// URL; mail programs "
                          "will not show it.", "write the full address, starting with https://")
         for url in re.findall(r"http://[^\s)>\]\"']+", text):
-            if url in parsed.hrefs or url in parsed.images:
+            if url in parsed.hrefs or url in parsed.images or url.startswith(f"{base}/"):
                 continue  # reported above
             file, line = self._locate(url, [template, TEXT_LAYOUT])
             self.add("error", file, line,

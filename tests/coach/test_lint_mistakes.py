@@ -272,3 +272,19 @@ def test_a_variable_in_a_field_printed_as_written(broken: Broken) -> None:
         ("offers.yaml", 5, "offers.0.pitch"),
     ]
     assert all("printed exactly as written" in f.message and f.fix for f in found)
+
+
+def test_an_http_base_url_is_blamed_on_the_setting(broken: Broken) -> None:
+    # settings accept http:// (for local use); lint then blamed layout.html.j2 for each
+    # unsubscribe, pause and checkpoint link, telling the coach to edit the template
+    from drip.links import Links
+    from drip.lint import lint
+    from drip.tokens import Signer
+    from tests.coach.conftest import SENDER
+
+    root = broken()
+    found = lint(root / "sequences", root / "templates", SENDER,
+                 Links("http://drip.test", Signer("k")))
+    finding = only_error(found)
+    assert finding.file == "DRIP_BASE_URL" and "https://" in (finding.fix or "")
+    assert "DRIP_BASE_URL is http://drip.test" in finding.message
