@@ -129,11 +129,122 @@ class _Links(HTMLParser):
             self._open[-1].append(data)
 
 
+#: Filters that leave a per-recipient placeholder as it is (it holds no HTML specials).
+_HARMLESS_FILTERS = frozenset({"e", "escape", "safe", "string", "trim"})
+
+
+def _recipient_names(node: jinja2.nodes.Node) -> list[str]:
+    """The per-recipient values (subscriber.first_name, ...) an expression uses."""
+    every = [node, *node.find_all(jinja2.nodes.Node)]
+    found = [f"subscriber.{n.attr}" for n in every if isinstance(n, jinja2.nodes.Getattr)
+             and isinstance(n.node, jinja2.nodes.Name) and n.node.name == "subscriber"]
+    bare = [n for n in every if isinstance(n, jinja2.nodes.Name) and n.name == "subscriber"]
+    return found or (["subscriber"] if bare else [])
+
+
+def _recipient_misuse(tree: jinja2.nodes.Template) -> list[tuple[int, str, str]]:
+    """(line, value, how) wherever a template branches on, compares or transforms a
+    per-recipient value. Those are filled in for each person after the email is built,
+    so the template only ever sees a placeholder such as %%first_name%%."""
+    found: list[tuple[int, str, str]] = []
+    tests = [(n.lineno, n.test) for n in tree.find_all(jinja2.nodes.If)]
+    tests += [(n.lineno, n.test) for n in tree.find_all(jinja2.nodes.CondExpr)]
+    for lineno, test in tests:
+        for name in _recipient_names(test):
+            found.append((lineno, name, "is tested with {% if %}"))
+    for compare in tree.find_all(jinja2.nodes.Compare):
+        for name in _recipient_names(compare):
+            found.append((compare.lineno, name, "is compared"))
+    for use in tree.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
+        if isinstance(use, jinja2.nodes.Filter) and use.name in _HARMLESS_FILTERS:
+            continue
+        how = (f"goes through the filter '| {use.name}'" if isinstance(use, jinja2.nodes.Filter)
+               else f"is tested with 'is {use.name}'")
+        for name in _recipient_names(use.node) if use.node is not None else []:
+            found.append((use.lineno, name, how))
+    targets: list[tuple[int, jinja2.nodes.Node]] = [
+        (n.lineno, n.node) for n in tree.find_all(jinja2.nodes.Getitem)]
+    targets += [(n.lineno, n.iter) for n in tree.find_all(jinja2.nodes.For)]
+    for lineno, target in targets:
+        for name in _recipient_names(target):
+            found.append((lineno, name, "is cut up or looped over"))
+    first: dict[tuple[int, str], str] = {}
+    for line, name, how in found:  # an {% if %} on a comparison is one mistake, not two
+        first.setdefault((line, name), how)
+    return sorted((line, name, how) for (line, name), how in first.items())
+
+
+RECIPIENT_FIX = ("print it exactly as {{ %s }}, nothing more: drip fills in each person's "
+                 "value after the email is built (a missing first name already becomes "
+                 "greeting_fallback)")
+
+
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+                   "source", "track", "wbr"})
+#: Mail programs strip these, or refuse the email: never worth writing in a template.
+_STRIPPED = frozenset({"script", "style", "iframe", "form", "object", "embed"})
+
+
+class _RawTags(HTMLParser):
+    """The raw HTML a Markdown template writes: each tag must be closed, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.line = 0
+        self.open: list[tuple[str, int]] = []
+        self.problems: list[tuple[int, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _STRIPPED:
+            self.problems.append((self.line, f"<{tag}> is removed by mail programs (or gets "
+                                             "the email marked as spam)"))
+        if tag not in _VOID:
+            self.open.append((tag, self.line))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID:
+            return
+        if not any(name == tag for name, _ in self.open):
+            self.problems.append((self.line, f"</{tag}> closes a tag that is not open"))
+            return
+        while self.open:
+            name, line = self.open.pop()
+            if name == tag:
+                return
+            self.problems.append((line, f"<{name}> is never closed (</{tag}> on line "
+                                        f"{self.line} comes first)"))
+
+
+def _raw_html_problems(source: str) -> list[tuple[int, str]]:
+    """(line, problem) for raw HTML in a Markdown template that would break the email's
+    layout: a tag left open swallows the footer, or makes the rest of the email bold."""
+    from markdown_it import MarkdownIt
+
+    tags = _RawTags()
+    for token in MarkdownIt("commonmark").parse(source):
+        pieces = [token] if token.type == "html_block" else [
+            c for c in token.children or [] if c.type == "html_inline"]
+        for piece in pieces:
+            tags.line = (token.map[0] + 1) if token.map else 1
+            tags.feed(piece.content)
+    problems = list(tags.problems)
+    problems += [(line, f"<{name}> is never closed") for name, line in tags.open]
+    return sorted(set(problems))
+
+
 def _line_with(path: Path, marker: str | None) -> int:
     """The line where something missing belongs: the one with `marker`, else the last."""
     lines = path.read_text(encoding="utf-8").splitlines()
     found = next((n for n, line in enumerate(lines, 1) if marker and marker in line), None)
     return found or max(len(lines), 1)
+
+
+def _recipient_message(value: str, how: str) -> str:
+    result = ("every subscriber would get the same answer" if "tested" in how or
+              "compared" in how else "subscribers would see a broken placeholder such as "
+              "%%FIRST_NAME%% instead of their own value")
+    return (f"'{value}' {how}, but it is filled in for each person only after the email "
+            f"is built, so {result}.")
 
 
 def _without_utm(url: str) -> str:
@@ -184,6 +295,8 @@ class _Linter:
         self.load_files()
         self.check_template_syntax()
         self.check_references()
+        self.check_recipient_values_in_subjects()
+        self.check_plain_fields()
         self.check_unused_templates()
         self.check_unused_offers()
         layouts_ok = all((self.templates_dir / name).exists()
@@ -210,6 +323,30 @@ class _Linter:
                          "give each sequence file its own key")
                 continue
             self.sequences[sequence.key] = (sequence, path)
+        self.check_catalog()
+
+    def check_catalog(self) -> None:
+        """catalog.yaml is read only when the first purchase arrives: check it now."""
+        from drip.catalog import CATALOG_FILE, load_catalog
+
+        library = Library({k: s for k, (s, _) in self.sequences.items()},
+                          self.offers or Offers())
+        try:
+            catalog = load_catalog(self.sequences_dir, library)
+        except SequenceError as exc:
+            if not (self.unreadable and (exc.field or "").endswith(".sequence")):
+                self.findings.append(_from(exc))  # else: it may name the unreadable file
+            return
+        products = {p.key for p in catalog.products}
+        offers = {o.key for o in self.offers.offers} if self.offers else set()
+        for sequence, path in self.sequences.values():
+            for index, goal in enumerate(sequence.goals):
+                if goal.purchased not in products | offers:
+                    self.add("error", path, line_of(path, ("goals", index, "purchased")),
+                             f"goals.{index}.purchased: '{goal.purchased}' is neither a product "
+                             f"in {CATALOG_FILE} nor an offer, so no purchase can reach this "
+                             "goal.",
+                             f"use one of: {', '.join(sorted(products | offers)) or 'none'}")
 
     def template_files(self) -> list[str]:
         if not self.templates_dir.is_dir():
@@ -225,7 +362,15 @@ class _Linter:
         for name in self.template_files():
             path = self.templates_dir / name
             try:
-                self._env.parse(path.read_text(encoding="utf-8"), name, str(path))
+                tree = self._env.parse(path.read_text(encoding="utf-8"), name, str(path))
+                for line, value, how in _recipient_misuse(tree):
+                    self.add("error", path, line, _recipient_message(value, how),
+                             RECIPIENT_FIX % value)
+                if name not in LAYOUTS:
+                    for line, problem in _raw_html_problems(path.read_text(encoding="utf-8")):
+                        self.add("error", path, line, f"Raw HTML: {problem}.",
+                                 "write it in Markdown (## heading, **bold**, - list item, "
+                                 "[words](https://...)) or close each tag you open")
             except jinja2.TemplateSyntaxError as exc:
                 self.broken_templates.add(name)
                 self.add("error", path, exc.lineno, f"Template syntax error: {exc.message}.",
@@ -281,13 +426,56 @@ class _Linter:
                              f"use one of: {', '.join(sorted(offer_keys)) or 'none defined'}, "
                              f"or add '{key}' to {self.offers_path}")
 
+    def check_plain_fields(self) -> None:
+        """Fields printed exactly as written: a {{ ... }} there would reach subscribers."""
+        fields: list[tuple[Path, tuple[Any, ...], str]] = []
+        for sequence, path in self.sequences.values():
+            fields += [(path, (name,), getattr(sequence, name))
+                       for name in ("name", "disclaimer", "reminder", "greeting_fallback")]
+            for index, step in enumerate(sequence.steps):
+                if step.checkpoint is not None:
+                    fields += [(path, ("steps", index, "checkpoint", "question"),
+                                step.checkpoint.question),
+                               (path, ("steps", index, "checkpoint", "passing"),
+                                step.checkpoint.passing)]
+        for index, offer in enumerate(self.offers.offers if self.offers else []):
+            fields += [(self.offers_path, ("offers", index, name), getattr(offer, name))
+                       for name in ("name", "pitch")]
+        for path, loc, value in fields:
+            if "{{" in value or "{%" in value:
+                self.add("error", path, line_of(path, loc),
+                         f"{'.'.join(str(p) for p in loc)}: this text is printed exactly as "
+                         "written, so subscribers would see the {{ ... }} or {% ... %} in it.",
+                         "write plain text here; only subjects, preheaders and templates "
+                         "fill in variables")
+
+    def check_recipient_values_in_subjects(self) -> None:
+        for sequence, path in self.sequences.values():
+            blocks: list[tuple[tuple[Any, ...], Any]] = []
+            for index, step in enumerate(sequence.steps):
+                blocks.append((("steps", index), step))
+                if step.repeat is not None:
+                    blocks.append((("steps", index, "repeat"), step.repeat))
+            blocks += [((name,), getattr(sequence, name)) for name in
+                       ("graduated", "see_a_clinician") if getattr(sequence, name) is not None]
+            for loc, block in blocks:
+                for part in ("subject", "preheader"):
+                    try:
+                        tree = self._env.parse(getattr(block, part))
+                    except jinja2.TemplateSyntaxError:
+                        continue  # reported when it is rendered
+                    for _, value, how in _recipient_misuse(tree):
+                        self.add("error", path, line_of(path, (*loc, part)),
+                                 f"The {part}: " + _recipient_message(value, how),
+                                 RECIPIENT_FIX % value)
+
     def check_unused_templates(self) -> None:
         used = {t for sequence, _ in self.sequences.values()
                 for _, _, t in self._variants(sequence)} | set(LAYOUTS)
         pending = list(used)
         while pending:  # what a used template includes, extends or imports is used too
             name = pending.pop()
-            if name in self.broken_templates or not (self.templates_dir / name).exists():
+            if name in self.broken_templates or not (self.templates_dir / name).is_file():
                 continue
             source = (self.templates_dir / name).read_text(encoding="utf-8")
             for child in jinja2.meta.find_referenced_templates(self._env.parse(source)):
@@ -414,7 +602,14 @@ class _Linter:
                      "The plain-text part does not show the postal address (the law "
                      "requires it).", "add {{ postal_address }} to the footer")
         sources = [template, HTML_LAYOUT]
+        base = self.links.base_url
         for href in parsed.hrefs:
+            if href.startswith(f"{base}/") and not base.startswith("https://"):
+                self.add("error", "DRIP_BASE_URL", None,
+                         f"DRIP_BASE_URL is {base}, so the unsubscribe, pause and checkpoint "
+                         "links in every email are not https:// links.",
+                         "set DRIP_BASE_URL to the https:// address of the web app")
+                continue
             if not href.startswith(("https://", "mailto:")):
                 file, line = self._locate(href, sources)
                 self.add("error", file, line,
@@ -428,7 +623,7 @@ class _Linter:
                          f"The image '{src}' is not an absolute https:// URL; mail programs "
                          "will not show it.", "write the full address, starting with https://")
         for url in re.findall(r"http://[^\s)>\]\"']+", text):
-            if url in parsed.hrefs or url in parsed.images:
+            if url in parsed.hrefs or url in parsed.images or url.startswith(f"{base}/"):
                 continue  # reported above
             file, line = self._locate(url, [template, TEXT_LAYOUT])
             self.add("error", file, line,

@@ -94,6 +94,10 @@ def decide(sequence: Sequence, history: Seq[Sent]) -> Decision | None:
             return Decision(step.key, "see-a-clinician")
         if step.repeat is not None:
             return Decision(step.key, "repeat")
+        # No repeat version to send: move on as silence does, but without the reminder,
+        # which would tell them they did not answer. Never to graduation: that needs a pass.
+        following = sequence.next_step(step.key)
+        return Decision(following.key, "main") if following is not None else None
     if sequence.no_answer == "repeat" and step.repeat is not None:
         return Decision(step.key, "repeat")
     return _advance(sequence, step.key, reminder=True, checkpointed=True)

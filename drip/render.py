@@ -271,14 +271,36 @@ class Renderer:
                 fix="use only the variables listed in docs/writing-sequences.md "
                 "(subscriber.first_name, sequence.name, step.week, coach.name, ...)",
             ) from None
+        except Exception as exc:  # the coach's template failed while it ran
+            # An unknown filter or test inside {% if %} is only found when it runs (Jinja2 3),
+            # like 1/0 or "a" + 1: each is a mistake in the template, not in drip.
+            file, line = _template_position(exc.__traceback__, self.templates_dir / name)
+            raise TemplateError(
+                f"The template fails when it runs: {_runtime_message(exc)}.",
+                file=file,
+                line=line,
+                fix="check the filters (| ...), tests (is ...) and sums on that line against "
+                "docs/writing-sequences.md",
+            ) from None
 
     def _string(self, source: str, context: Mapping[str, Any], where: str) -> str:
         try:
-            return self._text_env.from_string(source).render(context).strip()
+            # a subject or preheader is one header line: a YAML '|' block or a {% if %} may
+            # leave line breaks, which no email header can carry
+            return _LINE_BREAKS.sub(" ", self._text_env.from_string(source).render(context)
+                                    .strip())
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"Template syntax error: {exc.message}.", file=where) from None
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"{exc.message}.", file=where) from None
+        except Exception as exc:  # as in _template
+            raise TemplateError(f"It fails when it runs: {_runtime_message(exc)}.",
+                                file=where) from None
+
+
+def _runtime_message(exc: Exception) -> str:
+    message = str(exc).rstrip(".")
+    return message if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {message}"
 
 
 def _template_position(tb: TracebackType | None, fallback: Path) -> tuple[str, int | None]:
@@ -291,6 +313,7 @@ def _template_position(tb: TracebackType | None, fallback: Path) -> tuple[str, i
     return found
 
 
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 _LINK = re.compile(r"\[([^\]]+)\]\((\S+?)\)")
 _STRONG = re.compile(r"(\*\*|__)(.+?)\1")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")

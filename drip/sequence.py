@@ -69,6 +69,9 @@ class Schedule(_Strict):
     @field_validator("send_time")
     @classmethod
     def _daytime(cls, value: time) -> time:
+        if value.tzinfo is not None:  # "06:30+10:00" parses, but cannot be compared below
+            raise ValueError("must be a local time without a UTC offset, like \"06:30\": "
+                             "it is read in each subscriber's own timezone")
         if not (QUIET_END <= value < QUIET_START):
             raise ValueError(
                 "must be between 06:00 and 20:59 local time, because nothing is sent at night"
@@ -170,6 +173,11 @@ class Sequence(_Strict):
             seen.add(step.key)
             if index == 0 and not step.immediate and step.wait_days == 0:
                 raise ValueError("steps.0.send_after: the first step needs a wait or 'immediately'")
+            if index > 0 and not step.immediate and step.wait_days == 0:
+                raise ValueError(
+                    f"steps.{index}.send_after: a wait of 0 sends this email in the same "
+                    "slot as the one before it, two at once"
+                )
             if index > 0 and step.immediate:
                 raise ValueError(
                     f"steps.{index}.send_after: only the first step can go 'immediately'; "
@@ -380,7 +388,37 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
             line=(mark.line + 1) if mark else None,
             fix="check the indentation and quoting on that line (quote text containing ': ')",
         ) from None
+    duplicate = _first_duplicate_key(root)
+    if duplicate is not None:
+        loc, line, first = duplicate
+        raise SequenceError(
+            f"'{loc[-1]}' is written twice in the same block (first on line {first}); YAML "
+            "would silently keep only the last one.",
+            file=str(path),
+            line=line,
+            field=".".join(str(p) for p in loc),
+            fix="delete one of the two, or indent it under the step it belongs to",
+        )
     return data, root
+
+
+def _first_duplicate_key(root: yaml.Node | None) -> tuple[tuple[Any, ...], int, int] | None:
+    """(location, line, line of its first use) of the first key repeated in a mapping."""
+    pending: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())] if root is not None else []
+    while pending:
+        node, loc = pending.pop(0)
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        return (*loc, key.value), line, seen[key.value]
+                    seen[key.value] = line
+                    pending.append((value, (*loc, key.value)))
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend((item, (*loc, index)) for index, item in enumerate(node.value))
+    return None
 
 
 def _validate(model: type[M], data: Any, path: Path, root: yaml.Node | None) -> M:
@@ -425,7 +463,7 @@ def _explain(kind: str, message: str, loc: tuple[Any, ...]) -> str:
     return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
-def _fix_for(kind: str, loc: tuple[Any, ...]) -> str | None:
+def _fix_for(kind: str, loc: tuple[Any, ...]) -> str:
     if kind == "extra_forbidden":
         return "remove it, or check its spelling against docs/writing-sequences.md"
     if kind == "missing":
@@ -436,7 +474,23 @@ def _fix_for(kind: str, loc: tuple[Any, ...]) -> str | None:
         return "write the full address, starting with https://"
     if loc and loc[-1] == "send_time":
         return "write it quoted, like send_time: \"06:30\""
-    return None
+    if kind.startswith("int_") or kind in ("greater_than_equal", "less_than_equal"):
+        return "write a whole number in the range the message gives"
+    if kind == "literal_error":
+        return "use one of the values the message lists, spelled exactly so"
+    if kind == "string_type":
+        return "write text; put it in quotes if it looks like a number, a date or yes/no"
+    if kind == "too_short" and loc and loc[-1] == "steps":
+        return "add at least one step"
+    if kind == "list_type":
+        return "write a list: one '- item' line per entry under it, or [a, b]"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "indent the fields that belong under it, one 'name: value' per line"
+    if loc and loc[-1] == "key":
+        return "give each one its own key"
+    if loc and loc[-1] == "send_after":
+        return "write 'immediately' for the first step, or a wait such as '1 week' or '3 days'"
+    return "see the table of fields in docs/writing-sequences.md"
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

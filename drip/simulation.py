@@ -88,6 +88,15 @@ def simulate(library: Library, renderer: Renderer, *, sequence_key: str, timezon
     A purchase or pause "in week N" happens just after the first email of week N."""
     sequence = library.sequence(sequence_key)
     timezone = validate_timezone(timezone)
+    # A purchase matters to a journey only through the offers and the goals: any other key
+    # (a typo, say) would be "bought" and change nothing, while the calendar says it was.
+    known = [o.key for o in library.offers.offers]
+    known += [g.purchased for g in sequence.goals if g.purchased not in known]
+    for offer, _ in buys:
+        if offer not in known:
+            raise InvalidInput(f"'{offer}' is not an offer or a goal of {sequence.key}, so "
+                               f"buying it would change nothing; use one of: "
+                               f"{', '.join(known) or 'none'}.")
     plain = walk(sequence, library.offers, Persona(timezone, joined_at, answers))
 
     def after_week(week: int, what: str) -> int:

@@ -52,7 +52,10 @@ def exit_code_for(error: DripError) -> int:
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    errors.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # messages quote what was typed, like --sequence '[x]': print it, never read it as markup
+    errors.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -97,15 +97,19 @@ def lint(
 
 
 def show(found: list[Finding], sequences_dir: Path, templates_dir: Path) -> None:
+    from rich.markup import escape
+
     from drip.lint import errors_in
 
     for finding in found:
+        # findings quote the coach's text and Markdown ([words](url)): not Rich markup
         colour = "red" if finding.severity == "error" else "yellow"
-        where = f"{finding.file}:{finding.line}" if finding.line else finding.file
-        console.print(f"[bold]{where}[/]: [{colour}]{finding.severity}[/]: {finding.message}",
-                      highlight=False, soft_wrap=True)
+        where = escape(f"{finding.file}:{finding.line}" if finding.line else finding.file)
+        console.print(f"[bold]{where}[/]: [{colour}]{finding.severity}[/]: "
+                      f"{escape(finding.message)}", highlight=False, soft_wrap=True)
         if finding.fix:
-            console.print(f"    [dim]Fix:[/] {finding.fix}", highlight=False, soft_wrap=True)
+            console.print(f"    [dim]Fix:[/] {escape(finding.fix)}", highlight=False,
+                          soft_wrap=True)
     count = len(errors_in(found))
     warnings = len(found) - count
     if not found:
@@ -160,7 +164,7 @@ def simulate(
     console.print(calendar(result), soft_wrap=True)
     if out is not None:
         console.print(f"Wrote {len(result.emails)} emails to {out} (.eml and .html).",
-                      highlight=False)
+                      highlight=False, markup=False)
 
 
 def calendar(result: Simulation) -> Table:
@@ -216,7 +220,7 @@ def preview(
     message = render_sample(library, renderer, sender_of(current), links_of(current), sequence,
                             step, variant, nudge)
     for path in write_preview(message, out):
-        console.print(f"Wrote {path}", highlight=False)
+        console.print(f"Wrote {path}", highlight=False, markup=False)
 
 
 @guarded

@@ -97,6 +97,9 @@ def test_bad_persona_input_is_explained(library: Library, renderer: Renderer) ->
         parse_answers("pass,maybe")
     with pytest.raises(InvalidInput, match="OFFER@WEEK"):
         parse_buys(["12-week-program"])
+    with pytest.raises(InvalidInput, match="'12-week-programme' is not an offer or a goal"):
+        calendar(library, renderer, "UTC", "2026-03-02T09:00:00Z",
+                 buys=parse_buys(["12-week-programme@3"]))
     with pytest.raises(InvalidInput, match="never gets a week 5 email"):
         calendar(library, renderer, "UTC", "2026-03-02T09:00:00Z", "pass,notyet,notyet,notyet",
                  pauses=[5])

@@ -155,3 +155,16 @@ def test_goals_and_opt_out_stop_all_nudges() -> None:
 @pytest.mark.parametrize("answer", [PASSED, NOT_YET, None])
 def test_unknown_steps_end_the_plan(answer: str | None) -> None:
     assert decide(adaptive(), [sent("week-99", answer=answer)]) is None
+
+
+def test_not_yet_without_a_repeat_moves_on_without_the_no_answer_reminder() -> None:
+    # week-1 of the basic fixture has a checkpoint but no repeat: a "not yet" used to get
+    # week-2 "main+reminder", whose words say they did not answer last week's checkpoint
+    plain = load_sequence(FIXTURE)
+    d = decide(plain, [sent("week-1", answer=NOT_YET)])
+    assert d is not None and (d.step_key, d.variant) == ("week-2", "main")
+    seq = adaptive()
+    last = seq.steps[-1].model_copy(update={"repeat": None})
+    seq = seq.model_copy(update={"steps": [*seq.steps[:-1], last]})
+    history = [sent("week-1", answer=PASSED), sent("week-2", answer=PASSED, n=2)]
+    assert decide(seq, [*history, sent("week-3", answer=NOT_YET, n=3)]) is None
