@@ -124,6 +124,17 @@ class Settings(BaseModel):
             return tuple(key.strip() for key in value.split(",") if key.strip())
         return value
 
+    @field_validator("coach_timezone")
+    @classmethod
+    def _coach_timezone_known(cls, value: str) -> str:
+        from drip.addresses import validate_timezone
+        from drip.errors import InvalidTimezone
+
+        try:
+            return validate_timezone(value)
+        except InvalidTimezone as exc:  # its message names the zone and suggests one
+            raise ValueError(str(exc)) from None
+
     @field_validator("database_url")
     @classmethod
     def _database_url_known(cls, value: str) -> str:
@@ -223,7 +234,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
                 "SENDGRID_API_KEY" if field == "sendgrid_api_key" else f"DRIP_{field.upper()}"
             )
             problems.append(f"{variable} {error['msg'].removeprefix('Value error, ')}")
-        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".") from None
+        text = "; ".join(p.rstrip(".") for p in problems)
+        raise ConfigError(f"Invalid configuration: {text}"
+                          + ("" if text.endswith("?") else ".")) from None
     if generate:
         loaded = loaded.model_copy(update={"secret_key": _generated_secret_key(var_dir)})
     return loaded

@@ -132,3 +132,14 @@ def test_a_key_change_keeps_the_links_already_sent_working() -> None:
         before.read("unsubscribe", fresh)
     with pytest.raises(BadSignature):  # once the old key is dropped, its links stop working
         Signer("new-key").read("unsubscribe", in_inboxes)
+
+
+def test_a_misspelt_coach_timezone_stops_start_up_with_a_suggestion() -> None:
+    from drip.errors import ConfigError
+    from drip.settings import load_settings
+
+    with pytest.raises(ConfigError, match=r"DRIP_COACH_TIMEZONE 'Europe/Londn' is not an IANA "
+                                          r"timezone.*Did you mean Europe/London\?$"):
+        load_settings({"DRIP_SECRET_KEY": "k", "DRIP_COACH_TIMEZONE": "Europe/Londn"})
+    assert load_settings({"DRIP_SECRET_KEY": "k",
+                          "DRIP_COACH_TIMEZONE": "Europe/London"}).coach_timezone == "Europe/London"
