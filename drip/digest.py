@@ -10,6 +10,7 @@ from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from drip.errors import PermanentProviderError, TransientProviderError
 from drip.message import Content, Message
 from drip.planner import Sent, base_variant, not_yet_streak
 from drip.providers.base import Provider
@@ -173,6 +174,12 @@ def send_digest(store: Store, library: Library, provider: Provider, sender: Send
                       from_email=sender.email, from_name=sender.name, content=content,
                       transactional=True)
     (result,) = provider.send_batch([message])
+    if result.verdict != "accepted":
+        reason = result.reason or "the provider did not take it"
+        store.record_event("digest_failed", now, f"{result.verdict}: {reason}", email=coach_email)
+        error = PermanentProviderError if result.verdict == "permanent" else TransientProviderError
+        raise error(f"The weekly digest to {coach_email} was not sent ({result.verdict}): "
+                    f"{reason}")
     store.record_event("digest_sent", now, f"{result.verdict}: {result.reason or ''}".strip(),
                        email=coach_email)
     return digest

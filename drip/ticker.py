@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from drip.digest import send_digest
@@ -25,6 +26,8 @@ from drip.runtime import Drip
 log = logging.getLogger("drip.scheduler")
 
 SQLITE_LEASE = "scheduler:sqlite"
+#: How long after a failed digest the scheduler tries again.
+DIGEST_RETRY = timedelta(minutes=15)
 
 
 class Ticker:
@@ -98,8 +101,15 @@ class Ticker:
                         self.drip.settings.coach_email, now)
             log.info("sent the weekly digest to %s", self.drip.settings.coach_email)
         except Exception:
-            self.drip.store.release_lease(lease, self.worker)  # let the next tick try again
-            log.exception("could not send the weekly digest")
+            # The cron fires once a week: try again in a while, on whichever worker gets
+            # the lease then, until it goes.
+            self.drip.store.release_lease(lease, self.worker)
+            log.exception("could not send the weekly digest; trying again in %s",
+                          DIGEST_RETRY)
+            self.scheduler.add_job(
+                self.digest, DateTrigger(datetime.now(UTC) + DIGEST_RETRY),
+                id="digest-retry", name="the coach's weekly digest, again",
+                replace_existing=True, misfire_grace_time=None)
 
     def _beat(self, detail: str) -> None:
         try:
