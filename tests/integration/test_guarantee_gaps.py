@@ -24,12 +24,22 @@ from drip.message import Message
 from drip.models import Delivery
 from drip.providers.base import ProviderEvent, SendResult
 from drip.runtime import Drip
-from drip.store import Sending
+from drip.store import ClaimedDelivery, Sending
 from drip.subscriptions import enroll
 from tests.conftest import FIXTURES, make_settings
 from tests.support.sendgrid_standin import SendGridStandIn
 
 KEY = "SG.test-key"
+
+
+def hand_over_and_die(drip: Drip, clock: FixedClock, worker: str = "dead") -> ClaimedDelivery:
+    """A worker claims the one due email, marks it `sending` (handed to the provider) and
+    dies before recording the answer."""
+    lease = timedelta(seconds=drip.settings.lease_seconds)
+    (claimed,) = drip.store.claim_due(clock.now(), 10, worker, clock.now() + lease)
+    drip.store.mark_sending([Sending(claimed.id, claimed.step_key, claimed.variant, None, "h")],
+                            worker, clock.now(), clock.now() + lease)
+    return claimed
 
 
 class PausesWhileSending:
@@ -126,9 +136,7 @@ def test_a_send_the_provider_confirmed_is_not_reaped_as_unknown(
     lease = timedelta(seconds=drip.settings.lease_seconds)
     # A worker hands Ana's email to SendGrid, SendGrid accepts it, and the worker dies
     # before recording the answer.
-    (claimed,) = drip.store.claim_due(clock.now(), 10, "dead", clock.now() + lease)
-    drip.store.mark_sending([Sending(claimed.id, claimed.step_key, claimed.variant, None, "h")],
-                            "dead", clock.now(), clock.now() + lease)
+    claimed = hand_over_and_die(drip, clock)
     # Seconds later SendGrid's Event Webhook reports it processed, naming the delivery.
     clock.advance(seconds=5)
     ingest(drip.store, [ProviderEvent("ev-1", "processed", "ana@example.com", clock.now(),
@@ -179,10 +187,7 @@ def test_a_dead_workers_sends_become_unknown_while_the_kill_switch_is_on(
     drip = basic_drip
     enroll(drip.store, drip.library, email="ana@example.com", sequence_key="basic",
            now=clock.now(), timezone="Europe/London")
-    lease = timedelta(seconds=drip.settings.lease_seconds)
-    (claimed,) = drip.store.claim_due(clock.now(), 10, "dead", clock.now() + lease)
-    drip.store.mark_sending([Sending(claimed.id, claimed.step_key, claimed.variant, None, "h")],
-                            "dead", clock.now(), clock.now() + lease)
+    claimed = hand_over_and_die(drip, clock)
     # The worker dies mid-send; the operator pulls the kill switch while investigating.
     lifecycle.pause_all(drip.store, clock.now(), "investigating a crash")
     clock.advance(hours=2)
