@@ -212,6 +212,9 @@ class SendGridStandIn:
 
             def _answer(self, status: int, body: bytes = b"",
                         headers: Mapping[str, str] | None = None) -> None:
+                # answered from here on: a client that has read the answer must never see
+                # its request still listed as in flight
+                standin._forget(getattr(self, "request_number", None))
                 self.send_response(status)
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
@@ -257,11 +260,16 @@ class SendGridStandIn:
             self._received += 1
             number = self._received
             self._unanswered[number] = _recipients(body)
+        request.request_number = number
         try:
             self._handle_mail(request, body)
         finally:
+            self._forget(number)  # also when no answer was written (a dropped connection)
+
+    def _forget(self, number: int | None) -> None:
+        if number is not None:
             with self.lock:
-                del self._unanswered[number]
+                self._unanswered.pop(number, None)
 
     def _handle_mail(self, request: Any, body: Any) -> None:
         if self.validate:
