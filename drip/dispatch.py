@@ -192,6 +192,11 @@ def stranded_reason(sequence_key: str, step_key: str) -> str:
             "lint` lists stranded enrollments), then resume the subscriber.")
 
 
+def missing_sequence_reason(sequence_key: str) -> str:
+    return (f"The sequence '{sequence_key}' no longer exists; restore "
+            f"sequences/{sequence_key}.yaml, then resume the subscriber.")
+
+
 def stranded(claimed: ClaimedDelivery, step_key: str) -> Outcome:
     """Hold, never drop, an enrollment whose step was removed or renamed in its sequence."""
     return Outcome(claimed.id, "held", error=stranded_reason(claimed.sequence_key, step_key))
@@ -619,9 +624,7 @@ class Dispatcher:
                            error=f"The enrollment is {claimed.enrollment_state}.")
         sequence = self.library.sequences.get(claimed.sequence_key)
         if sequence is None:
-            return Outcome(claimed.id, "held", error=(
-                f"The sequence '{claimed.sequence_key}' no longer exists; restore "
-                f"sequences/{claimed.sequence_key}.yaml, then resume the subscriber."))
+            return Outcome(claimed.id, "held", error=missing_sequence_reason(claimed.sequence_key))
         if claimed.step_key not in sequence.step_keys:
             return stranded(claimed, claimed.step_key)
         return None
@@ -697,13 +700,25 @@ class Dispatcher:
                                           w.went_out_at) if sequence else None)
             following = slots[key]
             if following is None:
-                if sequence is not None and w.step_key in sequence.step_keys:
+                if (base_variant(w.variant) == "graduated"
+                        or (sequence is not None and w.step_key in sequence.step_keys)):
                     finished.append(w.enrollment_id)
-                elif base_variant(w.variant) != "graduated":
-                    # the step vanished between claim and send: `drip lint` counts these
-                    log.error("enrollment %d got %s/%s, which is no longer in the sequence; "
-                              "nothing more is planned until the step is back",
-                              w.enrollment_id, w.sequence_key, w.step_key)
+                    continue
+                # The step (or its sequence) vanished between claim and send, as when a
+                # worker running the edited files reaps a send of one running the old
+                # ones: nothing can be planned from it. Hold the enrollment with a reason
+                # instead of leaving it active with nothing pending; the held email takes
+                # the step's place, and `drip lint` counts it as stranded. Once the step is
+                # back, `drip resume` sends what follows it (dispatch decides from the
+                # history, not from the held row's step).
+                reason = (stranded_reason(w.sequence_key, w.step_key) if sequence is not None
+                          else missing_sequence_reason(w.sequence_key))
+                log.error("enrollment %d got %s/%s, which is no longer there; it is held: %s",
+                          w.enrollment_id, w.sequence_key, w.step_key, reason)
+                planned.append(PlannedDelivery(
+                    enrollment_id=w.enrollment_id, subscriber_id=w.subscriber_id,
+                    sequence_key=w.sequence_key, seq_no=w.seq_no + 1, step_key=w.step_key,
+                    due_at=w.went_out_at, window_end_at=None, variant=w.variant, hold=reason))
                 continue
             planned.append(PlannedDelivery(
                 enrollment_id=w.enrollment_id, subscriber_id=w.subscriber_id,

@@ -362,7 +362,12 @@ class _Linter:
         for name in self.template_files():
             path = self.templates_dir / name
             try:
-                tree = self._env.parse(path.read_text(encoding="utf-8"), name, str(path))
+                source = path.read_text(encoding="utf-8")
+                tree = self._env.parse(source, name, str(path))
+                if name not in LAYOUTS and not re.sub(r"{#.*?#}", "", source, flags=re.S).strip():
+                    self.add("error", path, 1, "The template is empty, so its email would "
+                             "carry only the layout's greeting and footer.",
+                             "write the email's content in it, in Markdown")
                 for line, value, how in _recipient_misuse(tree):
                     self.add("error", path, line, _recipient_message(value, how),
                              RECIPIENT_FIX % value)

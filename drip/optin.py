@@ -38,8 +38,12 @@ class Requester:
 
 def request_optin(store: Store, library: Library, provider: Provider, links: Links,
                   sender: Sender, *, email: str, sequence_key: str, name: str, timezone: str,
-                  requester: Requester, text_version: str, now: datetime) -> None:
+                  requester: Requester, text_version: str, now: datetime,
+                  consent_text: str | None = None) -> None:
     """Record the request and email a confirmation link, unless the address is suppressed.
+
+    `consent_text` is the wording the person was shown, kept with the request (None when
+    drip did not show it, as for a JSON request from another site's form).
 
     Raises InvalidInput for a bad address, timezone or sequence (which says nothing about
     who is subscribed) and TransientProviderError if the email could not be sent.
@@ -51,7 +55,7 @@ def request_optin(store: Store, library: Library, provider: Provider, links: Lin
     request_id = store.record_optin_request(
         email=address, sequence_key=sequence.key, name=one_line, timezone=zone_name,
         ip=(requester.ip or "")[:64] or None, user_agent=(requester.user_agent or "")[:500] or None,
-        text_version=text_version, now=now)
+        text_version=text_version, now=now, consent_text=consent_text)
     try:
         if store.subscriber_by_email(address).suppressed_at is not None:
             return  # it bounced or complained before: never mail it, and answer the same
@@ -121,7 +125,10 @@ def confirm_optin(store: Store, library: Library, links: Links, token: str, *,
         source="optin", text_version=request.text_version, ip=request.ip,
         user_agent=request.user_agent, confirmed_at=now,
         details={"requested_at": request.requested_at.isoformat(),
-                 "confirmed_ip": requester.ip, "confirmed_user_agent": requester.user_agent},
+                 "confirmed_ip": requester.ip, "confirmed_user_agent": requester.user_agent,
+                 "consent_text": request.consent_text, "request_id": request.id},
+        # the same link confirmed twice is one consent, not two
+        evidence_key=f"optin-request:{request.id}",
     )
     try:
         outcome = enroll(store, library, email=request.email,

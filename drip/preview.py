@@ -20,28 +20,12 @@ from starlette.routing import Route
 from drip.errors import DripError
 from drip.links import Links
 from drip.message import Message
-from drip.planner import REMINDER
 from drip.render import Renderer, Sender
-from drip.samples import render_sample
-from drip.sequence import Library, Sequence, load_library
+from drip.samples import render_sample, variants_of
+from drip.sequence import Library, load_library
 
 PHONE_WIDTH = 390
 DESKTOP_WIDTH = 820
-
-
-def variants_of(sequence: Sequence, step_key: str) -> list[str]:
-    """The variants this step can go out as (with or without the no-answer reminder)."""
-    step = sequence.step(step_key)
-    found = ["main"]
-    if step.repeat is not None:
-        found.append("repeat")
-    if step.checkpoint is not None and sequence.see_a_clinician is not None:
-        found.append("see-a-clinician")
-    if step.key == sequence.steps[-1].key and sequence.graduated is not None:
-        found.append("graduated")
-    if sequence.steps.index(step) > 0:
-        found += [v + REMINDER for v in found if v != "graduated"]
-    return found
 
 
 def write_preview(message: Message, out_dir: Path) -> list[Path]:

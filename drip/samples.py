@@ -6,11 +6,13 @@ the coach sees exactly what a subscriber would, with links that lead nowhere rea
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from drip.errors import NotFound
 from drip.links import Links
 from drip.message import Content, Message, recipient_values
+from drip.planner import REMINDER
 from drip.providers.base import Provider, SendResult
 from drip.render import Renderer, Sender, email_spec
 from drip.sequence import Library, Sequence
@@ -55,6 +57,21 @@ def sample_message(content: Content, sequence: Sequence, sender: Sender, links: 
     )
 
 
+def variants_of(sequence: Sequence, step_key: str) -> list[str]:
+    """The variants this step can go out as (with or without the no-answer reminder)."""
+    step = sequence.step(step_key)
+    found = ["main"]
+    if step.repeat is not None:
+        found.append("repeat")
+    if step.checkpoint is not None and sequence.see_a_clinician is not None:
+        found.append("see-a-clinician")
+    if step.key == sequence.steps[-1].key and sequence.graduated is not None:
+        found.append("graduated")
+    if sequence.steps.index(step) > 0:
+        found += [v + REMINDER for v in found if v != "graduated"]
+    return found
+
+
 def render_sample(library: Library, renderer: Renderer, sender: Sender, links: Links,
                   sequence_key: str, step_key: str, variant: str = "main",
                   nudge: str | None = None, *, test: bool = False,
@@ -67,7 +84,13 @@ def render_sample(library: Library, renderer: Renderer, sender: Sender, links: L
     if nudge is not None and library.offers.get(nudge) is None:
         raise NotFound(f"There is no offer '{nudge}'; the offers are "
                        f"{', '.join(o.key for o in library.offers.offers) or 'none'}.")
-    email_spec(sequence, step_key, variant)  # a clear error for a variant the step lacks
+    known = variants_of(sequence, step_key)
+    if variant not in known:
+        close = difflib.get_close_matches(variant, known, n=1)
+        raise NotFound(f"Step '{step_key}' has no '{variant}' variant; it goes out as "
+                       f"{', '.join(known)}."
+                       + (f" Did you mean '{close[0]}'?" if close else ""))
+    email_spec(sequence, step_key, variant)
     content = renderer.content(sequence_key, step_key, variant, nudge)
     return sample_message(content, sequence, sender, links, step_key=step_key,
                           variant=variant, nudge=nudge, test=test, subscriber=subscriber)

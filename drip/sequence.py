@@ -57,7 +57,7 @@ class _Strict(BaseModel):
 class Schedule(_Strict):
     send_time: time = time(6, 30)
     weekday: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
-    first_pinned_gap_days: int = Field(default=5, ge=1, le=7)
+    first_pinned_gap_days: int = Field(default=5, strict=True, ge=1, le=7)
 
     @field_validator("send_time", mode="before")
     @classmethod
@@ -97,7 +97,7 @@ class Variant(_Strict):
 
 class Step(_Strict):
     key: StepKey
-    week: int = Field(ge=1, le=520)
+    week: int = Field(strict=True, ge=1, le=520)
     send_after: str
     subject: str = Field(min_length=1)
     preheader: str = Field(min_length=1)
@@ -129,7 +129,7 @@ class Step(_Strict):
 class NudgeRules(_Strict):
     """How the one nudge per email is chosen."""
 
-    cooldown_weeks: int = Field(default=3, ge=0, le=52)
+    cooldown_weeks: int = Field(default=3, strict=True, ge=0, le=52)
     after_not_yet: str | None = None  # the offer that comes first after repeated "not yet"
 
 
@@ -141,7 +141,8 @@ class Goal(_Strict):
 
 
 class RestartAfter(_Strict):
-    restart_after: int = Field(ge=1, le=3650)  # days since the last enrollment finished
+    # days since the last enrollment finished
+    restart_after: int = Field(strict=True, ge=1, le=3650)
 
 
 class Sequence(_Strict):
@@ -154,7 +155,7 @@ class Sequence(_Strict):
     steps: list[Step] = Field(min_length=1)
     graduated: Variant | None = None
     see_a_clinician: Variant | None = None
-    repeat_limit: int = Field(default=2, ge=1, le=10)
+    repeat_limit: int = Field(default=2, strict=True, ge=1, le=10)
     no_answer: Literal["advance", "repeat"] = "advance"
     reminder: str = ""
     nudges: NudgeRules = NudgeRules()
@@ -207,7 +208,7 @@ class Offer(_Strict):
     name: str = Field(min_length=1)
     url: str
     pitch: str = Field(min_length=1)
-    weeks: list[int] = []
+    weeks: list[Annotated[int, Field(strict=True)]] = []
 
     @field_validator("url")
     @classmethod

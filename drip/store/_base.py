@@ -47,6 +47,9 @@ class PlannedDelivery(NamedTuple):
     window_end_at: datetime | None
     variant: str = "main"
     nudge: str | None = None
+    #: Set when nothing can be planned (the step that went out is gone from the files):
+    #: the row is inserted `held` with this reason and the enrollment is paused.
+    hold: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class ConsentRecord:
     user_agent: str | None = None
     confirmed_at: datetime | None = None
     details: dict[str, Any] | None = None
+    #: What this evidence is (an opt-in request, an order): a consent with the same key
+    #: already on record for the subscriber is not recorded twice. Kept in `details`.
+    evidence_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -491,6 +491,10 @@ class DeliveryQueries(StoreBase):
     def _plan(self, s: Session, planned: Sequence[PlannedDelivery], finished: Sequence[int],
               now: datetime) -> int:
         inserted = 0
+        held = [p for p in planned if p.hold is not None]
+        if held:
+            inserted += self._plan_held(s, held, now)
+            planned = [p for p in planned if p.hold is None]
         if planned and self.dialect == "postgresql":
             inserted = rowcount(s.execute(_PG_PLAN, {
                 "now": now,
@@ -524,6 +528,26 @@ class DeliveryQueries(StoreBase):
                        Enrollment.state == "active")
                 .values(state="completed", finished_at=now)
             )
+        return inserted
+
+    def _plan_held(self, s: Session, held: Sequence[PlannedDelivery], now: datetime) -> int:
+        """Insert each held next email and pause its enrollment with the hold's reason.
+        Rare (a step removed under a send in flight), so one row at a time."""
+        inserted = 0
+        for p in held:
+            result = s.execute(
+                self._insert(Delivery).values(
+                    enrollment_id=p.enrollment_id, subscriber_id=p.subscriber_id,
+                    sequence_key=p.sequence_key, seq_no=p.seq_no, step_key=p.step_key,
+                    variant=p.variant, nudge=p.nudge, state="held", due_at=p.due_at,
+                    window_end_at=p.window_end_at, attempts=0, created_at=now,
+                    last_error=p.hold,
+                ).on_conflict_do_nothing(index_elements=["enrollment_id", "seq_no"]))
+            if rowcount(result):
+                inserted += 1
+                s.execute(update(Enrollment)
+                          .where(Enrollment.id == p.enrollment_id, Enrollment.state == "active")
+                          .values(state="paused", paused_at=now, stop_reason=p.hold))
         return inserted
 
     def histories(self, enrollment_ids: Iterable[int]) -> dict[int, list[Sent]]:

@@ -469,6 +469,16 @@ class OperationQueries(StoreBase):
                     raise Conflict(f"The email after delivery {did} has already gone out (or is "
                                    "going now), so resending it would break the order; "
                                    f"resolve it --as sent.")
+                ended = [(i, state) for i, state in later if state not in ("scheduled", "held")]
+                if ended:
+                    # A failed or cancelled follow-up keeps its place in the ledger, so the
+                    # resent email could plan nothing after it: refuse rather than strand it.
+                    i, state = ended[0]
+                    then = f", then `drip retry --id {i}`" if state == "failed" else ""
+                    raise Conflict(
+                        f"The email after delivery {did} (delivery {i}) is already {state}, so "
+                        "resending it would leave nothing planned after it; resolve it --as "
+                        f"sent{then}.")
                 follow_ups += [i for i, state in later if state in ("scheduled", "held")]
             if follow_ups:  # planned again when the resent email goes out
                 s.execute(delete(Delivery).where(Delivery.id.in_(follow_ups)))

@@ -29,15 +29,18 @@ class OptinRequest:
     ip: str | None
     user_agent: str | None
     text_version: str
+    #: The consent wording the person was shown (None when it came through the JSON API,
+    #: whose form drip does not see).
+    consent_text: str | None = None
 
 
 class OptinQueries(StoreBase):
     def record_optin_request(self, *, email: str, sequence_key: str, name: str, timezone: str,
                              ip: str | None, user_agent: str | None, text_version: str,
-                             now: datetime) -> int:
+                             now: datetime, consent_text: str | None = None) -> int:
         payload: dict[str, Any] = {"sequence": sequence_key, "name": name,
                                    "timezone": timezone, "ip": ip, "user_agent": user_agent,
-                                   "text_version": text_version}
+                                   "text_version": text_version, "consent_text": consent_text}
         with self._session() as s, s.begin():
             event = Event(kind=OPTIN_REQUESTED, email=email, occurred_at=now, received_at=now,
                           detail=f"asked to join {sequence_key}", payload=payload)
@@ -55,4 +58,5 @@ class OptinQueries(StoreBase):
         p = row[2]
         return OptinRequest(request_id, str(row[0]), str(p["sequence"]), str(p.get("name") or ""),
                             str(p.get("timezone") or "UTC"), as_utc(row[1]), p.get("ip"),
-                            p.get("user_agent"), str(p.get("text_version") or ""))
+                            p.get("user_agent"), str(p.get("text_version") or ""),
+                            p.get("consent_text"))

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from drip.clock import as_utc
 from drip.errors import Conflict, NotFound
@@ -59,6 +60,16 @@ class SubscriberQueries(StoreBase):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @staticmethod
+    def _has_evidence(s: Session, subscriber_id: int, consent: ConsentRecord) -> bool:
+        """Is this consent's evidence (say, one opt-in link) already on record?"""
+        if consent.evidence_key is None:
+            return False
+        recorded = s.scalars(select(Consent.details).where(
+            Consent.subscriber_id == subscriber_id, Consent.source == consent.source))
+        return any(isinstance(d, dict) and d.get("evidence_key") == consent.evidence_key
+                   for d in recorded)
+
     def _enroll_once(
         self, email: str, name: str, timezone: str, sequence_key: str, source: str,
         now: datetime, first_step: str, first_due_at: datetime,
@@ -94,12 +105,15 @@ class SubscriberQueries(StoreBase):
                        Enrollment.sequence_key == sequence_key)
                 .order_by(Enrollment.cycle.desc())
             ).first()
-            if consent is not None:
+            if consent is not None and not self._has_evidence(s, subscriber.id, consent):
+                details = consent.details
+                if consent.evidence_key is not None:
+                    details = {**(details or {}), "evidence_key": consent.evidence_key}
                 s.add(Consent(
                     subscriber_id=subscriber.id, sequence_key=sequence_key,
                     source=consent.source, text_version=consent.text_version, ip=consent.ip,
                     user_agent=consent.user_agent, created_at=now,
-                    confirmed_at=consent.confirmed_at, details=consent.details,
+                    confirmed_at=consent.confirmed_at, details=details,
                 ))
             cycle = 1
             if existing is not None:

@@ -267,7 +267,8 @@ class _Web:
                 sequence_key=self.field(data, "sequence", 100) or self.default_sequence(),
                 name=self.field(data, "name", 200), timezone=self.field(data, "timezone", 64),
                 requester=requester, text_version=self.settings.consent_text_version,
-                now=self.now())
+                now=self.now(), consent_text=None if wants_json else CONSENT_TEXT.format(
+                    coach=self.settings.from_name))
         finally:
             provider.close()
         text = "Check your inbox: we sent a link to confirm your address."

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from drip.runtime import Drip
+from drip.store import Outcome
 from tests.support.cli import Cli, crash_mid_send, fail_due
 
 
@@ -76,6 +78,28 @@ def test_resend_is_refused_once_the_next_email_went_out(cli: Cli, live: Drip) ->
     refused = cli("resolve", str(unknown), "--as", "resend", code=4)
     assert "has already gone out" in refused.stderr and "--as sent" in refused.stderr
     assert deliveries(cli, "ana@example.com")[0] == ("week-1", "unknown")
+
+
+def test_resend_is_refused_when_the_next_email_failed(cli: Cli, live: Drip) -> None:
+    cli("enroll", "ana@example.com", "--sequence", "basic")
+    [unknown] = crash_mid_send(live)
+    cli("dispatch", code=1)
+    # week 2's email is refused for good by the provider
+    [due] = [r.due_at for r in live.store.deliveries(email="ana@example.com")
+             if r.step_key == "week-2"]
+    later = due + timedelta(minutes=1)
+    [week2] = live.store.claim_due(later, 100, "test-worker", later + timedelta(minutes=5))
+    live.store.record_outcomes([Outcome(week2.id, "failed", provider="outbox",
+                                        error="550 5.1.1 mailbox unavailable")], later)
+    refused = cli("resolve", str(unknown), "--as", "resend", code=4)
+    assert f"(delivery {week2.id}) is already failed" in refused.stderr
+    assert f"--as sent, then `drip retry --id {week2.id}`" in refused.stderr
+    # nothing changed
+    assert deliveries(cli, "ana@example.com") == [("week-1", "unknown"), ("week-2", "failed")]
+    # what the message says to do works
+    cli("resolve", str(unknown), "--as", "sent")
+    assert cli.json("retry", "--id", str(week2.id)) == {"retried": [week2.id], "skipped": []}
+    assert deliveries(cli, "ana@example.com") == [("week-1", "sent"), ("week-2", "scheduled")]
 
 
 def test_pause_and_resume_a_subscriber(cli: Cli, tmp_path: Path) -> None:

@@ -288,3 +288,20 @@ def test_an_http_base_url_is_blamed_on_the_setting(broken: Broken) -> None:
     finding = only_error(found)
     assert finding.file == "DRIP_BASE_URL" and "https://" in (finding.fix or "")
     assert "DRIP_BASE_URL is http://drip.test" in finding.message
+
+
+def test_an_empty_template(broken: Broken) -> None:
+    def empty(root: Path) -> None:
+        (root / WEEK).write_text("{# to be written #}\n\n")
+
+    finding = only_error(lint_project(broken(empty)))
+    assert finding.file.endswith(WEEK) and finding.line == 1
+    assert "The template is empty" in finding.message
+
+
+def test_a_week_written_as_yes(broken: Broken) -> None:
+    # YAML reads `week: yes` as true, which pydantic took for week 1
+    root = broken(replace(YAML, "    week: 2\n", "    week: yes\n"))
+    finding = only_error(lint_project(root))
+    assert finding.file.endswith(YAML) and finding.line == 18
+    assert "valid integer" in finding.message and "whole number" in finding.fix

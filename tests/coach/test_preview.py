@@ -109,6 +109,19 @@ def test_the_page_lists_steps_and_shows_each_email(server: str) -> None:
     assert "has no &#x27;encore&#x27; variant" in missing.text
 
 
+def test_preview_of_a_misspelt_variant_suggests_the_right_one(project: Path,
+                                                               tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "drip", "preview", "week-3", "--sequence", "pht-7-week",
+         "--variant", "repaet", "--out", str(tmp_path / "x")],
+        env=env_for(project, tmp_path), cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "Step 'week-3' has no 'repaet' variant" in said
+    assert "Did you mean 'repeat'?" in said and "see-a-clinician+reminder" in said
+    assert not (tmp_path / "x").exists()
+
+
 def test_the_page_notices_a_changed_template(server: str, project: Path) -> None:
     before = httpx.get(f"{server}/changes").json()["version"]
     assert httpx.get(f"{server}/changes").json()["version"] == before

@@ -244,11 +244,6 @@ def test_each_batch_goes_to_the_provider_with_its_whole_lease(
     assert all(left >= lease - 5 for left in provider.lease_left), provider.lease_left
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "drip/dispatch.py Dispatcher._next_steps only logs when the step that went out is not in "
-    "the reaping worker's sequence: nothing is planned, the enrollment stays active with "
-    "nothing pending, and `drip lint` does not count it (its last email is unknown, not "
-    "sent); only a scheduler log line says so"))
 def test_a_send_reaped_by_a_worker_running_the_edited_sequence_is_held_not_dropped(
     basic_drip: Drip, clock: FixedClock, tmp_path: Path, database_url: str
 ) -> None:
@@ -260,10 +255,8 @@ def test_a_send_reaped_by_a_worker_running_the_edited_sequence_is_held_not_dropp
     lease = timedelta(seconds=drip.settings.lease_seconds)
     # An old worker hands week-2 to the provider and is killed in the deploy that
     # removes week-2 from the sequence.
-    (claimed,) = drip.store.claim_due(clock.now(), 10, "old", clock.now() + lease)
+    claimed = hand_over_and_die(drip, clock, worker="old")
     assert claimed.step_key == "week-2"
-    drip.store.mark_sending([Sending(claimed.id, "week-2", claimed.variant, None, "h")],
-                            "old", clock.now(), clock.now() + lease)
     edited = tmp_path / "edited"
     edited.mkdir()
     (edited / "offers.yaml").write_text(
@@ -278,12 +271,30 @@ def test_a_send_reaped_by_a_worker_running_the_edited_sequence_is_held_not_dropp
         assert "week-2" not in new.library.sequence("basic").step_keys
         clock.advance(seconds=lease.total_seconds() + 1)
         assert new.dispatcher(worker="new").run_once().expired_leases == 1
-        rows = [(r.step_key, r.state) for r in new.store.deliveries(email="ana@example.com")]
+        rows = sorted((r.seq_no, r.step_key, r.state, r.last_error)
+                      for r in new.store.deliveries(email="ana@example.com"))
+        # The enrollment is held with a reason, with a held email in the step's place.
+        assert [r[:3] for r in rows] == [(1, "week-1", "sent"), (2, "week-2", "unknown"),
+                                         (3, "week-2", "held")]
+        assert "'week-2' is no longer in 'basic'" in (rows[2][3] or "")
         (enrollment,) = new.store.timeline("ana@example.com").enrollments
-        # Either something is planned after it, or the enrollment is held with a reason.
-        assert len(rows) == 3 or enrollment.state == "paused", (rows, enrollment)
+        assert enrollment.state == "paused"
+        # Resumed while the step is still missing, it is held again and nothing goes.
+        lifecycle.resume_subscriber(new.store, new.library, "ana@example.com", clock.now())
+        report = new.dispatcher(worker="new").run_once()
+        assert (report.sent_count, report.held) == (0, 1)
+        (enrollment,) = new.store.timeline("ana@example.com").enrollments
+        assert enrollment.state == "paused"
     finally:
         new.close()
+    # The coach puts week-2 back and resumes the runner: what follows week-2 goes, once.
+    lifecycle.resume_subscriber(drip.store, drip.library, "ana@example.com", clock.now())
+    drip.dispatcher().run_once()
+    rows = sorted((r.seq_no, r.step_key, r.state)
+                  for r in drip.store.deliveries(email="ana@example.com"))
+    assert rows[:3] == [(1, "week-1", "sent"), (2, "week-2", "unknown"), (3, "week-3", "sent")]
+    (enrollment,) = drip.store.timeline("ana@example.com").enrollments
+    assert enrollment.state in ("active", "completed")
 
 
 class StopsTheWorker:

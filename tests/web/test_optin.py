@@ -70,9 +70,23 @@ def test_form_opt_in_then_confirm_enrolls_with_consent(web_drip: Drip,
     assert (source, version, ip, agent) == ("optin", "2026-01", "testclient", UA["User-Agent"])
     assert confirmed_at is not None
     assert details["confirmed_user_agent"] == "Other browser" and details["requested_at"]
+    # the wording the person saw is kept word for word, whatever the version string says
+    assert details["consent_text"].startswith("By pressing the button you agree that Dayna")
+    assert details["consent_text"] in form.text
     again = client.post(path)
     assert again.status_code == 200 and "already" in again.text
     assert len(web_drip.store.deliveries()) == 1
+    assert len(consents(web_drip)) == 1  # the same link pressed twice is one consent
+
+
+def test_a_json_opt_in_does_not_claim_wording_drip_did_not_show(
+        web_drip: Drip, client: TestClient) -> None:
+    client.post("/subscribe", json={"email": "jo@example.com", "sequence": "pht-7-week"})
+    (eml,) = outbox(web_drip)
+    assert client.post(confirm_path(web_drip, eml)).status_code == 200
+    ((source, version, *_, details),) = consents(web_drip)
+    assert (source, version) == ("optin", "2026-01")
+    assert details["consent_text"] is None and details["request_id"] > 0
 
 
 def test_json_opt_in_answers_the_same_for_known_unknown_and_suppressed(
