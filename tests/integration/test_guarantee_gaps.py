@@ -24,7 +24,7 @@ from drip.message import Message
 from drip.models import Delivery
 from drip.providers.base import ProviderEvent, SendResult
 from drip.runtime import Drip
-from drip.store import ClaimedDelivery, Sending
+from drip.store import ClaimedDelivery, Sending, WentOut
 from drip.subscriptions import enroll
 from tests.conftest import FIXTURES, make_settings
 from tests.support.sendgrid_standin import SendGridStandIn
@@ -334,3 +334,19 @@ def test_a_worker_asked_to_stop_hands_nothing_more_to_the_provider(
     assert len(provider.sent) == 1
     week1 = sorted(r.state for r in drip.store.deliveries() if r.step_key == "week-1")
     assert week1 == ["scheduled", "scheduled", "sent"], week1  # the rest wait, unclaimed
+
+
+def test_what_follows_a_vanished_step_is_held_unless_the_program_was_over(
+        basic_drip: Drip, clock: FixedClock) -> None:
+    # Pure planning, as the reaper and the courier call it: a graduation email whose step
+    # is gone ends the program; any other email on a vanished step holds the enrollment.
+    went = [WentOut(1, 11, 21, "basic", 3, "week-9", "graduated", "UTC", clock.now()),
+            WentOut(2, 12, 22, "basic", 3, "week-9", "main", "UTC", clock.now()),
+            WentOut(3, 13, 23, "gone", 1, "week-1", "main", "UTC", clock.now())]
+    planned, finished = basic_drip.dispatcher()._next_steps(went)
+    assert finished == [11]
+    assert [(p.enrollment_id, p.seq_no, p.step_key) for p in planned] == [
+        (12, 4, "week-9"), (13, 2, "week-1")]
+    assert all(p.hold for p in planned)
+    assert "'week-9' is no longer in 'basic'" in (planned[0].hold or "")
+    assert "sequences/gone.yaml" in (planned[1].hold or "")
