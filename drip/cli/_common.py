@@ -62,6 +62,9 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 def settings() -> Settings:
     loaded = load_settings()
     logging.basicConfig(level=loaded.log_level, format="%(levelname)s %(name)s: %(message)s")
+    # alembic's start-up chatter ("setup plugin ...", "Context impl ...") says nothing to
+    # an operator; its "Running upgrade a -> b" lines do, and stay at INFO.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     return loaded
 
 
