@@ -314,7 +314,9 @@ def _template_position(tb: TracebackType | None, fallback: Path) -> tuple[str, i
 
 
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
-_LINK = re.compile(r"\[([^\]]+)\]\((\S+?)\)")
+_LINK = re.compile(r"!?\[([^\]]+)\]\((\S+?)\)")  # an image reads as its words and address
+#: An inline HTML tag (<strong>, </span>, <br/>), not an autolink such as <https://...>.
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _STRONG = re.compile(r"(\*\*|__)(.+?)\1")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
@@ -325,6 +327,7 @@ def markdown_to_text(markdown: str) -> str:
     for line in markdown.splitlines():
         line = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", line)
         line = _STRONG.sub(r"\2", line)
+        line = _TAG.sub("", line)
         heading = _HEADING.match(line)
         if heading:
             level, title = len(heading.group(1)), heading.group(2)
