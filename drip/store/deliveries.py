@@ -496,7 +496,7 @@ class DeliveryQueries(StoreBase):
             inserted += self._plan_held(s, held, now)
             planned = [p for p in planned if p.hold is None]
         if planned and self.dialect == "postgresql":
-            inserted = rowcount(s.execute(_PG_PLAN, {
+            inserted += rowcount(s.execute(_PG_PLAN, {
                 "now": now,
                 "enrollment_ids": pg_array(p.enrollment_id for p in planned),
                 "subscriber_ids": pg_array(p.subscriber_id for p in planned),
@@ -520,7 +520,7 @@ class DeliveryQueries(StoreBase):
                  "window_end_at": p.window_end_at, "attempts": 0, "created_at": now}
                 for p in planned
             ])
-            inserted = rowcount(result)
+            inserted += rowcount(result)
         if finished:
             s.execute(
                 update(Enrollment)
