@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
+from rich.text import Text
 
 from drip.addresses import zone
 from drip.cli._common import console, drip_from_env, guarded, print_json
@@ -34,9 +35,14 @@ def local(moment: datetime | None, timezone: str) -> str:
     return f"{moment.astimezone(zone(timezone)):%a %d %b %H:%M}" if moment else "-"
 
 
-def styled(state: str) -> str:
-    style = STATE_STYLE.get(state)
-    return f"[{style}]{state}[/]" if style else state
+def styled(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def add_row(table: Table, *cells: str | Text) -> None:
+    """A row of stored text (names, provider errors, reasons): printed as it is, never read
+    as Rich markup, so a '[/x]' in a provider's error cannot break the listing."""
+    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
 
 
 #: Columns that may wrap; every other column keeps to one line.
@@ -95,8 +101,8 @@ def sends(
                     ("ID", "When (UTC)", "Email", "Step", "Variant", "Nudge", "State",
                      "Last error"))
     for r in rows:
-        table.add_row(str(r.id), utc(r.at), r.email, r.step_key, r.variant, r.nudge or "",
-                      styled(r.state), r.last_error or "")
+        add_row(table, str(r.id), utc(r.at), r.email, r.step_key, r.variant, r.nudge or "",
+                styled(r.state), r.last_error or "")
     console.print(table)
     if len(rows) == limit:
         console.print(f"There may be more: --offset {offset + limit} shows the next page.")
@@ -132,19 +138,19 @@ def timeline_dict(found: Timeline) -> dict[str, Any]:
 def print_timeline(found: Timeline) -> None:
     person = found.subscriber
     tz = person.timezone
-    console.print(f"[bold]{person.email}[/] {person.name or ''} ({tz}), "
-                  f"{styled(person.state)} since "
-                  f"{utc(person.suppressed_at or person.unsubscribed_at or person.created_at)}"
-                  + (f": {person.suppressed_reason}" if person.suppressed_reason else "")
-                  + (", no offers" if person.offers_opt_out_at else ""))
+    console.print(Text.assemble(
+        (person.email, "bold"), f" {person.name or ''} ({tz}), ", styled(person.state),
+        f" since {utc(person.suppressed_at or person.unsubscribed_at or person.created_at)}"
+        + (f": {person.suppressed_reason}" if person.suppressed_reason else "")
+        + (", no offers" if person.offers_opt_out_at else "")))
 
-    def section(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    def section(title: str, columns: tuple[str, ...], rows: list[tuple[str | Text, ...]]) -> None:
         if not rows:
             console.print(f"{title}: none.")
             return
         table = listing(title, columns)
         for row in rows:
-            table.add_row(*row)
+            add_row(table, *row)
         console.print(table)
 
     section("Consents", ("When (UTC)", "Sequence", "Source", "Confirmed", "Details"),
