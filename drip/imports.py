@@ -112,6 +112,7 @@ def parse_csv(data: bytes, *, progress: Progress | None = None) -> ParsedFile:
                                          f"{parsed.rows[earlier].line}; merged"))
     if progress is not None:
         progress(parsed.lines % 5000)
+    parsed.rows = [row if row.timezone else replace(row, timezone="UTC") for row in parsed.rows]
     parsed.problems.sort(key=lambda p: p.line)
     return parsed
 
@@ -131,7 +132,9 @@ def _header(fields: list[str] | None, parsed: ParsedFile) -> list[str]:
 def _row(line: int, values: dict[str, str], parsed: ParsedFile) -> ImportRow | None:
     try:
         email = normalise_email(values["email"])
-        timezone = validate_timezone(values.get("timezone", "").strip() or "UTC")
+        given = values.get("timezone", "").strip()
+        # blank stays blank until duplicates are merged: UTC written out is a timezone
+        timezone = validate_timezone(given) if given else ""
         joined = values.get("joined_at", "").strip()
         joined_at = parse_instant(joined) if joined else None
     except InvalidInput as exc:
@@ -150,7 +153,7 @@ def _merge(first: ImportRow, again: ImportRow) -> tuple[ImportRow, str | None]:
     changes: dict[str, Any] = {}
     for name in ("name", "timezone", "joined_at", "source"):
         mine, theirs = getattr(first, name), getattr(again, name)
-        default = {"timezone": "UTC", "source": "import"}.get(name)
+        default = "import" if name == "source" else None
         if theirs in (None, "", default) or theirs == mine:
             continue
         if mine in (None, "", default):

@@ -157,3 +157,29 @@ def test_export_subscribers_and_deliveries_as_csv_and_json(cli: Cli, tmp_path: P
     assert all(r["provider_message_id"] for r in table if r["state"] == "sent")
     assert "use csv or json" in cli("export", "deliveries", "--format", "xml", code=2).stderr
     assert "cannot be exported" in cli("export", "offers", code=2).stderr
+
+
+def test_a_duplicate_written_as_utc_clashes_with_another_timezone(cli: Cli,
+                                                                   tmp_path: Path) -> None:
+    # UTC written out is a timezone, not a blank for the later row to fill in: two rows
+    # that disagree are an invalid row (docs/operators.md), either way round.
+    path = write(tmp_path, "utc.csv", "email,timezone\n"
+                                      "kim@example.com,UTC\n"
+                                      "KIM@example.com,Asia/Tokyo\n"
+                                      "lee@example.com,Asia/Seoul\n"
+                                      "lee@example.com,UTC\n"
+                                      "max@example.com,\n"
+                                      "max@example.com,Europe/Oslo\n")
+    refused = cli.json("import", path, "--sequence", "basic", code=2)
+    assert refused["invalid"] == [
+        {"line": 3, "problem": "kim@example.com is also on line 2, with a different "
+                               "timezone (Asia/Tokyo, not UTC)"},
+        {"line": 5, "problem": "lee@example.com is also on line 4, with a different "
+                               "timezone (UTC, not Asia/Seoul)"}]
+    assert json.loads(cli("export", "subscribers", "--format", "json").stdout) == []
+    cli("import", path, "--sequence", "basic", "--skip-invalid")
+    zones = {r["email"]: r["timezone"] for r in json.loads(
+        cli("export", "subscribers", "--format", "json").stdout)}
+    assert zones == {"kim@example.com": "UTC", "lee@example.com": "Asia/Seoul",
+                     "max@example.com": "Europe/Oslo"}  # a blank is still filled in
+
