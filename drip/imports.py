@@ -125,6 +125,12 @@ def _header(fields: list[str] | None, parsed: ParsedFile) -> list[str]:
     if "email" not in header:
         raise InvalidInput("The header row has no 'email' column; name the columns on the "
                            "first line, such as email,name,timezone,joined_at,source.")
+    for name in COLUMNS:  # two columns of one name: which one would count is a guess
+        where = [str(n) for n, h in enumerate(header, start=1) if h == name]
+        if len(where) > 1:
+            raise InvalidInput(f"The header row has the column '{name}' more than once "
+                               f"(columns {' and '.join(where)}); rename or remove all "
+                               "but one.")
     parsed.ignored_columns = [h for h in header if h not in COLUMNS]
     return header
 

@@ -183,3 +183,10 @@ def test_a_duplicate_written_as_utc_clashes_with_another_timezone(cli: Cli,
     assert zones == {"kim@example.com": "UTC", "lee@example.com": "Asia/Seoul",
                      "max@example.com": "Europe/Oslo"}  # a blank is still filled in
 
+
+def test_a_header_naming_a_column_twice_is_refused(cli: Cli, tmp_path: Path) -> None:
+    # Which 'email' counts would be a guess (the last one silently won): refuse, change nothing.
+    path = write(tmp_path, "two.csv", "Email,Name,EMAIL\nana@example.com,Ana,ben@example.com\n")
+    error = cli("import", path, "--sequence", "basic", code=2).stderr
+    assert "column 'email' more than once (columns 1 and 3)" in error
+    assert json.loads(cli("export", "subscribers", "--format", "json").stdout) == []
