@@ -12,8 +12,9 @@ from rich.text import Text
 
 from drip.addresses import zone
 from drip.cli._common import console, drip_from_env, guarded, print_json
+from drip.exports import send_record
 from drip.operations import find_sends, timeline
-from drip.store import SendRow, Timeline
+from drip.store import Timeline
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -61,13 +62,6 @@ def listing(title: str, columns: tuple[str, ...]) -> Table:
     return table
 
 
-def send_dict(row: SendRow) -> dict[str, Any]:
-    data = asdict(row)
-    data["at"] = row.at
-    data["local_at"] = row.at.astimezone(zone(row.timezone))
-    return data
-
-
 @guarded
 def sends(
     state: Annotated[list[str] | None, typer.Option(
@@ -91,7 +85,7 @@ def sends(
                           sequence_key=sequence, step_key=step, email=email, since=since,
                           until=until, limit=limit, offset=offset)
     if as_json:
-        print_json([send_dict(r) for r in rows])
+        print_json([send_record(r) for r in rows])
         return
     if not rows:
         console.print("No deliveries match.")
@@ -128,7 +122,7 @@ def timeline_dict(found: Timeline) -> dict[str, Any]:
         "subscriber": {**asdict(person), "state": person.state},
         "consents": [asdict(c) for c in found.consents],
         "enrollments": [asdict(e) for e in found.enrollments],
-        "deliveries": [send_dict(d) for d in found.deliveries],
+        "deliveries": [send_record(d) for d in found.deliveries],
         "events": [asdict(e) for e in found.events],
         "checkpoint_answers": [asdict(a) for a in found.answers],
         "purchases": [asdict(p) for p in found.purchases],

@@ -190,3 +190,15 @@ def test_a_header_naming_a_column_twice_is_refused(cli: Cli, tmp_path: Path) -> 
     error = cli("import", path, "--sequence", "basic", code=2).stderr
     assert "column 'email' more than once (columns 1 and 3)" in error
     assert json.loads(cli("export", "subscribers", "--format", "json").stdout) == []
+
+
+def test_exported_deliveries_have_the_fields_of_drip_sends(cli: Cli) -> None:
+    # docs/operators.md: "Deliveries have the same fields as `drip sends --json`"; the
+    # export left out `at` and `local_at` (when, in UTC and in the subscriber's time).
+    cli("enroll", "ana@example.com", "--sequence", "basic", "--timezone", "Europe/London")
+    cli("enroll", "ben@example.com", "--sequence", "basic", "--timezone", "Asia/Tokyo")
+    cli("dispatch")
+    listed = cli.json("sends")
+    assert json.loads(cli("export", "deliveries", "--format", "json").stdout) == listed
+    [header, *_] = cli("export", "deliveries").stdout.splitlines()
+    assert header.split(",") == list(listed[0])
