@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from drip.addresses import zone
 from drip.cli._common import EXIT_FAILED, EXIT_PROVIDER, console, drip_from_env, guarded, print_json
@@ -91,7 +92,8 @@ def dispatch(
                 f"[yellow]{plural(report.expired_leases, 'in-flight send')} of a stopped worker "
                 "became unknown[/] (the lease ran out): see `drip sends --state unknown`.")
     if report.halted:
-        console.print(f"[bold red]Sending halted:[/] {report.halted}")
+        if not as_json:  # the JSON says it as "halted"; stdout stays JSON only
+            console.print(f"[bold red]Sending halted:[/] {escape(report.halted)}")
         raise typer.Exit(EXIT_PROVIDER)
     if report.failed or report.unknown or report.expired_leases:
         raise typer.Exit(EXIT_FAILED)

@@ -150,3 +150,17 @@ def test_status_names_a_scheduler_that_went_silent_among_live_ones(cli: Cli,
                     "sent 9 failed 0")
     live.store.beat("a:1:aaaa", live.clock.now(), started, "sent 0 failed 0")
     assert cli.json("status", "--check", code=0)["problems"] == []
+
+
+def test_dispatch_json_stays_json_when_an_open_circuit_halts_sending(cli: Cli,
+                                                                      live: Drip) -> None:
+    # The human "Sending halted: ..." line was printed after the JSON, on standard output.
+    cli("enroll", "ana@example.com", "--sequence", "basic")
+    now = live.clock.now()
+    live.store.open_circuit("outbox", "401 [/auth] bad API key", now, now + timedelta(hours=1))
+    report = cli.json("dispatch", code=6)
+    assert report["sent_count"] == 0 and report["circuit_open"] is True
+    assert report["halted"].endswith("401 [/auth] bad API key")
+    halted = cli("dispatch", code=6)
+    assert "Sending halted: The outbox circuit is open" in halted.stdout
+    assert "401 [/auth] bad API key" in halted.stdout
