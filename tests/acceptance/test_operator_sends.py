@@ -113,3 +113,10 @@ def test_stored_text_with_square_brackets_is_printed_as_it_is(cli: Cli, live: Dr
     screen = cli("status").stdout
     assert "(wrong [/link] in week 3)" in screen and "401 [/auth] bad key" in screen
     assert "401 [/auth] bad key" in cli("circuit", "show").stdout
+
+
+def test_an_age_too_long_for_the_calendar_is_bad_input_not_a_traceback(cli: Cli) -> None:
+    for age in ("999999w", "99999999999w"):  # OverflowError escaped as a traceback
+        error = cli("sends", "--since", age, code=2).stderr
+        assert f"'{age}' reaches back before the year 1" in error
+    assert cli.json("sends", "--since", "9999w") == []  # 190 years is still an age
