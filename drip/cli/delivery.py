@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from drip.addresses import zone
 from drip.cli._common import EXIT_FAILED, EXIT_PROVIDER, console, drip_from_env, guarded, print_json
+from drip.dispatch import REAPER_LEASE
 from drip.operations import plural
 from drip.subscriptions import enroll as enroll_subscriber
 
@@ -49,10 +50,14 @@ def dispatch(
     """Make one pass: send everything due now, and print what was done."""
     with drip_from_env(now) as drip:
         provider = drip.provider()
+        dispatcher = drip.dispatcher(provider)
         try:
-            report = drip.dispatcher(provider).run_once()
+            report = dispatcher.run_once()
         finally:
             provider.close()
+            # One pass and gone: housekeeping is the next pass's (the scheduler's), not held
+            # for a lease's length, or until the --now given, which may be years ahead.
+            drip.store.release_lease(REAPER_LEASE, dispatcher.worker)
     if as_json:
         print_json({
             "sent_count": report.sent_count,

@@ -164,3 +164,17 @@ def test_dispatch_json_stays_json_when_an_open_circuit_halts_sending(cli: Cli,
     halted = cli("dispatch", code=6)
     assert "Sending halted: The outbox circuit is open" in halted.stdout
     assert "401 [/auth] bad API key" in halted.stdout
+
+
+def test_a_dispatch_with_now_in_the_future_leaves_housekeeping_to_the_next_pass(
+        cli: Cli, live: Drip) -> None:
+    # `drip dispatch --now 2099-...` took the reaper lease until 2099 and kept it: no pass
+    # on the real clock turned a dead worker's sends unknown (or moved missed windows)
+    # until then. A one-shot dispatch gives the lease back when its pass is done.
+    cli("enroll", "ana@example.com", "--sequence", "basic")
+    cli("dispatch", "--now", "2099-01-01T07:00:00Z")
+    cli("enroll", "ben@example.com", "--sequence", "basic")
+    [ben] = crash_mid_send(live)
+    cli("dispatch", code=1)
+    states = {r["id"]: r["state"] for r in cli.json("sends", "--email", "ben@example.com")}
+    assert states[ben] == "unknown"
