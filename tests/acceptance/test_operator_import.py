@@ -202,3 +202,16 @@ def test_exported_deliveries_have_the_fields_of_drip_sends(cli: Cli) -> None:
     assert json.loads(cli("export", "deliveries", "--format", "json").stdout) == listed
     [header, *_] = cli("export", "deliveries").stdout.splitlines()
     assert header.split(",") == list(listed[0])
+
+
+def test_what_the_file_says_is_printed_as_written(cli: Cli, tmp_path: Path) -> None:
+    # A bad address or a column name with '[/x]' in it is quoted back to the operator;
+    # Rich read it as a closing tag and the import died with a MarkupError traceback.
+    path = write(tmp_path, "notes.csv", "email,[/notes]\n[/x]@example,a\nana@example.com,b\n")
+    said = cli("import", path, "--sequence", "basic", "--skip-invalid").stdout
+    assert "Skipped line 2: '[/x]@example' is not a valid email address" in said
+    assert "Ignored the columns [/notes]." in said
+    assert "Enrolled 1 of 1 people in basic" in said
+    out = tmp_path / "[bold]all.csv"  # was printed as a bold "all.csv"
+    assert f"Wrote 1 subscribers to {out}." in cli("export", "subscribers", "--out",
+                                                    str(out)).stdout
