@@ -77,6 +77,9 @@ def parse_csv(data: bytes, *, progress: Progress | None = None) -> ParsedFile:
         try:
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
+            if number == 1:  # without a header no row can be read: say why, not "no email"
+                raise InvalidInput("The header row (line 1) is not UTF-8; save the file as "
+                                   "UTF-8 (in Excel: CSV UTF-8) and import it again.") from None
             parsed.problems.append(Problem(number, f"not UTF-8 (byte {exc.start + 1}); save "
                                            "the file as UTF-8"))
             text = ""
@@ -123,6 +126,11 @@ def _header(fields: list[str] | None, parsed: ParsedFile) -> list[str]:
                            "email,name,timezone,joined_at,source.")
     header = [f.strip().lower() for f in fields]
     if "email" not in header:
+        for separator, called in ((";", "semicolons"), ("\t", "tabs")):
+            if any("email" in [c.strip() for c in h.split(separator)] for h in header):
+                raise InvalidInput(f"The header row is separated by {called}, not commas; "
+                                   "save the file as comma-separated CSV, with a header "
+                                   "such as email,name,timezone,joined_at,source.")
         raise InvalidInput("The header row has no 'email' column; name the columns on the "
                            "first line, such as email,name,timezone,joined_at,source.")
     for name in COLUMNS:  # two columns of one name: which one would count is a guess

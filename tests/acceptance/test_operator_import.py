@@ -215,3 +215,18 @@ def test_what_the_file_says_is_printed_as_written(cli: Cli, tmp_path: Path) -> N
     out = tmp_path / "[bold]all.csv"  # was printed as a bold "all.csv"
     assert f"Wrote 1 subscribers to {out}." in cli("export", "subscribers", "--out",
                                                     str(out)).stdout
+
+
+def test_a_file_not_in_utf8_or_not_comma_separated_is_named_for_what_it_is(
+        cli: Cli, tmp_path: Path) -> None:
+    # Each of these has an email column; drip said "The header row has no 'email' column".
+    utf16 = write(tmp_path, "utf16.csv", "email,name\nvera@example.com,Véra\n"
+                  .encode("utf-16"))
+    assert "The header row (line 1) is not UTF-8; save the file as UTF-8" in cli(
+        "import", utf16, "--sequence", "basic", code=2).stderr
+    for separator, called in ((";", "semicolons"), ("\t", "tabs")):
+        path = write(tmp_path, f"{called}.csv", separator.join(("Email", "Name")) + "\n"
+                     + separator.join(("vera@example.com", "Vera")) + "\n")
+        error = cli("import", path, "--sequence", "basic", code=2).stderr
+        assert f"The header row is separated by {called}, not commas" in error
+    assert json.loads(cli("export", "subscribers", "--format", "json").stdout) == []
