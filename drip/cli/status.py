@@ -28,11 +28,12 @@ def status_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     max_lag: Annotated[int, typer.Option(
-        help="Seconds the oldest due email may wait before --check fails.")] = 900,
+        min=0, help="Seconds the oldest due email may wait before --check fails.")] = 900,
     stale_after: Annotated[int | None, typer.Option(
-        help="Seconds without a heartbeat before the scheduler counts as dead "
+        min=1, help="Seconds without a heartbeat before the scheduler counts as dead "
              "(default: three ticks, at least 3 minutes).")] = None,
-    interval: Annotated[float, typer.Option(help="Seconds between --watch refreshes.")] = 2.0,
+    interval: Annotated[float, typer.Option(
+        min=0, help="Seconds between --watch refreshes.")] = 2.0,
     refreshes: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Deliveries by state, what is due, subscribers, the circuit and the scheduler's health."""

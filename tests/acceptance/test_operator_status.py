@@ -108,6 +108,13 @@ def test_watch_refreshes_until_stopped(cli: Cli) -> None:
     assert "Deliveries" in result.stdout
 
 
+def test_negative_seconds_are_bad_input_not_a_traceback(cli: Cli) -> None:
+    # --watch --interval -1 died in time.sleep with ValueError and a traceback.
+    for option in ("--interval", "--max-lag", "--stale-after"):
+        result = cli("status", "--watch", "--refreshes", "1", option, "-1", code=2)
+        assert f"Invalid value for '{option}'" in result.output
+
+
 def test_a_sequence_paused_on_purpose_is_not_lag_but_the_kill_switch_is(cli: Cli,
                                                                        live: Drip) -> None:
     beat(live, timedelta(seconds=1))
