@@ -159,3 +159,13 @@ def test_unsubscribe_suppress_and_unsuppress(cli: Cli) -> None:
     cli("dispatch")
     assert [r["email"] for r in cli.json("sends", "--state", "sent")] == ["ana@example.com"]
     assert deliveries(cli, "ben@example.com") == [("week-1", "cancelled")]
+
+
+def test_a_number_too_long_for_the_database_is_bad_input_not_a_traceback(cli: Cli) -> None:
+    # One digit too many overflowed the database driver (OverflowError, a traceback).
+    huge = str(2**64)
+    for args in (("retry", "--id", huge), ("resolve", huge, "--as", "sent"),
+                 ("sends", "--limit", huge), ("sends", "--offset", huge)):
+        assert "Invalid value" in cli(*args, code=2).output
+    assert "No delivery has the id 9223372036854775807" in cli(
+        "retry", "--id", str(2**63 - 1), code=3).stderr
