@@ -223,6 +223,7 @@ class NudgeCounts:
     shown: int
     click_payloads: list[dict[str, Any] | None]  # one per click event, to match the offer URL
     conversions: int
+    people: int  # distinct subscribers it was nudged to: an offer may come round again
 
 
 @dataclass(frozen=True)
@@ -641,8 +642,9 @@ class OperationQueries(StoreBase):
         first_nudge = (select(t.c.subscriber_id, t.c.nudge, func.min(t.c.sent_at).label("at"))
                        .where(nudged).group_by(t.c.subscriber_id, t.c.nudge).subquery())
         with self._session() as s:
-            shown: dict[str, int] = pairs(s.execute(
-                select(t.c.nudge, func.count()).where(nudged).group_by(t.c.nudge)))
+            shown: dict[str, tuple[int, int]] = {r[0]: (int(r[1]), int(r[2])) for r in s.execute(
+                select(t.c.nudge, func.count(), func.count(func.distinct(t.c.subscriber_id)))
+                .where(nudged).group_by(t.c.nudge))}
             clicks: dict[str, list[dict[str, Any] | None]] = {}
             for offer, payload in s.execute(
                     select(t.c.nudge, Event.payload).join(Event, Event.delivery_id == t.c.id)
@@ -654,5 +656,5 @@ class OperationQueries(StoreBase):
                                      Purchase.product == first_nudge.c.nudge,
                                      Purchase.purchased_at > first_nudge.c.at))
                 .group_by(first_nudge.c.nudge)).all())
-        return [NudgeCounts(offer, int(n), clicks.get(offer, []), int(bought.get(offer, 0)))
-                for offer, n in shown.items()]
+        return [NudgeCounts(offer, n, clicks.get(offer, []), int(bought.get(offer, 0)), people)
+                for offer, (n, people) in shown.items()]
