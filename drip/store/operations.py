@@ -251,6 +251,16 @@ class ImportResult:
     suppressed: int = 0
 
 
+def _why_not_active(enrollment: str) -> str:
+    """Why a failed email of this enrollment is not retried, and what would undo that:
+    `drip resume` lifts only a pause (it refuses a suppressed address)."""
+    if enrollment == "paused":
+        return "its enrollment is paused; `drip resume` it first"
+    if enrollment == "suppressed":
+        return "its address is suppressed; `drip unsuppress` it first"
+    return f"its enrollment is {enrollment}, so nothing of it is sent again"
+
+
 class OperationQueries(StoreBase):
     """Read and steer the delivery ledger for an operator."""
 
@@ -421,7 +431,7 @@ class OperationQueries(StoreBase):
                     skipped.append((did, f"it is {current}, not {state}"))
                     continue
                 if enrollment != "active":
-                    skipped.append((did, f"its enrollment is {enrollment}; resume it first"))
+                    skipped.append((did, _why_not_active(enrollment)))
                     continue
                 other = s.scalar(select(func.count()).select_from(t).where(
                     t.c.enrollment_id == enrollment_id, t.c.id != did,
