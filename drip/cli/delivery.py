@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Annotated
 
 import typer
 from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 
 from drip.addresses import zone
 from drip.cli._common import EXIT_FAILED, EXIT_PROVIDER, console, drip_from_env, guarded, print_json
@@ -56,8 +58,11 @@ def dispatch(
         finally:
             provider.close()
             # One pass and gone: housekeeping is the next pass's (the scheduler's), not held
-            # for a lease's length, or until the --now given, which may be years ahead.
-            drip.store.release_lease(REAPER_LEASE, dispatcher.worker)
+            # for a lease's length, or until the --now given, which may be years ahead. If
+            # the database failed, the pass's own error is the one to show; the lease
+            # then runs out by itself.
+            with suppress(SQLAlchemyError):
+                drip.store.release_lease(REAPER_LEASE, dispatcher.worker)
     if as_json:
         print_json({
             "sent_count": report.sent_count,
