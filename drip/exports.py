@@ -9,8 +9,9 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from drip.addresses import zone
 from drip.errors import InvalidInput
-from drip.store import SendFilter, Store
+from drip.store import SendFilter, SendRow, Store
 
 KINDS = ("subscribers", "deliveries")
 FORMATS = ("csv", "json")
@@ -21,8 +22,17 @@ def export_rows(store: Store, kind: str) -> list[dict[str, Any]]:
     if kind == "subscribers":
         return store.export_subscribers()
     if kind == "deliveries":
-        return [asdict(row) for row in store.sends(SendFilter(limit=None))]
+        return [send_record(row) for row in store.sends(SendFilter(limit=None))]
     raise InvalidInput(f"'{kind}' cannot be exported; use one of {', '.join(KINDS)}.")
+
+
+def send_record(row: SendRow) -> dict[str, Any]:
+    """One delivery as `drip sends --json` and `drip export deliveries` give it: its columns,
+    plus when it last did something (`at`) in UTC and in the subscriber's time."""
+    data = asdict(row)
+    data["at"] = row.at
+    data["local_at"] = row.at.astimezone(zone(row.timezone))
+    return data
 
 
 def serialise(rows: list[dict[str, Any]], file_format: str) -> str:

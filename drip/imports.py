@@ -77,6 +77,9 @@ def parse_csv(data: bytes, *, progress: Progress | None = None) -> ParsedFile:
         try:
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
+            if number == 1:  # without a header no row can be read: say why, not "no email"
+                raise InvalidInput("The header row (line 1) is not UTF-8; save the file as "
+                                   "UTF-8 (in Excel: CSV UTF-8) and import it again.") from None
             parsed.problems.append(Problem(number, f"not UTF-8 (byte {exc.start + 1}); save "
                                            "the file as UTF-8"))
             text = ""
@@ -112,6 +115,7 @@ def parse_csv(data: bytes, *, progress: Progress | None = None) -> ParsedFile:
                                          f"{parsed.rows[earlier].line}; merged"))
     if progress is not None:
         progress(parsed.lines % 5000)
+    parsed.rows = [row if row.timezone else replace(row, timezone="UTC") for row in parsed.rows]
     parsed.problems.sort(key=lambda p: p.line)
     return parsed
 
@@ -122,8 +126,19 @@ def _header(fields: list[str] | None, parsed: ParsedFile) -> list[str]:
                            "email,name,timezone,joined_at,source.")
     header = [f.strip().lower() for f in fields]
     if "email" not in header:
+        for separator, called in ((";", "semicolons"), ("\t", "tabs")):
+            if any("email" in [c.strip() for c in h.split(separator)] for h in header):
+                raise InvalidInput(f"The header row is separated by {called}, not commas; "
+                                   "save the file as comma-separated CSV, with a header "
+                                   "such as email,name,timezone,joined_at,source.")
         raise InvalidInput("The header row has no 'email' column; name the columns on the "
                            "first line, such as email,name,timezone,joined_at,source.")
+    for name in COLUMNS:  # two columns of one name: which one would count is a guess
+        where = [str(n) for n, h in enumerate(header, start=1) if h == name]
+        if len(where) > 1:
+            raise InvalidInput(f"The header row has the column '{name}' more than once "
+                               f"(columns {' and '.join(where)}); rename or remove all "
+                               "but one.")
     parsed.ignored_columns = [h for h in header if h not in COLUMNS]
     return header
 
@@ -131,7 +146,9 @@ def _header(fields: list[str] | None, parsed: ParsedFile) -> list[str]:
 def _row(line: int, values: dict[str, str], parsed: ParsedFile) -> ImportRow | None:
     try:
         email = normalise_email(values["email"])
-        timezone = validate_timezone(values.get("timezone", "").strip() or "UTC")
+        given = values.get("timezone", "").strip()
+        # blank stays blank until duplicates are merged: UTC written out is a timezone
+        timezone = validate_timezone(given) if given else ""
         joined = values.get("joined_at", "").strip()
         joined_at = parse_instant(joined) if joined else None
     except InvalidInput as exc:
@@ -150,7 +167,7 @@ def _merge(first: ImportRow, again: ImportRow) -> tuple[ImportRow, str | None]:
     changes: dict[str, Any] = {}
     for name in ("name", "timezone", "joined_at", "source"):
         mine, theirs = getattr(first, name), getattr(again, name)
-        default = {"timezone": "UTC", "source": "import"}.get(name)
+        default = "import" if name == "source" else None
         if theirs in (None, "", default) or theirs == mine:
             continue
         if mine in (None, "", default):

@@ -197,7 +197,11 @@ def parse_moment(text: str, now: datetime) -> datetime:
     """An ISO 8601 time, or an age such as 30m, 24h, 7d or 2w (that long before `now`)."""
     value = text.strip().lower()
     if value[:-1].isdigit() and value[-1:] in _UNITS:
-        return now - timedelta(seconds=int(value[:-1]) * _UNITS[value[-1]])
+        try:
+            return now - timedelta(seconds=int(value[:-1]) * _UNITS[value[-1]])
+        except OverflowError:  # before the year 1
+            raise InvalidInput(f"'{text}' reaches back before the year 1; give a shorter "
+                               "age, such as 30d.") from None
     return parse_instant(text)
 
 

@@ -35,7 +35,8 @@ class StepFunnel:
 class OfferFunnel:
     offer: str
     name: str
-    shown: int
+    shown: int  # emails that carried it
+    people: int  # people it was nudged to (the same person may see it again after a cooldown)
     clicks: int
     conversions: int  # people who bought the offer after it was first nudged to them
 
@@ -74,8 +75,8 @@ def funnel(store: Store, library: Library, sequence_key: str) -> Funnel:
         offer = library.offers.get(n.offer)
         url = offer.url if offer else None
         clicks = sum(1 for payload in n.click_payloads if _on_offer(payload, url))
-        offers.append(OfferFunnel(n.offer, offer.name if offer else n.offer, n.shown, clicks,
-                                  n.conversions))
+        offers.append(OfferFunnel(n.offer, offer.name if offer else n.offer, n.shown,
+                                  n.people, clicks, n.conversions))
     return Funnel(sequence.key, sequence.name, steps, offers)
 
 

@@ -39,6 +39,10 @@ EXIT_CONFLICT = 4
 EXIT_CONFIG = 5  # configuration or database not ready
 EXIT_PROVIDER = 6  # the email provider refused to work
 
+#: The largest id or count a database column holds (a 64-bit integer): a longer number
+#: typed by mistake is a usage error, not an OverflowError from the database driver.
+MAX_ID = 2**63 - 1
+
 T = TypeVar("T")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from drip.cli._common import console, drip_from_env, guarded, print_json
 
@@ -30,7 +31,7 @@ def show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         table.add_row(row.provider, f"[{style}]{row.state}[/]",
                       f"{row.opened_at:%Y-%m-%d %H:%M}" if row.opened_at else "-",
                       f"{row.retry_at:%Y-%m-%d %H:%M}" if row.retry_at else "-",
-                      row.reason or "")
+                      Text(row.reason or ""))  # the provider's text, never markup
     console.print(table if rows else "Every provider circuit is closed.")
 
 

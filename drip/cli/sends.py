@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
+from rich.text import Text
 
 from drip.addresses import zone
-from drip.cli._common import console, drip_from_env, guarded, print_json
+from drip.cli._common import MAX_ID, console, drip_from_env, guarded, print_json
+from drip.exports import send_record
 from drip.operations import find_sends, timeline
-from drip.store import SendRow, Timeline
+from drip.store import Timeline
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -34,9 +36,14 @@ def local(moment: datetime | None, timezone: str) -> str:
     return f"{moment.astimezone(zone(timezone)):%a %d %b %H:%M}" if moment else "-"
 
 
-def styled(state: str) -> str:
-    style = STATE_STYLE.get(state)
-    return f"[{style}]{state}[/]" if style else state
+def styled(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def add_row(table: Table, *cells: str | Text) -> None:
+    """A row of stored text (names, provider errors, reasons): printed as it is, never read
+    as Rich markup, so a '[/x]' in a provider's error cannot break the listing."""
+    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
 
 
 #: Columns that may wrap; every other column keeps to one line.
@@ -55,13 +62,6 @@ def listing(title: str, columns: tuple[str, ...]) -> Table:
     return table
 
 
-def send_dict(row: SendRow) -> dict[str, Any]:
-    data = asdict(row)
-    data["at"] = row.at
-    data["local_at"] = row.at.astimezone(zone(row.timezone))
-    return data
-
-
 @guarded
 def sends(
     state: Annotated[list[str] | None, typer.Option(
@@ -74,9 +74,10 @@ def sends(
         help="From this time: ISO 8601, or an age such as 24h or 7d.")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time (same forms).")] = None,
     email: Annotated[str | None, typer.Option(help="Only this subscriber.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
-    offset: Annotated[int, typer.Option(help="Skip this many first (the next page: "
-                                        "--offset 50).")] = 0,
+    limit: Annotated[int, typer.Option(max=MAX_ID, help="At most this many, newest first.")]
+    = 50,
+    offset: Annotated[int, typer.Option(max=MAX_ID, help="Skip this many first (the next "
+                                        "page: --offset 50).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List deliveries, newest first: when, to whom, which step, and what became of them."""
@@ -85,7 +86,7 @@ def sends(
                           sequence_key=sequence, step_key=step, email=email, since=since,
                           until=until, limit=limit, offset=offset)
     if as_json:
-        print_json([send_dict(r) for r in rows])
+        print_json([send_record(r) for r in rows])
         return
     if not rows:
         console.print("No deliveries match.")
@@ -95,8 +96,8 @@ def sends(
                     ("ID", "When (UTC)", "Email", "Step", "Variant", "Nudge", "State",
                      "Last error"))
     for r in rows:
-        table.add_row(str(r.id), utc(r.at), r.email, r.step_key, r.variant, r.nudge or "",
-                      styled(r.state), r.last_error or "")
+        add_row(table, str(r.id), utc(r.at), r.email, r.step_key, r.variant, r.nudge or "",
+                styled(r.state), r.last_error or "")
     console.print(table)
     if len(rows) == limit:
         console.print(f"There may be more: --offset {offset + limit} shows the next page.")
@@ -122,7 +123,7 @@ def timeline_dict(found: Timeline) -> dict[str, Any]:
         "subscriber": {**asdict(person), "state": person.state},
         "consents": [asdict(c) for c in found.consents],
         "enrollments": [asdict(e) for e in found.enrollments],
-        "deliveries": [send_dict(d) for d in found.deliveries],
+        "deliveries": [send_record(d) for d in found.deliveries],
         "events": [asdict(e) for e in found.events],
         "checkpoint_answers": [asdict(a) for a in found.answers],
         "purchases": [asdict(p) for p in found.purchases],
@@ -132,19 +133,19 @@ def timeline_dict(found: Timeline) -> dict[str, Any]:
 def print_timeline(found: Timeline) -> None:
     person = found.subscriber
     tz = person.timezone
-    console.print(f"[bold]{person.email}[/] {person.name or ''} ({tz}), "
-                  f"{styled(person.state)} since "
-                  f"{utc(person.suppressed_at or person.unsubscribed_at or person.created_at)}"
-                  + (f": {person.suppressed_reason}" if person.suppressed_reason else "")
-                  + (", no offers" if person.offers_opt_out_at else ""))
+    console.print(Text.assemble(
+        (person.email, "bold"), f" {person.name or ''} ({tz}), ", styled(person.state),
+        f" since {utc(person.suppressed_at or person.unsubscribed_at or person.created_at)}"
+        + (f": {person.suppressed_reason}" if person.suppressed_reason else "")
+        + (", no offers" if person.offers_opt_out_at else "")))
 
-    def section(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    def section(title: str, columns: tuple[str, ...], rows: list[tuple[str | Text, ...]]) -> None:
         if not rows:
             console.print(f"{title}: none.")
             return
         table = listing(title, columns)
         for row in rows:
-            table.add_row(*row)
+            add_row(table, *row)
         console.print(table)
 
     section("Consents", ("When (UTC)", "Sequence", "Source", "Confirmed", "Details"),

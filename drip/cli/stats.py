@@ -86,8 +86,10 @@ def print_funnel(item: Funnel) -> None:
         console.print("No email carried an offer yet.\n")
         return
     offers = Table(title="Nudges", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("Offer", "Emails", "Clicks", "Bought after the nudge"):
+    for column in ("Offer", "Emails", "People", "Clicks", "Bought after the nudge"):
         offers.add_column(column, justify="left" if column == "Offer" else "right")
     for o in item.offers:
-        offers.add_row(o.name, str(o.shown), str(o.clicks), percent(o.conversions, o.shown))
+        # buyers are people, so the rate is of the people nudged, not of the emails
+        offers.add_row(o.name, str(o.shown), str(o.people), str(o.clicks),
+                       percent(o.conversions, o.people))
     console.print(offers)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.text import Text
 
 from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json
@@ -27,11 +28,12 @@ def status_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     max_lag: Annotated[int, typer.Option(
-        help="Seconds the oldest due email may wait before --check fails.")] = 900,
+        min=0, help="Seconds the oldest due email may wait before --check fails.")] = 900,
     stale_after: Annotated[int | None, typer.Option(
-        help="Seconds without a heartbeat before the scheduler counts as dead "
+        min=1, help="Seconds without a heartbeat before the scheduler counts as dead "
              "(default: three ticks, at least 3 minutes).")] = None,
-    interval: Annotated[float, typer.Option(help="Seconds between --watch refreshes.")] = 2.0,
+    interval: Annotated[float, typer.Option(
+        min=0, help="Seconds between --watch refreshes.")] = 2.0,
     refreshes: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Deliveries by state, what is due, subscribers, the circuit and the scheduler's health."""
@@ -79,10 +81,10 @@ def render(current: Status) -> RenderableType:
     kill = current.kill_switch
     if kill is not None:
         since, reason = kill
-        parts.append(Panel(
+        parts.append(Panel(Text(  # the operator's reason, printed as typed, never as markup
             f"KILL SWITCH ON since {since:%Y-%m-%d %H:%M} UTC"
             + (f" ({reason})" if reason else "")
-            + ": nothing is sent. `drip resume --all` lifts it.",
+            + ": nothing is sent. `drip resume --all` lifts it."),
             style="bold white on red", expand=False))
     table = Table(title="Deliveries", title_justify="left")
     for column in ("State", "Now", "Last hour", "Last day", "Last week"):
@@ -100,10 +102,11 @@ def render(current: Status) -> RenderableType:
                       f"24 h, {overview.due_next_week} in the next 7 days."))
     people = ", ".join(f"{n} {state}" for state, n in overview.subscribers.items())
     parts.append(Text(f"Subscribers: {people}."))
-    circuits = [f"{c.provider} [red]open[/] until {c.retry_at:%H:%M} UTC: {c.reason}"
-                if c.state == "open" and c.retry_at else
-                f"{c.provider} [red]{c.state}[/]" if c.state == "open" else
-                f"{c.provider} [green]{c.state}[/]" for c in current.circuits]
+    # a circuit's reason is the provider's own error text: escaped, never read as markup
+    circuits = [f"{escape(c.provider)} [red]open[/] until {c.retry_at:%H:%M} UTC: "
+                f"{escape(c.reason or '')}" if c.state == "open" and c.retry_at else
+                f"{escape(c.provider)} [red]{c.state}[/]" if c.state == "open" else
+                f"{escape(c.provider)} [green]{c.state}[/]" for c in current.circuits]
     parts.append(Text.from_markup("Circuit: " + ("; ".join(circuits) if circuits
                                                  else "[green]closed[/]") + "."))
     sequence_pauses = [scope.removeprefix("sequence:") for scope, _, _ in current.pauses
@@ -120,8 +123,8 @@ def render(current: Status) -> RenderableType:
                         title="Schedulers heard from in the last day", title_justify="left")
         styles = {"alive": "green", "stopped": "dim", "silent": "bold red"}
         for w in health.workers:
-            workers.add_row(w.worker, Text(w.state, style=styles.get(w.state, "")),
-                            f"{duration(w.seconds_since_tick)} ago", w.detail or "")
+            workers.add_row(Text(w.worker), Text(w.state, style=styles.get(w.state, "")),
+                            f"{duration(w.seconds_since_tick)} ago", Text(w.detail or ""))
         parts.append(workers)
     lag = ("no email is waiting" if health.lag_seconds is None
            else f"the oldest due email has waited {duration(health.lag_seconds)}")

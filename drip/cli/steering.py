@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from drip import lifecycle
-from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json
+from drip.cli._common import (
+    EXIT_FAILED,
+    MAX_ID,
+    console,
+    drip_from_env,
+    guarded,
+    print_json,
+)
 from drip.operations import pause as pause_sending
 from drip.operations import plural
 from drip.operations import resolve as resolve_unknown
@@ -28,8 +35,8 @@ def register(app: typer.Typer) -> None:
 @guarded
 def retry(
     state: Annotated[str, typer.Option(help="Retry every delivery in this state.")] = "failed",
-    ids: Annotated[list[int] | None, typer.Option("--id", help="Only this delivery "
-                                                  "(repeatable).")] = None,
+    ids: Annotated[list[int] | None, typer.Option("--id", max=MAX_ID, help="Only this "
+                                                  "delivery (repeatable).")] = None,
     as_json: Json = False,
 ) -> None:
     """Send failed deliveries again at the next dispatch, within their send window."""
@@ -53,7 +60,8 @@ def retry(
 
 @guarded
 def resolve(
-    ids: Annotated[list[int], typer.Argument(help="Ids of unknown deliveries.")],
+    ids: Annotated[list[int], typer.Argument(max=MAX_ID,
+                                             help="Ids of unknown deliveries.")],
     resolution: Annotated[str, typer.Option("--as", help="sent: it went out; resend: send "
                                             "it again.")],
     as_json: Json = False,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from drip.cli._common import (
     EXIT_INVALID,
@@ -82,11 +83,13 @@ def import_csv(
                     "ignored_columns": parsed.ignored_columns})
         return
     for problem in parsed.problems:
-        console.print(f"[yellow]{sentence(f'Skipped {problem}')}[/]", highlight=False)
+        # problems and column names quote the file: print them as written, never as markup
+        console.print(f"[yellow]{escape(sentence(f'Skipped {problem}'))}[/]", highlight=False)
     for note in parsed.merged:
-        console.print(sentence(f"Merged {note}"), highlight=False)
+        console.print(escape(sentence(f"Merged {note}")), highlight=False)
     if parsed.ignored_columns:
-        console.print(f"Ignored the columns {', '.join(parsed.ignored_columns)}.")
+        console.print(escape(f"Ignored the columns {', '.join(parsed.ignored_columns)}."),
+                      highlight=False)
     verb = "Would enroll" if dry_run else "Enrolled"
     console.print(
         f"{verb} {result.enrolled} of {len(parsed.rows)} people in {sequence} "
@@ -116,4 +119,4 @@ def export(
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"Cannot write {out}: {exc.strerror}.", EXIT_INVALID)
-    console.print(f"Wrote {len(rows)} {kind} to {out}.")
+    console.print(escape(f"Wrote {len(rows)} {kind} to {out}."), highlight=False)

@@ -223,6 +223,7 @@ class NudgeCounts:
     shown: int
     click_payloads: list[dict[str, Any] | None]  # one per click event, to match the offer URL
     conversions: int
+    people: int  # distinct subscribers it was nudged to: an offer may come round again
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,16 @@ class ImportResult:
     already_enrolled: int = 0
     unsubscribed: int = 0
     suppressed: int = 0
+
+
+def _why_not_active(enrollment: str) -> str:
+    """Why a failed email of this enrollment is not retried, and what would undo that:
+    `drip resume` lifts only a pause (it refuses a suppressed address)."""
+    if enrollment == "paused":
+        return "its enrollment is paused; `drip resume` it first"
+    if enrollment == "suppressed":
+        return "its address is suppressed; `drip unsuppress` it first"
+    return f"its enrollment is {enrollment}, so nothing of it is sent again"
 
 
 class OperationQueries(StoreBase):
@@ -420,7 +431,7 @@ class OperationQueries(StoreBase):
                     skipped.append((did, f"it is {current}, not {state}"))
                     continue
                 if enrollment != "active":
-                    skipped.append((did, f"its enrollment is {enrollment}; resume it first"))
+                    skipped.append((did, _why_not_active(enrollment)))
                     continue
                 other = s.scalar(select(func.count()).select_from(t).where(
                     t.c.enrollment_id == enrollment_id, t.c.id != did,
@@ -641,8 +652,9 @@ class OperationQueries(StoreBase):
         first_nudge = (select(t.c.subscriber_id, t.c.nudge, func.min(t.c.sent_at).label("at"))
                        .where(nudged).group_by(t.c.subscriber_id, t.c.nudge).subquery())
         with self._session() as s:
-            shown: dict[str, int] = pairs(s.execute(
-                select(t.c.nudge, func.count()).where(nudged).group_by(t.c.nudge)))
+            shown: dict[str, tuple[int, int]] = {r[0]: (int(r[1]), int(r[2])) for r in s.execute(
+                select(t.c.nudge, func.count(), func.count(func.distinct(t.c.subscriber_id)))
+                .where(nudged).group_by(t.c.nudge))}
             clicks: dict[str, list[dict[str, Any] | None]] = {}
             for offer, payload in s.execute(
                     select(t.c.nudge, Event.payload).join(Event, Event.delivery_id == t.c.id)
@@ -654,5 +666,5 @@ class OperationQueries(StoreBase):
                                      Purchase.product == first_nudge.c.nudge,
                                      Purchase.purchased_at > first_nudge.c.at))
                 .group_by(first_nudge.c.nudge)).all())
-        return [NudgeCounts(offer, int(n), clicks.get(offer, []), int(bought.get(offer, 0)))
-                for offer, n in shown.items()]
+        return [NudgeCounts(offer, n, clicks.get(offer, []), int(bought.get(offer, 0)), people)
+                for offer, (n, people) in shown.items()]

@@ -157,3 +157,76 @@ def test_export_subscribers_and_deliveries_as_csv_and_json(cli: Cli, tmp_path: P
     assert all(r["provider_message_id"] for r in table if r["state"] == "sent")
     assert "use csv or json" in cli("export", "deliveries", "--format", "xml", code=2).stderr
     assert "cannot be exported" in cli("export", "offers", code=2).stderr
+
+
+def test_a_duplicate_written_as_utc_clashes_with_another_timezone(cli: Cli,
+                                                                   tmp_path: Path) -> None:
+    # UTC written out is a timezone, not a blank for the later row to fill in: two rows
+    # that disagree are an invalid row (docs/operators.md), either way round.
+    path = write(tmp_path, "utc.csv", "email,timezone\n"
+                                      "kim@example.com,UTC\n"
+                                      "KIM@example.com,Asia/Tokyo\n"
+                                      "lee@example.com,Asia/Seoul\n"
+                                      "lee@example.com,UTC\n"
+                                      "max@example.com,\n"
+                                      "max@example.com,Europe/Oslo\n")
+    refused = cli.json("import", path, "--sequence", "basic", code=2)
+    assert refused["invalid"] == [
+        {"line": 3, "problem": "kim@example.com is also on line 2, with a different "
+                               "timezone (Asia/Tokyo, not UTC)"},
+        {"line": 5, "problem": "lee@example.com is also on line 4, with a different "
+                               "timezone (UTC, not Asia/Seoul)"}]
+    assert json.loads(cli("export", "subscribers", "--format", "json").stdout) == []
+    cli("import", path, "--sequence", "basic", "--skip-invalid")
+    zones = {r["email"]: r["timezone"] for r in json.loads(
+        cli("export", "subscribers", "--format", "json").stdout)}
+    assert zones == {"kim@example.com": "UTC", "lee@example.com": "Asia/Seoul",
+                     "max@example.com": "Europe/Oslo"}  # a blank is still filled in
+
+
+def test_a_header_naming_a_column_twice_is_refused(cli: Cli, tmp_path: Path) -> None:
+    # Which 'email' counts would be a guess (the last one silently won): refuse, change nothing.
+    path = write(tmp_path, "two.csv", "Email,Name,EMAIL\nana@example.com,Ana,ben@example.com\n")
+    error = cli("import", path, "--sequence", "basic", code=2).stderr
+    assert "column 'email' more than once (columns 1 and 3)" in error
+    assert json.loads(cli("export", "subscribers", "--format", "json").stdout) == []
+
+
+def test_exported_deliveries_have_the_fields_of_drip_sends(cli: Cli) -> None:
+    # docs/operators.md: "Deliveries have the same fields as `drip sends --json`"; the
+    # export left out `at` and `local_at` (when, in UTC and in the subscriber's time).
+    cli("enroll", "ana@example.com", "--sequence", "basic", "--timezone", "Europe/London")
+    cli("enroll", "ben@example.com", "--sequence", "basic", "--timezone", "Asia/Tokyo")
+    cli("dispatch")
+    listed = cli.json("sends")
+    assert json.loads(cli("export", "deliveries", "--format", "json").stdout) == listed
+    [header, *_] = cli("export", "deliveries").stdout.splitlines()
+    assert header.split(",") == list(listed[0])
+
+
+def test_what_the_file_says_is_printed_as_written(cli: Cli, tmp_path: Path) -> None:
+    # A bad address or a column name with '[/x]' in it is quoted back to the operator;
+    # Rich read it as a closing tag and the import died with a MarkupError traceback.
+    path = write(tmp_path, "notes.csv", "email,[/notes]\n[/x]@example,a\nana@example.com,b\n")
+    said = cli("import", path, "--sequence", "basic", "--skip-invalid").stdout
+    assert "Skipped line 2: '[/x]@example' is not a valid email address" in said
+    assert "Ignored the columns [/notes]." in said
+    assert "Enrolled 1 of 1 people in basic" in said
+    out = tmp_path / "[bold]all.csv"  # was printed as a bold "all.csv"
+    assert f"Wrote 1 subscribers to {out}." in cli("export", "subscribers", "--out",
+                                                    str(out)).stdout
+
+
+def test_a_file_not_in_utf8_or_not_comma_separated_is_named_for_what_it_is(
+        cli: Cli, tmp_path: Path) -> None:
+    # Each of these has an email column; drip said "The header row has no 'email' column".
+    utf16 = write(tmp_path, "utf16.csv", "email,name\nvera@example.com,Véra\n"
+                  .encode("utf-16"))
+    assert "The header row (line 1) is not UTF-8; save the file as UTF-8" in cli(
+        "import", utf16, "--sequence", "basic", code=2).stderr
+    for separator, called in ((";", "semicolons"), ("\t", "tabs")):
+        path = write(tmp_path, f"{called}.csv", separator.join(("Email", "Name")) + "\n"
+                     + separator.join(("vera@example.com", "Vera")) + "\n")
+        error = cli("import", path, "--sequence", "basic", code=2).stderr
+        assert f"The header row is separated by {called}, not commas" in error
+    assert json.loads(cli("export", "subscribers", "--format", "json").stdout) == []

@@ -95,3 +95,28 @@ def test_subscriber_shows_the_whole_timeline(cli: Cli, live: Drip) -> None:
         assert text in screen, text
     missing = cli("subscriber", "nobody@example.com", code=3)
     assert missing.stderr.strip() == "Error: No subscriber has the address nobody@example.com."
+
+
+def test_stored_text_with_square_brackets_is_printed_as_it_is(cli: Cli, live: Drip) -> None:
+    # A provider's error, a name from a shop's export and an operator's reason are data:
+    # Rich must not read '[/policy]' as a closing tag (it raised MarkupError: a traceback).
+    cli("enroll", "ana@example.com", "--sequence", "basic", "--name", "Ana [/b] Lopez")
+    fail_due(live, "550 rejected [/policy] by [bold]mx[/bold]")
+    now = live.clock.now()
+    live.store.open_circuit("outbox", "401 [/auth] bad key", now, now + timedelta(minutes=1))
+    cli("pause", "--all", "--reason", "wrong [/link] in week 3")
+
+    listed = cli("sends").stdout
+    assert "550 rejected [/policy] by [bold]mx[/bold]" in listed
+    person = cli("subscriber", "ana@example.com").stdout
+    assert "Ana [/b] Lopez" in person and "[/policy]" in person
+    screen = cli("status").stdout
+    assert "(wrong [/link] in week 3)" in screen and "401 [/auth] bad key" in screen
+    assert "401 [/auth] bad key" in cli("circuit", "show").stdout
+
+
+def test_an_age_too_long_for_the_calendar_is_bad_input_not_a_traceback(cli: Cli) -> None:
+    for age in ("999999w", "99999999999w"):  # OverflowError escaped as a traceback
+        error = cli("sends", "--since", age, code=2).stderr
+        assert f"'{age}' reaches back before the year 1" in error
+    assert cli.json("sends", "--since", "9999w") == []  # 190 years is still an age

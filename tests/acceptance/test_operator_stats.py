@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, insert
@@ -10,7 +12,8 @@ from sqlalchemy import create_engine, insert
 from drip import checkpoints
 from drip.models import Event
 from drip.runtime import Drip
-from tests.support.cli import Cli
+from tests.conftest import FIXTURES
+from tests.support.cli import Cli, cli_env
 
 
 def provider_events(database_url: str, *events: tuple[str, int, dict[str, Any] | None]) -> None:
@@ -59,7 +62,7 @@ def test_stats_counts_the_funnel_answers_and_nudges(cli: Cli, live: Drip,
     assert (week2["step_key"], week2["sent"], week2["checkpoint"]) == ("week-2", 0, False)
     assert week3["step_key"] == "week-3"
     assert funnel["offers"] == [{"offer": "offer-a", "name": "Offer A", "shown": 3,
-                                 "clicks": 1, "conversions": 1}]
+                                 "people": 3, "clicks": 1, "conversions": 1}]
 
     screen = cli("stats").stdout
     assert "Basic Test Sequence (basic)" in screen
@@ -67,7 +70,7 @@ def test_stats_counts_the_funnel_answers_and_nudges(cli: Cli, live: Drip,
     assert line.split()[:8] == ["week-1", "3", "2", "(67%)", "1", "(33%)", "2", "(67%)"]
     assert "█" in line
     nudges = next(row for row in screen.splitlines() if "Offer A" in row)
-    assert nudges.split() == ["Offer", "A", "3", "1", "1", "(33%)"]
+    assert nudges.split() == ["Offer", "A", "3", "3", "1", "1", "(33%)"]
     assert "no sequence 'nope'" in cli("stats", "--sequence", "nope", code=2).stderr
 
 
@@ -75,3 +78,35 @@ def test_stats_of_a_quiet_sequence(cli: Cli) -> None:
     [funnel] = cli.json("stats")
     assert [s["sent"] for s in funnel["steps"]] == [0, 0, 0] and funnel["offers"] == []
     assert "No email carried an offer yet." in cli("stats").stdout
+
+
+def test_an_offer_shown_twice_to_one_buyer_converted_every_person_nudged(
+        tmp_path: Path, database_url: str) -> None:
+    # With a short cooldown the same offer comes round again (week 1 and week 3). The
+    # buyers are people, so the rate was buyers over emails: "1 (50%)" for the one person
+    # who was nudged and bought.
+    sequences = tmp_path / "sequences"
+    shutil.copytree(FIXTURES / "basic" / "sequences", sequences)
+    basic = sequences / "basic.yaml"
+    basic.write_text(basic.read_text() + "nudges:\n  cooldown_weeks: 1\n")
+    cli = Cli(cli_env(tmp_path, database_url, DRIP_SEQUENCES_DIR=str(sequences)))
+    cli("enroll", "ana@example.com", "--sequence", "basic")
+    cli("dispatch")
+    for _ in range(2):
+        [due] = cli.json("sends", "--state", "scheduled")
+        cli("dispatch", "--now", due["due_at"])
+    nudged = [r["nudge"] for r in reversed(cli.json("sends"))]
+    assert nudged == ["offer-a", None, "offer-a"]
+    drip = cli.drip()
+    try:
+        drip.store.record_purchase(source="shop", order_id="1", product="offer-a",
+                                   subscriber_id=drip.store.subscriber_id("ana@example.com"),
+                                   now=datetime.now(UTC) + timedelta(days=30))
+    finally:
+        drip.close()
+
+    [funnel] = cli.json("stats")
+    assert funnel["offers"] == [{"offer": "offer-a", "name": "Offer A", "shown": 2,
+                                 "people": 1, "clicks": 0, "conversions": 1}]
+    row = next(line for line in cli("stats").stdout.splitlines() if "Offer A" in line)
+    assert row.split() == ["Offer", "A", "2", "1", "0", "1", "(100%)"]

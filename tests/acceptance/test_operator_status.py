@@ -108,6 +108,13 @@ def test_watch_refreshes_until_stopped(cli: Cli) -> None:
     assert "Deliveries" in result.stdout
 
 
+def test_negative_seconds_are_bad_input_not_a_traceback(cli: Cli) -> None:
+    # --watch --interval -1 died in time.sleep with ValueError and a traceback.
+    for option in ("--interval", "--max-lag", "--stale-after"):
+        result = cli("status", "--watch", "--refreshes", "1", option, "-1", code=2)
+        assert f"Invalid value for '{option}'" in result.output
+
+
 def test_a_sequence_paused_on_purpose_is_not_lag_but_the_kill_switch_is(cli: Cli,
                                                                        live: Drip) -> None:
     beat(live, timedelta(seconds=1))
@@ -150,3 +157,31 @@ def test_status_names_a_scheduler_that_went_silent_among_live_ones(cli: Cli,
                     "sent 9 failed 0")
     live.store.beat("a:1:aaaa", live.clock.now(), started, "sent 0 failed 0")
     assert cli.json("status", "--check", code=0)["problems"] == []
+
+
+def test_dispatch_json_stays_json_when_an_open_circuit_halts_sending(cli: Cli,
+                                                                      live: Drip) -> None:
+    # The human "Sending halted: ..." line was printed after the JSON, on standard output.
+    cli("enroll", "ana@example.com", "--sequence", "basic")
+    now = live.clock.now()
+    live.store.open_circuit("outbox", "401 [/auth] bad API key", now, now + timedelta(hours=1))
+    report = cli.json("dispatch", code=6)
+    assert report["sent_count"] == 0 and report["circuit_open"] is True
+    assert report["halted"].endswith("401 [/auth] bad API key")
+    halted = cli("dispatch", code=6)
+    assert "Sending halted: The outbox circuit is open" in halted.stdout
+    assert "401 [/auth] bad API key" in halted.stdout
+
+
+def test_a_dispatch_with_now_in_the_future_leaves_housekeeping_to_the_next_pass(
+        cli: Cli, live: Drip) -> None:
+    # `drip dispatch --now 2099-...` took the reaper lease until 2099 and kept it: no pass
+    # on the real clock turned a dead worker's sends unknown (or moved missed windows)
+    # until then. A one-shot dispatch gives the lease back when its pass is done.
+    cli("enroll", "ana@example.com", "--sequence", "basic")
+    cli("dispatch", "--now", "2099-01-01T07:00:00Z")
+    cli("enroll", "ben@example.com", "--sequence", "basic")
+    [ben] = crash_mid_send(live)
+    cli("dispatch", code=1)
+    states = {r["id"]: r["state"] for r in cli.json("sends", "--email", "ben@example.com")}
+    assert states[ben] == "unknown"

@@ -159,3 +159,33 @@ def test_unsubscribe_suppress_and_unsuppress(cli: Cli) -> None:
     cli("dispatch")
     assert [r["email"] for r in cli.json("sends", "--state", "sent")] == ["ana@example.com"]
     assert deliveries(cli, "ben@example.com") == [("week-1", "cancelled")]
+
+
+def test_a_number_too_long_for_the_database_is_bad_input_not_a_traceback(cli: Cli) -> None:
+    # One digit too many overflowed the database driver (OverflowError, a traceback).
+    huge = str(2**64)
+    for args in (("retry", "--id", huge), ("resolve", huge, "--as", "sent"),
+                 ("sends", "--limit", huge), ("sends", "--offset", huge)):
+        assert "Invalid value" in cli(*args, code=2).output
+    assert "No delivery has the id 9223372036854775807" in cli(
+        "retry", "--id", str(2**63 - 1), code=3).stderr
+
+
+def test_a_skipped_retry_says_what_would_let_it_go(cli: Cli, live: Drip) -> None:
+    # Every skip said "resume it first", but `drip resume` refuses a suppressed address
+    # and does nothing for someone who unsubscribed.
+    cli("enroll", "ana@example.com", "--sequence", "basic")
+    [failed] = fail_due(live)
+    cli("pause", "ana@example.com")
+    assert cli.json("retry", code=1)["skipped"] == [
+        {"id": failed, "why": "its enrollment is paused; `drip resume` it first"}]
+    cli("resume", "ana@example.com")
+    cli("suppress", "ana@example.com")
+    assert cli.json("retry", code=1)["skipped"] == [
+        {"id": failed, "why": "its address is suppressed; `drip unsuppress` it first"}]
+    cli("resume", "ana@example.com", code=4)  # what the old advice led to
+    cli("unsuppress", "ana@example.com")
+    cli("unsubscribe", "ana@example.com")
+    said = cli("retry", code=1).stdout
+    assert (f"Skipped delivery {failed}: its enrollment is unsubscribed, so nothing of it is "
+            "sent again.") in said
