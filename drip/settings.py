@@ -42,7 +42,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_TEMPLATES_DIR": "folder of templates (default templates)",
     "DRIP_VAR_DIR": "folder for local state: database, outbox, generated key (default var)",
     "DRIP_BATCH_SIZE": "deliveries claimed per batch in one dispatch pass (default 500)",
-    "DRIP_LEASE_SECONDS": "how long a claim or an in-flight send is held (default 300)",
+    "DRIP_LEASE_SECONDS": "how long a claim or an in-flight send is held "
+                          "(default 300, at most 86400)",
     "DRIP_SENDGRID_HOST": "SendGrid API host (default https://api.sendgrid.com)",
     "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30)",
     "DRIP_SENDGRID_SANDBOX": "1 to set SendGrid's sandbox mode: accepted but never delivered",
@@ -85,7 +86,8 @@ class Settings(BaseModel):
     templates_dir: Path = Path("templates")
     var_dir: Path = Path("var")
     batch_size: int = Field(default=500, ge=1, le=10_000)
-    lease_seconds: int = Field(default=300, ge=5)
+    # A day at most: a dead worker's claims wait this long before another worker takes them.
+    lease_seconds: int = Field(default=300, ge=5, le=86_400)
     sendgrid_host: str = SENDGRID_DEFAULT_HOST
     sendgrid_timeout: float = Field(default=30.0, gt=0)
     sendgrid_sandbox: bool = False

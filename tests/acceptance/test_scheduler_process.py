@@ -82,3 +82,23 @@ def test_a_second_scheduler_on_one_sqlite_file_refuses_to_start(
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)
     assert first.returncode == 0
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    # a claim held for 31,700 years: every pass would fail adding it to the clock
+    ("DRIP_LEASE_SECONDS", "1000000000000"),
+])
+def test_bad_settings_are_refused_at_start_up_naming_the_variable(
+    process_env: dict[str, str], variable: str, value: str
+) -> None:
+    scheduler = start_scheduler({**process_env, variable: value})
+    try:
+        output, _ = scheduler.communicate(timeout=60)
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+            scheduler.wait()
+    assert scheduler.returncode == 5, output  # EXIT_CONFIG
+    assert "Traceback" not in output, output
+    assert f"Invalid configuration: {variable}" in output, output
+    assert "started" not in output, output
