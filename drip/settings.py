@@ -25,6 +25,8 @@ Backend = Literal["outbox", "console", "smtp", "sendgrid"]
 SENDGRID_DEFAULT_HOST = "https://api.sendgrid.com"
 #: Hosts that only this machine reaches: fine for trying drip out, useless in a real inbox.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+#: The SQLAlchemy drivers drip installs: anything else fails to import at the first query.
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 
 #: Every variable drip reads, with what it is for. The README's settings table mirrors this.
 VARIABLES: dict[str, str] = {
@@ -140,10 +142,22 @@ class Settings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _database_url_known(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        try:
+            driver = make_url(value).drivername
+        except (ArgumentError, ValueError) as exc:  # e.g. a port that is not a number
+            raise ValueError(f"is not a valid URL ({exc}); write it as "
+                             "postgresql+psycopg://user:password@host:5432/name or "
+                             "sqlite:///path/to/drip.db") from None
+        if driver not in DATABASE_DRIVERS:
+            raise ValueError(f"names the driver {driver}, which drip does not use; write "
+                             "postgresql+psycopg:// or sqlite:///")
         return value
 
     @model_validator(mode="after")
