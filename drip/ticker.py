@@ -7,7 +7,9 @@ per periodic task, never a job per subscriber.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -120,9 +122,18 @@ class Ticker:
     def _hold_sqlite_lease(self) -> None:
         """SQLite has one writer: a second scheduler on the same file refuses to start."""
         ttl = timedelta(seconds=max(self.interval * 3, 180))
-        if not self.drip.store.acquire_lease(SQLITE_LEASE, self.worker, self.drip.clock.now(),
-                                             ttl):
-            holder = self.drip.store.lease_holder(SQLITE_LEASE, self.drip.clock.now())
+        store = self.drip.store
+        if not store.acquire_lease(SQLITE_LEASE, self.worker, self.drip.clock.now(), ttl):
+            holder = store.lease_holder(SQLITE_LEASE, self.drip.clock.now())
+            if holder is not None and _gone_from_this_machine(holder):
+                # Killed (SIGKILL, OOM) without releasing it: a restart need not wait out
+                # the lease, and must not say a dead process is running.
+                log.warning("taking over from scheduler %s, which is no longer running",
+                            holder)
+                store.release_lease(SQLITE_LEASE, holder)
+                if store.acquire_lease(SQLITE_LEASE, self.worker, self.drip.clock.now(), ttl):
+                    return
+                holder = store.lease_holder(SQLITE_LEASE, self.drip.clock.now())
             raise ConfigError(
                 f"Another scheduler ({holder}) is already running on this SQLite database; "
                 "run one scheduler per SQLite file, or use PostgreSQL for several."
@@ -137,3 +148,19 @@ class Ticker:
         self.dispatcher.stop()
         threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
                          daemon=True).start()
+
+
+def _gone_from_this_machine(worker: str) -> bool:
+    """True if `worker` (host:pid:tag, as dispatch.worker_name makes it) ran on this host
+    and its process has ended; a worker on another host is never judged."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False

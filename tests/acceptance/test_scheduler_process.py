@@ -105,3 +105,30 @@ def test_bad_settings_are_refused_at_start_up_naming_the_variable(
     assert "Traceback" not in output, output
     assert f"Invalid configuration: {variable}" in output, output
     assert "started" not in output, output
+
+
+def test_a_scheduler_restarted_after_sigkill_takes_over_the_sqlite_file(
+    process_env: dict[str, str], database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("only SQLite limits itself to one scheduler")
+    killed = start_scheduler(process_env)
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        wait_for(lambda: conn.execute(select(Heartbeat.worker)).first() is not None)
+    engine.dispose()
+    killed.kill()  # OOM, kill -9: it never releases the file
+    killed.communicate(timeout=30)
+    restarted = start_scheduler(process_env)
+    try:
+        time.sleep(3)
+        assert restarted.poll() is None, restarted.communicate()[0]
+        restarted.send_signal(signal.SIGTERM)
+        output, _ = restarted.communicate(timeout=30)
+    finally:
+        if restarted.poll() is None:
+            restarted.kill()
+            restarted.wait()
+    assert restarted.returncode == 0, output
+    assert "which is no longer running" in output, output
+    assert "Another scheduler" not in output, output
