@@ -44,10 +44,17 @@ class Ticker:
         self.dispatcher = drip.dispatcher(self.provider, worker=self.worker)
         self.scheduler = BlockingScheduler(timezone="UTC")
         self._stopping = threading.Event()
+        self._lost: str | None = None  # why this scheduler gave up the SQLite file
 
     def run(self) -> None:
         if self.drip.settings.is_sqlite:
             self._hold_sqlite_lease()
+            # Renewed in its own job, so a pass longer than the lease keeps the file.
+            self.scheduler.add_job(
+                self._keep_sqlite_lease, IntervalTrigger(seconds=self.interval, timezone="UTC"),
+                id="sqlite-lease", name="hold the SQLite file", coalesce=True,
+                max_instances=1, misfire_grace_time=None, replace_existing=True,
+            )
         self.scheduler.add_job(
             self.tick, IntervalTrigger(seconds=self.interval, timezone="UTC"),
             id="dispatch", name="dispatch every minute", coalesce=True, max_instances=1,
@@ -68,15 +75,17 @@ class Ticker:
             self.scheduler.start()
         finally:
             self.provider.close()
-            if self.drip.settings.is_sqlite:
+            if self.drip.settings.is_sqlite and self._lost is None:
                 self.drip.store.release_lease(SQLITE_LEASE, self.worker)
-            if self._stopping.is_set():  # tell `drip status` this one was not killed
+            if self._lost is not None:
+                self._beat(self._lost)
+            elif self._stopping.is_set():  # tell `drip status` this one was not killed
                 self._beat(STOPPED_CLEANLY)
             log.info("scheduler %s stopped", self.worker)
+        if self._lost is not None:
+            raise ConfigError(self._lost)
 
     def tick(self) -> None:
-        if self.drip.settings.is_sqlite:
-            self._hold_sqlite_lease()
         try:
             report = self.dispatcher.run_once()
         except Exception:  # keep ticking: the next pass retries, the heartbeat tells operators
@@ -139,12 +148,23 @@ class Ticker:
                 "run one scheduler per SQLite file, or use PostgreSQL for several."
             )
 
+    def _keep_sqlite_lease(self) -> None:
+        try:
+            self._hold_sqlite_lease()
+        except ConfigError as exc:  # another scheduler has the file now: two must not run
+            self._lost = str(exc)
+            self._stop("another scheduler has taken the SQLite file")
+        except Exception:  # the database is busy or away: the lease lasts a few ticks
+            log.exception("could not renew the SQLite lease")
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stop(f"received {signal.Signals(signum).name}")
+
+    def _stop(self, why: str) -> None:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        log.info("received %s: finishing the batch in hand, then stopping",
-                 signal.Signals(signum).name)
+        log.info("%s: finishing the batch in hand, then stopping", why)
         self.dispatcher.stop()
         threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
                          daemon=True).start()

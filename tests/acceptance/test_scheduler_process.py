@@ -6,12 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 
-from drip.models import Heartbeat
+from drip.models import Heartbeat, Lease
 from tests.acceptance.conftest import Run
 from tests.conftest import ROOT
 
@@ -132,3 +133,29 @@ def test_a_scheduler_restarted_after_sigkill_takes_over_the_sqlite_file(
     assert restarted.returncode == 0, output
     assert "which is no longer running" in output, output
     assert "Another scheduler" not in output, output
+
+
+def test_a_scheduler_that_loses_the_sqlite_file_stops_and_says_why(
+    process_env: dict[str, str], database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("only SQLite limits itself to one scheduler")
+    scheduler = start_scheduler(process_env)
+    try:
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            wait_for(lambda: conn.execute(select(Heartbeat.worker)).first() is not None)
+            # Another scheduler took the file while this one could not renew its lease
+            # (a pass longer than the lease, a suspended machine).
+            conn.execute(update(Lease).where(Lease.name == "scheduler:sqlite").values(
+                holder="elsewhere:1:abcd", expires_at=datetime(2099, 1, 1, tzinfo=UTC)))
+        engine.dispose()
+        output, _ = scheduler.communicate(timeout=120)
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+            scheduler.wait()
+    # It does not idle on, failing every tick: it stops, says why, and exits non-zero.
+    assert scheduler.returncode == 5, output  # EXIT_CONFIG
+    assert "Another scheduler (elsewhere:1:abcd)" in output, output
+    assert "Traceback" not in output, output
