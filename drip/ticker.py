@@ -105,18 +105,25 @@ class Ticker:
         now = self.drip.clock.now()
         year, week, _ = now.isocalendar()
         lease = f"digest:{year}-W{week:02d}"
-        if not self.drip.store.acquire_lease(lease, self.worker, now, timedelta(days=8)):
-            return  # another worker sent (or is sending) this week's digest
+        held = False
         try:
+            held = self.drip.store.acquire_lease(lease, self.worker, now, timedelta(days=8))
+            if not held:
+                return  # another worker sent (or is sending) this week's digest
             send_digest(self.drip.store, self.drip.library, self.provider, self.drip.sender,
                         self.drip.settings.coach_email, now)
             log.info("sent the weekly digest to %s", self.drip.settings.coach_email)
         except Exception:
             # The cron fires once a week: try again in a while, on whichever worker gets
-            # the lease then, until it goes.
-            self.drip.store.release_lease(lease, self.worker)
+            # the lease then, until it goes. The database may be what failed: then the
+            # lease stays with this worker, whose retry may renew it.
             log.exception("could not send the weekly digest; trying again in %s",
                           DIGEST_RETRY)
+            if held:
+                try:
+                    self.drip.store.release_lease(lease, self.worker)
+                except Exception:
+                    log.exception("could not release this week's digest lease")
             self.scheduler.add_job(
                 self.digest, DateTrigger(datetime.now(UTC) + DIGEST_RETRY),
                 id="digest-retry", name="the coach's weekly digest, again",
