@@ -95,7 +95,7 @@ class Settings(BaseModel):
     sendgrid_sandbox: bool = False
     sendgrid_api_key: str = Field(default="", repr=False)
     smtp_host: str = "localhost"
-    smtp_port: int = 587
+    smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str = ""
     smtp_password: str = Field(default="", repr=False)
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"

@@ -88,6 +88,8 @@ def test_a_second_scheduler_on_one_sqlite_file_refuses_to_start(
 @pytest.mark.parametrize(("variable", "value"), [
     # a claim held for 31,700 years: every pass would fail adding it to the clock
     ("DRIP_LEASE_SECONDS", "1000000000000"),
+    # no TCP port: with DRIP_BACKEND=smtp every email would be retried for ever
+    ("DRIP_SMTP_PORT", "99999"),
     # a port that is not a number, and a driver drip does not ship
     ("DRIP_DATABASE_URL", "postgresql://postgres@127.0.0.1:54x2/drip"),
     ("DRIP_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1/drip"),
