@@ -25,6 +25,8 @@ Backend = Literal["outbox", "console", "smtp", "sendgrid"]
 SENDGRID_DEFAULT_HOST = "https://api.sendgrid.com"
 #: Hosts that only this machine reaches: fine for trying drip out, useless in a real inbox.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+#: The SQLAlchemy drivers drip installs: anything else fails to import at the first query.
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 
 #: Every variable drip reads, with what it is for. The README's settings table mirrors this.
 VARIABLES: dict[str, str] = {
@@ -42,7 +44,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_TEMPLATES_DIR": "folder of templates (default templates)",
     "DRIP_VAR_DIR": "folder for local state: database, outbox, generated key (default var)",
     "DRIP_BATCH_SIZE": "deliveries claimed per batch in one dispatch pass (default 500)",
-    "DRIP_LEASE_SECONDS": "how long a claim or an in-flight send is held (default 300)",
+    "DRIP_LEASE_SECONDS": "how long a claim or an in-flight send is held "
+                          "(default 300, at most 86400)",
     "DRIP_SENDGRID_HOST": "SendGrid API host (default https://api.sendgrid.com)",
     "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30)",
     "DRIP_SENDGRID_SANDBOX": "1 to set SendGrid's sandbox mode: accepted but never delivered",
@@ -85,13 +88,14 @@ class Settings(BaseModel):
     templates_dir: Path = Path("templates")
     var_dir: Path = Path("var")
     batch_size: int = Field(default=500, ge=1, le=10_000)
-    lease_seconds: int = Field(default=300, ge=5)
+    # A day at most: a dead worker's claims wait this long before another worker takes them.
+    lease_seconds: int = Field(default=300, ge=5, le=86_400)
     sendgrid_host: str = SENDGRID_DEFAULT_HOST
     sendgrid_timeout: float = Field(default=30.0, gt=0)
     sendgrid_sandbox: bool = False
     sendgrid_api_key: str = Field(default="", repr=False)
     smtp_host: str = "localhost"
-    smtp_port: int = 587
+    smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str = ""
     smtp_password: str = Field(default="", repr=False)
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
@@ -138,10 +142,22 @@ class Settings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _database_url_known(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        try:
+            driver = make_url(value).drivername
+        except (ArgumentError, ValueError) as exc:  # e.g. a port that is not a number
+            raise ValueError(f"is not a valid URL ({exc}); write it as "
+                             "postgresql+psycopg://user:password@host:5432/name or "
+                             "sqlite:///path/to/drip.db") from None
+        if driver not in DATABASE_DRIVERS:
+            raise ValueError(f"names the driver {driver}, which drip does not use; write "
+                             "postgresql+psycopg:// or sqlite:///")
         return value
 
     @model_validator(mode="after")

@@ -7,7 +7,9 @@ per periodic task, never a job per subscriber.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -42,10 +44,17 @@ class Ticker:
         self.dispatcher = drip.dispatcher(self.provider, worker=self.worker)
         self.scheduler = BlockingScheduler(timezone="UTC")
         self._stopping = threading.Event()
+        self._lost: str | None = None  # why this scheduler gave up the SQLite file
 
     def run(self) -> None:
         if self.drip.settings.is_sqlite:
             self._hold_sqlite_lease()
+            # Renewed in its own job, so a pass longer than the lease keeps the file.
+            self.scheduler.add_job(
+                self._keep_sqlite_lease, IntervalTrigger(seconds=self.interval, timezone="UTC"),
+                id="sqlite-lease", name="hold the SQLite file", coalesce=True,
+                max_instances=1, misfire_grace_time=None, replace_existing=True,
+            )
         self.scheduler.add_job(
             self.tick, IntervalTrigger(seconds=self.interval, timezone="UTC"),
             id="dispatch", name="dispatch every minute", coalesce=True, max_instances=1,
@@ -66,15 +75,17 @@ class Ticker:
             self.scheduler.start()
         finally:
             self.provider.close()
-            if self.drip.settings.is_sqlite:
+            if self.drip.settings.is_sqlite and self._lost is None:
                 self.drip.store.release_lease(SQLITE_LEASE, self.worker)
-            if self._stopping.is_set():  # tell `drip status` this one was not killed
+            if self._lost is not None:
+                self._beat(self._lost)
+            elif self._stopping.is_set():  # tell `drip status` this one was not killed
                 self._beat(STOPPED_CLEANLY)
             log.info("scheduler %s stopped", self.worker)
+        if self._lost is not None:
+            raise ConfigError(self._lost)
 
     def tick(self) -> None:
-        if self.drip.settings.is_sqlite:
-            self._hold_sqlite_lease()
         try:
             report = self.dispatcher.run_once()
         except Exception:  # keep ticking: the next pass retries, the heartbeat tells operators
@@ -94,18 +105,25 @@ class Ticker:
         now = self.drip.clock.now()
         year, week, _ = now.isocalendar()
         lease = f"digest:{year}-W{week:02d}"
-        if not self.drip.store.acquire_lease(lease, self.worker, now, timedelta(days=8)):
-            return  # another worker sent (or is sending) this week's digest
+        held = False
         try:
+            held = self.drip.store.acquire_lease(lease, self.worker, now, timedelta(days=8))
+            if not held:
+                return  # another worker sent (or is sending) this week's digest
             send_digest(self.drip.store, self.drip.library, self.provider, self.drip.sender,
                         self.drip.settings.coach_email, now)
             log.info("sent the weekly digest to %s", self.drip.settings.coach_email)
         except Exception:
             # The cron fires once a week: try again in a while, on whichever worker gets
-            # the lease then, until it goes.
-            self.drip.store.release_lease(lease, self.worker)
+            # the lease then, until it goes. The database may be what failed: then the
+            # lease stays with this worker, whose retry may renew it.
             log.exception("could not send the weekly digest; trying again in %s",
                           DIGEST_RETRY)
+            if held:
+                try:
+                    self.drip.store.release_lease(lease, self.worker)
+                except Exception:
+                    log.exception("could not release this week's digest lease")
             self.scheduler.add_job(
                 self.digest, DateTrigger(datetime.now(UTC) + DIGEST_RETRY),
                 id="digest-retry", name="the coach's weekly digest, again",
@@ -120,20 +138,56 @@ class Ticker:
     def _hold_sqlite_lease(self) -> None:
         """SQLite has one writer: a second scheduler on the same file refuses to start."""
         ttl = timedelta(seconds=max(self.interval * 3, 180))
-        if not self.drip.store.acquire_lease(SQLITE_LEASE, self.worker, self.drip.clock.now(),
-                                             ttl):
-            holder = self.drip.store.lease_holder(SQLITE_LEASE, self.drip.clock.now())
+        store = self.drip.store
+        if not store.acquire_lease(SQLITE_LEASE, self.worker, self.drip.clock.now(), ttl):
+            holder = store.lease_holder(SQLITE_LEASE, self.drip.clock.now())
+            if holder is not None and _gone_from_this_machine(holder):
+                # Killed (SIGKILL, OOM) without releasing it: a restart need not wait out
+                # the lease, and must not say a dead process is running.
+                log.warning("taking over from scheduler %s, which is no longer running",
+                            holder)
+                store.release_lease(SQLITE_LEASE, holder)
+                if store.acquire_lease(SQLITE_LEASE, self.worker, self.drip.clock.now(), ttl):
+                    return
+                holder = store.lease_holder(SQLITE_LEASE, self.drip.clock.now())
             raise ConfigError(
                 f"Another scheduler ({holder}) is already running on this SQLite database; "
                 "run one scheduler per SQLite file, or use PostgreSQL for several."
             )
 
+    def _keep_sqlite_lease(self) -> None:
+        try:
+            self._hold_sqlite_lease()
+        except ConfigError as exc:  # another scheduler has the file now: two must not run
+            self._lost = str(exc)
+            self._stop("another scheduler has taken the SQLite file")
+        except Exception:  # the database is busy or away: the lease lasts a few ticks
+            log.exception("could not renew the SQLite lease")
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stop(f"received {signal.Signals(signum).name}")
+
+    def _stop(self, why: str) -> None:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        log.info("received %s: finishing the batch in hand, then stopping",
-                 signal.Signals(signum).name)
+        log.info("%s: finishing the batch in hand, then stopping", why)
         self.dispatcher.stop()
         threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
                          daemon=True).start()
+
+
+def _gone_from_this_machine(worker: str) -> bool:
+    """True if `worker` (host:pid:tag, as dispatch.worker_name makes it) ran on this host
+    and its process has ended; a worker on another host is never judged."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False

@@ -6,12 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 
-from drip.models import Heartbeat
+from drip.models import Heartbeat, Lease
 from tests.acceptance.conftest import Run
 from tests.conftest import ROOT
 
@@ -82,3 +83,81 @@ def test_a_second_scheduler_on_one_sqlite_file_refuses_to_start(
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)
     assert first.returncode == 0
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    # a claim held for 31,700 years: every pass would fail adding it to the clock
+    ("DRIP_LEASE_SECONDS", "1000000000000"),
+    # no TCP port: with DRIP_BACKEND=smtp every email would be retried for ever
+    ("DRIP_SMTP_PORT", "99999"),
+    # a port that is not a number, and a driver drip does not ship
+    ("DRIP_DATABASE_URL", "postgresql://postgres@127.0.0.1:54x2/drip"),
+    ("DRIP_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1/drip"),
+])
+def test_bad_settings_are_refused_at_start_up_naming_the_variable(
+    process_env: dict[str, str], variable: str, value: str
+) -> None:
+    scheduler = start_scheduler({**process_env, variable: value})
+    try:
+        output, _ = scheduler.communicate(timeout=60)
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+            scheduler.wait()
+    assert scheduler.returncode == 5, output  # EXIT_CONFIG
+    assert "Traceback" not in output, output
+    assert f"Invalid configuration: {variable}" in output, output
+    assert "started" not in output, output
+
+
+def test_a_scheduler_restarted_after_sigkill_takes_over_the_sqlite_file(
+    process_env: dict[str, str], database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("only SQLite limits itself to one scheduler")
+    killed = start_scheduler(process_env)
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        wait_for(lambda: conn.execute(select(Heartbeat.worker)).first() is not None)
+    engine.dispose()
+    killed.kill()  # OOM, kill -9: it never releases the file
+    killed.communicate(timeout=30)
+    restarted = start_scheduler(process_env)
+    try:
+        time.sleep(3)
+        assert restarted.poll() is None, restarted.communicate()[0]
+        restarted.send_signal(signal.SIGTERM)
+        output, _ = restarted.communicate(timeout=30)
+    finally:
+        if restarted.poll() is None:
+            restarted.kill()
+            restarted.wait()
+    assert restarted.returncode == 0, output
+    assert "which is no longer running" in output, output
+    assert "Another scheduler" not in output, output
+
+
+def test_a_scheduler_that_loses_the_sqlite_file_stops_and_says_why(
+    process_env: dict[str, str], database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("only SQLite limits itself to one scheduler")
+    scheduler = start_scheduler(process_env)
+    try:
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            wait_for(lambda: conn.execute(select(Heartbeat.worker)).first() is not None)
+            # Another scheduler took the file while this one could not renew its lease
+            # (a pass longer than the lease, a suspended machine).
+            conn.execute(update(Lease).where(Lease.name == "scheduler:sqlite").values(
+                holder="elsewhere:1:abcd", expires_at=datetime(2099, 1, 1, tzinfo=UTC)))
+        engine.dispose()
+        output, _ = scheduler.communicate(timeout=120)
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+            scheduler.wait()
+    # It does not idle on, failing every tick: it stops, says why, and exits non-zero.
+    assert scheduler.returncode == 5, output  # EXIT_CONFIG
+    assert "Another scheduler (elsewhere:1:abcd)" in output, output
+    assert "Traceback" not in output, output

@@ -81,3 +81,18 @@ def test_the_scheduler_tries_a_failed_digest_again(coach_drip: Drip) -> None:
     ticker.provider = drip.provider()  # the provider is back
     ticker.digest()
     assert events(drip) == [("digest_failed", COACH), ("digest_sent", COACH)]
+
+
+def test_the_scheduler_tries_the_digest_again_when_the_database_is_away(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    # Monday 07:00 falls in the database's maintenance window: nothing answers on the port.
+    away = "postgresql+psycopg://postgres@127.0.0.1:1/drip"
+    drip = Drip.from_settings(make_settings(tmp_path, away, coach_email=COACH), clock)
+    try:
+        ticker = Ticker(drip)
+        ticker.digest()  # logged, not raised out of the job: APScheduler would only log it
+        (retry,) = [job for job in ticker.scheduler.get_jobs() if job.id == "digest-retry"]
+        assert retry.name == "the coach's weekly digest, again"
+    finally:
+        drip.close()
