@@ -548,6 +548,13 @@ class OperationQueries(StoreBase):
                 [{"email": p.email, "name": p.name, "timezone": p.timezone, "created_at": now}
                  for p in fresh]).all()
             ids.update({email: sid for sid, email in inserted})
+            raced = [p.email for p in fresh if p.email not in ids]
+            if raced:  # created since the lookup, by a concurrent import or opt-in
+                for row in conn.execute(
+                        select(Subscriber.id, Subscriber.email, Subscriber.unsubscribed_at,
+                               Subscriber.suppressed_at).where(Subscriber.email.in_(raced))):
+                    known[row[1]], ids[row[1]] = row, row[0]
+                result["new_subscribers"] -= len(raced)
         enrolled = set(conn.execute(
             select(Enrollment.subscriber_id).where(
                 Enrollment.sequence_key == sequence_key,
@@ -564,17 +571,26 @@ class OperationQueries(StoreBase):
                 result["unsubscribed"] += 1
             else:
                 joining.append(p)
-        result["enrolled"] += len(joining)
         if dry_run or not joining:
+            result["enrolled"] += len(joining)
+            return
+        # A concurrent import may enroll the same people first: its rows win, ours are
+        # counted as already enrolled, and nothing of theirs is written twice.
+        enrollment_ids = pairs(conn.execute(
+            self._insert(Enrollment)
+            .on_conflict_do_nothing(index_elements=["subscriber_id", "sequence_key", "cycle"])
+            .returning(Enrollment.subscriber_id, Enrollment.id),
+            [{"subscriber_id": ids[p.email], "sequence_key": sequence_key, "cycle": 1,
+              "state": "active", "source": "import", "enrolled_at": now} for p in joining],
+        ).all())
+        result["already_enrolled"] += len(joining) - len(enrollment_ids)
+        joining = [p for p in joining if ids[p.email] in enrollment_ids]
+        result["enrolled"] += len(joining)
+        if not joining:
             return
         conn.execute(insert(Consent), [
             {"subscriber_id": ids[p.email], "sequence_key": sequence_key, "source": "import",
              "created_at": p.consented_at, "details": p.details} for p in joining])
-        enrollment_ids = pairs(conn.execute(
-            insert(Enrollment).returning(Enrollment.subscriber_id, Enrollment.id),
-            [{"subscriber_id": ids[p.email], "sequence_key": sequence_key, "cycle": 1,
-              "state": "active", "source": "import", "enrolled_at": now} for p in joining],
-        ).all())
         conn.execute(insert(Delivery), [
             {"enrollment_id": enrollment_ids[ids[p.email]], "subscriber_id": ids[p.email],
              "sequence_key": sequence_key, "seq_no": 1, "step_key": p.first_step,

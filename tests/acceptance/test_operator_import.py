@@ -5,10 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import FIXTURES
+from sqlalchemy import func, select
+
+from drip.models import Consent, Enrollment
+from tests.conftest import FIXTURES, ROOT
 from tests.support.cli import Cli, cli_env
 
 GOOD = (
@@ -230,3 +236,30 @@ def test_a_file_not_in_utf8_or_not_comma_separated_is_named_for_what_it_is(
         error = cli("import", path, "--sequence", "basic", code=2).stderr
         assert f"The header row is separated by {called}, not commas" in error
     assert json.loads(cli("export", "subscribers", "--format", "json").stdout) == []
+
+
+def test_two_imports_of_the_same_people_at_once_enroll_each_person_once(
+        cli: Cli, tmp_path: Path) -> None:
+    # Two operators (or a cron job and an operator) import overlapping files at the same
+    # moment: both finish, and nobody is enrolled, consented or planned twice.
+    rows = "".join(f"runner{i}@example.com,Runner {i},Europe/London\n" for i in range(3000))
+    path = write(tmp_path, "people.csv", "email,name,timezone\n" + rows)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIP_")} | cli.env
+    runs = [subprocess.Popen([sys.executable, "-m", "drip", "import", path, "--sequence",
+                              "basic", "--json"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    answers = [run.communicate(timeout=120) for run in runs]
+    for run, (_, err) in zip(runs, answers, strict=True):
+        assert run.returncode == 0, err
+        assert "Traceback" not in err, err
+    results = [json.loads(out) for out, _ in answers]
+    assert sum(r["enrolled"] for r in results) == 3000
+    assert sum(r["enrolled"] + r["already_enrolled"] for r in results) == 6000
+    drip = cli.drip()
+    try:
+        assert len(drip.store.deliveries()) == 3000
+        with drip.store.engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Enrollment)) == 3000
+            assert conn.scalar(select(func.count()).select_from(Consent)) == 3000
+    finally:
+        drip.close()
