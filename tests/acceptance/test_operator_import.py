@@ -263,3 +263,23 @@ def test_two_imports_of_the_same_people_at_once_enroll_each_person_once(
             assert conn.scalar(select(func.count()).select_from(Consent)) == 3000
     finally:
         drip.close()
+
+
+def test_names_and_details_with_awkward_characters_are_stored_as_written(
+        cli: Cli, tmp_path: Path) -> None:
+    names = ['Zoë "Z" O\'Neil', "Back\\slash {braces}, comma", "NULL", ""]
+    source = 'src, with \\"quotes\\" {x}'
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["email", "name", "timezone", "source"])
+    writer.writerows([f"p{i}@example.com", n, "Asia/Tokyo", source]
+                     for i, n in enumerate(names))
+    path = write(tmp_path, "odd.csv", out.getvalue())
+    assert cli.json("import", path, "--sequence", "basic")["enrolled"] == 4
+    for i, name in enumerate(names):
+        person = cli.json("subscriber", f"p{i}@example.com")
+        assert (person["subscriber"]["name"], person["subscriber"]["timezone"]) == (
+            name, "Asia/Tokyo")
+        [consent] = person["consents"]
+        assert consent["details"]["source"] == source
+        assert consent["details"]["line"] == i + 2
