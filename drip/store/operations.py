@@ -550,10 +550,10 @@ class OperationQueries(StoreBase):
             ids.update({email: sid for sid, email in inserted})
             raced = [p.email for p in fresh if p.email not in ids]
             if raced:  # created since the lookup, by a concurrent import or opt-in
-                for row in conn.execute(
+                for found in conn.execute(
                         select(Subscriber.id, Subscriber.email, Subscriber.unsubscribed_at,
                                Subscriber.suppressed_at).where(Subscriber.email.in_(raced))):
-                    known[row[1]], ids[row[1]] = row, row[0]
+                    known[found[1]], ids[found[1]] = found, found[0]
                 result["new_subscribers"] -= len(raced)
         enrolled = set(conn.execute(
             select(Enrollment.subscriber_id).where(
