@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 
@@ -34,8 +36,56 @@ from drip.models import (
     Purchase,
     Subscriber,
 )
-from drip.store._base import DELIVERIES, StoreBase, rowcount
+from drip.store._base import DELIVERIES, StoreBase, pg_array, rowcount
 from drip.store.lifecycle import SubscriberRow, _subscriber_row
+
+# PostgreSQL reads and writes an import chunk's rows as one array per column (see
+# `pg_array`): a few short statements the driver converts once, instead of thousands of
+# VALUES rows whose SQL text it would parse again for every chunk. Lists are joined with
+# `unnest`, never compared with `= ANY`: on tables without statistics (a first import) the
+# planner chose a sequential scan comparing every row with every address.
+_PG_IMPORT_SUBSCRIBERS = text("""
+    INSERT INTO subscribers (email, name, timezone, created_at)
+    SELECT v.email, v.name, v.timezone, :now
+      FROM unnest(CAST(:emails AS text[]), CAST(:names AS text[]), CAST(:zones AS text[]))
+           AS v(email, name, timezone)
+        ON CONFLICT (email) DO NOTHING
+    RETURNING id, email
+""")
+_PG_IMPORT_PEOPLE = text("""
+    SELECT s.id, s.email, s.unsubscribed_at, s.suppressed_at
+      FROM unnest(CAST(:emails AS text[])) AS v(email)
+      JOIN subscribers AS s ON s.email = v.email
+""")
+_PG_IMPORT_ENROLLED = text("""
+    SELECT e.subscriber_id
+      FROM unnest(CAST(:subscriber_ids AS bigint[])) AS v(subscriber_id)
+      JOIN enrollments AS e ON e.subscriber_id = v.subscriber_id
+     WHERE e.sequence_key = :sequence_key
+""")
+_PG_IMPORT_ENROLLMENTS = text("""
+    INSERT INTO enrollments (subscriber_id, sequence_key, cycle, state, source, enrolled_at)
+    SELECT v.subscriber_id, :sequence_key, 1, 'active', 'import', :now
+      FROM unnest(CAST(:subscriber_ids AS bigint[])) AS v(subscriber_id)
+        ON CONFLICT (subscriber_id, sequence_key, cycle) DO NOTHING
+    RETURNING subscriber_id, id
+""")
+_PG_IMPORT_CONSENTS = text("""
+    INSERT INTO consents (subscriber_id, sequence_key, source, created_at, details)
+    SELECT v.subscriber_id, :sequence_key, 'import', v.created_at, v.details
+      FROM unnest(CAST(:subscriber_ids AS bigint[]), CAST(:created_ats AS timestamptz[]),
+                  CAST(:details AS json[])) AS v(subscriber_id, created_at, details)
+""")
+_PG_IMPORT_DELIVERIES = text("""
+    INSERT INTO deliveries (enrollment_id, subscriber_id, sequence_key, seq_no, step_key,
+                            variant, state, due_at, window_end_at, attempts, created_at)
+    SELECT v.enrollment_id, v.subscriber_id, :sequence_key, 1, v.step_key, 'main',
+           'scheduled', v.due_at, v.window_end_at, 0, :now
+      FROM unnest(CAST(:enrollment_ids AS bigint[]), CAST(:subscriber_ids AS bigint[]),
+                  CAST(:steps AS text[]), CAST(:due_ats AS timestamptz[]),
+                  CAST(:window_end_ats AS timestamptz[]))
+           AS v(enrollment_id, subscriber_id, step_key, due_at, window_end_at)
+""")
 
 #: The states `drip status` lists, in the order a delivery moves through them.
 STATUS_STATES = ("scheduled", "claimed", "sending", "sent", "failed", "unknown", "held",
@@ -534,32 +584,39 @@ class OperationQueries(StoreBase):
     def _import_chunk(self, conn: Connection, chunk: Sequence[ImportPerson],
                       sequence_key: str, now: datetime, dry_run: bool,
                       result: Counter[str]) -> None:
+        pg = self.dialect == "postgresql"
         emails = [p.email for p in chunk]
-        known = {r[1]: r for r in conn.execute(
-            select(Subscriber.id, Subscriber.email, Subscriber.unsubscribed_at,
-                   Subscriber.suppressed_at).where(Subscriber.email.in_(emails))).all()}
+        known = {r[1]: r for r in conn.execute(self._people(emails)).all()}
         fresh = [p for p in chunk if p.email not in known]
         result["new_subscribers"] += len(fresh)
         ids = {email: row[0] for email, row in known.items()}
         if fresh and not dry_run:
-            inserted = conn.execute(
-                self._insert(Subscriber).on_conflict_do_nothing(index_elements=["email"])
-                .returning(Subscriber.id, Subscriber.email),
-                [{"email": p.email, "name": p.name, "timezone": p.timezone, "created_at": now}
-                 for p in fresh]).all()
+            if pg:
+                inserted = conn.execute(_PG_IMPORT_SUBSCRIBERS, {
+                    "now": now, "emails": pg_array([p.email for p in fresh]),
+                    "names": pg_array([p.name for p in fresh]),
+                    "zones": pg_array([p.timezone for p in fresh])}).all()
+            else:
+                inserted = conn.execute(
+                    self._insert(Subscriber).on_conflict_do_nothing(index_elements=["email"])
+                    .returning(Subscriber.id, Subscriber.email),
+                    [{"email": p.email, "name": p.name, "timezone": p.timezone,
+                      "created_at": now} for p in fresh]).all()
             ids.update({email: sid for sid, email in inserted})
             raced = [p.email for p in fresh if p.email not in ids]
             if raced:  # created since the lookup, by a concurrent import or opt-in
-                for found in conn.execute(
-                        select(Subscriber.id, Subscriber.email, Subscriber.unsubscribed_at,
-                               Subscriber.suppressed_at).where(Subscriber.email.in_(raced))):
+                for found in conn.execute(self._people(raced)):
                     known[found[1]], ids[found[1]] = found, found[0]
                 result["new_subscribers"] -= len(raced)
-        enrolled = set(conn.execute(
-            select(Enrollment.subscriber_id).where(
+        present = [ids[e] for e in emails if e in known]
+        enrolled: set[int] = set()
+        if present and pg:
+            enrolled.update(conn.execute(_PG_IMPORT_ENROLLED, {
+                "subscriber_ids": pg_array(present), "sequence_key": sequence_key}).scalars())
+        elif present:
+            enrolled.update(conn.execute(select(Enrollment.subscriber_id).where(
                 Enrollment.sequence_key == sequence_key,
-                Enrollment.subscriber_id.in_([ids[e] for e in emails if e in known]))
-        ).scalars()) if known else set()
+                Enrollment.subscriber_id.in_(present))).scalars())
         joining = []
         for p in chunk:
             row = known.get(p.email)
@@ -576,17 +633,35 @@ class OperationQueries(StoreBase):
             return
         # A concurrent import may enroll the same people first: its rows win, ours are
         # counted as already enrolled, and nothing of theirs is written twice.
-        enrollment_ids = pairs(conn.execute(
-            self._insert(Enrollment)
-            .on_conflict_do_nothing(index_elements=["subscriber_id", "sequence_key", "cycle"])
-            .returning(Enrollment.subscriber_id, Enrollment.id),
-            [{"subscriber_id": ids[p.email], "sequence_key": sequence_key, "cycle": 1,
-              "state": "active", "source": "import", "enrolled_at": now} for p in joining],
-        ).all())
+        if pg:
+            enrollment_ids = pairs(conn.execute(_PG_IMPORT_ENROLLMENTS, {
+                "now": now, "sequence_key": sequence_key,
+                "subscriber_ids": pg_array([ids[p.email] for p in joining])}).all())
+        else:
+            enrollment_ids = pairs(conn.execute(
+                self._insert(Enrollment)
+                .on_conflict_do_nothing(index_elements=["subscriber_id", "sequence_key", "cycle"])
+                .returning(Enrollment.subscriber_id, Enrollment.id),
+                [{"subscriber_id": ids[p.email], "sequence_key": sequence_key, "cycle": 1,
+                  "state": "active", "source": "import", "enrolled_at": now} for p in joining],
+            ).all())
         result["already_enrolled"] += len(joining) - len(enrollment_ids)
         joining = [p for p in joining if ids[p.email] in enrollment_ids]
         result["enrolled"] += len(joining)
         if not joining:
+            return
+        if pg:
+            people = [ids[p.email] for p in joining]
+            conn.execute(_PG_IMPORT_CONSENTS, {
+                "sequence_key": sequence_key, "subscriber_ids": pg_array(people),
+                "created_ats": pg_array([p.consented_at for p in joining]),
+                "details": pg_array([json.dumps(p.details) for p in joining])})
+            conn.execute(_PG_IMPORT_DELIVERIES, {
+                "now": now, "sequence_key": sequence_key, "subscriber_ids": pg_array(people),
+                "enrollment_ids": pg_array([enrollment_ids[i] for i in people]),
+                "steps": pg_array([p.first_step for p in joining]),
+                "due_ats": pg_array([p.due_at for p in joining]),
+                "window_end_ats": pg_array([p.window_end_at for p in joining])})
             return
         conn.execute(insert(Consent), [
             {"subscriber_id": ids[p.email], "sequence_key": sequence_key, "source": "import",
@@ -597,6 +672,18 @@ class OperationQueries(StoreBase):
              "variant": "main", "state": "scheduled", "due_at": p.due_at,
              "window_end_at": p.window_end_at, "attempts": 0, "created_at": now}
             for p in joining])
+
+    def _people(self, emails: list[str]) -> Any:
+        """Who of `emails` is a subscriber already: (id, email, unsubscribed, suppressed).
+
+        On PostgreSQL the list is joined as an array (`unnest`), never compared with
+        `= ANY`: on a table the planner thinks small (no statistics yet, as in a first
+        import) that became a sequential scan comparing every row with every address,
+        two seconds per 2,000-row chunk at 20,000 subscribers; a join stays linear."""
+        if self.dialect != "postgresql":
+            return select(Subscriber.id, Subscriber.email, Subscriber.unsubscribed_at,
+                          Subscriber.suppressed_at).where(Subscriber.email.in_(emails))
+        return _PG_IMPORT_PEOPLE.bindparams(emails=pg_array(emails))
 
     # --- export ----------------------------------------------------------------------------
 
