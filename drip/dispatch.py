@@ -303,9 +303,19 @@ class Dispatcher:
         """Finish the batch in hand, then return from `run_once`."""
         self._stop.set()
 
-    def run_once(self) -> DispatchReport:
-        with fewer_collections():
-            return self._pass()
+    def run_once(self, *, last: bool = False) -> DispatchReport:
+        """One pass. `last`: this process makes no other (`drip dispatch`), so it gives
+        the reaper lease back when done: housekeeping is then the next pass's, not held
+        for a lease's length, or until a `--now` that may be years ahead."""
+        try:
+            with fewer_collections():
+                return self._pass()
+        finally:
+            if last:
+                try:
+                    self.store.release_lease(REAPER_LEASE, self.worker)
+                except Exception:  # the pass's own error matters more; the lease runs out
+                    log.warning("could not give the reaper lease back", exc_info=True)
 
     def _pass(self) -> DispatchReport:
         report = DispatchReport()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Annotated
 
 import typer
 from rich.markup import escape
-from sqlalchemy.exc import SQLAlchemyError
 
 from drip.addresses import zone
 from drip.cli._common import EXIT_FAILED, EXIT_PROVIDER, console, drip_from_env, guarded, print_json
-from drip.dispatch import REAPER_LEASE
 from drip.operations import plural
 from drip.subscriptions import enroll as enroll_subscriber
 
@@ -52,17 +49,10 @@ def dispatch(
     """Make one pass: send everything due now, and print what was done."""
     with drip_from_env(now) as drip:
         provider = drip.provider()
-        dispatcher = drip.dispatcher(provider)
         try:
-            report = dispatcher.run_once()
+            report = drip.dispatcher(provider).run_once(last=True)
         finally:
             provider.close()
-            # One pass and gone: housekeeping is the next pass's (the scheduler's), not held
-            # for a lease's length, or until the --now given, which may be years ahead. If
-            # the database failed, the pass's own error is the one to show; the lease
-            # then runs out by itself.
-            with suppress(SQLAlchemyError):
-                drip.store.release_lease(REAPER_LEASE, dispatcher.worker)
     if as_json:
         print_json({
             "sent_count": report.sent_count,
