@@ -27,14 +27,29 @@ from drip.errors import DripError, SendingHalted, TemplateError
 from drip.links import Links
 from drip.message import Message, recipient_values
 from drip.nudges import choose_nudge, sequence_goal_reached
-from drip.planner import NextEmail, Sent, base_variant, decide, email_after, not_yet_streak
+from drip.planner import (
+    CHECKPOINT_REMINDER,
+    NOT_YET,
+    PASSED,
+    REPEAT_LAST,
+    NextEmail,
+    Sent,
+    base_variant,
+    decide,
+    email_after,
+    is_checkpoint_reminder,
+    late_repeat_step,
+    progress,
+)
 from drip.providers.base import Provider, SendResult
 from drip.render import Renderer, Sender
 from drip.schedule import next_open_slot
 from drip.sequence import Library, Schedule
+from drip.sequence import Sequence as LibrarySequence
 from drip.store import (
     CircuitRow,
     ClaimedDelivery,
+    Move,
     Outcome,
     PlannedDelivery,
     Sending,
@@ -209,8 +224,15 @@ class _Stop(NamedTuple):
     reason: str
 
 
-#: What a claimed email becomes: (step, variant, nudge) to send, or why it must not go.
-_Choice = tuple[str, str, str | None] | _Stop
+class _Later(NamedTuple):
+    """A checkpoint reminder whose question was answered in time: no email; the row moves on
+    to the weekly slot the reminded email would have had."""
+
+
+_LATER = _Later()
+#: What a claimed email becomes: (step, variant, nudge) to send, why it must not go, or
+#: (for a reminder no longer needed) that it moves to its weekly slot instead.
+_Choice = tuple[str, str, str | None] | _Stop | _Later
 _NOTHING_OWNED: frozenset[str] = frozenset()
 
 
@@ -441,6 +463,7 @@ class Dispatcher:
         outcomes: list[Outcome] = []
         messages: list[Message] = []
         by_id: dict[int, ClaimedDelivery] = {}
+        moves: list[Move] = []
         handed = 0  # emails committed as `sending`: the rest of `limit` goes back to the budget
         try:
             started = time.perf_counter()
@@ -458,9 +481,9 @@ class Dispatcher:
                         owned = due.ownership()
                     with report.timed("rendering"):
                         finished = self._decide(batch, histories, owned, outcomes, messages,
-                                                by_id)
+                                                by_id, moves)
                     with report.timed("database"):
-                        due.settle(outcomes, finished)
+                        due.settle(outcomes, finished, moves)
                 with report.timed("waiting"):  # for the courier: the batch before this one
                     previous = courier.result(report)
                 if previous is not None and self._judge(previous, state, report):
@@ -490,6 +513,7 @@ class Dispatcher:
             log.warning("%d emails were no longer held when marked sending; not sending them",
                         len(messages) - len(held))
             messages = [m for m in messages if m.delivery_id in held]
+        report.rescheduled += len(moves)
         for o in outcomes:
             if o.state == "cancelled":
                 report.cancelled += 1
@@ -555,15 +579,15 @@ class Dispatcher:
 
     def _decide(self, batch: list[ClaimedDelivery], histories: dict[int, list[Sent]],
                 owned: dict[int, set[str]], outcomes: list[Outcome], messages: list[Message],
-                by_id: dict[int, ClaimedDelivery]) -> list[int]:
-        """Decide each claimed email: a message to send, or an outcome saying why not.
-        Returns the enrollments that have nothing left to send."""
+                by_id: dict[int, ClaimedDelivery], moves: list[Move]) -> list[int]:
+        """Decide each claimed email: a message to send, an outcome saying why not, or a
+        move to a later slot. Returns the enrollments that have nothing left to send."""
         finished: list[int] = []
         # A batch holds many subscribers at the same point of the same sequence: what an
         # email becomes depends only on the key below, so each distinct case is worked out
         # once per batch.
         choices: dict[tuple[str, tuple[tuple[str, str, str | None, str | None], ...],
-                            frozenset[str], bool], _Choice] = {}
+                            frozenset[str], bool, bool], _Choice] = {}
         for claimed in batch:
             refusal = self._refusal(claimed)
             if refusal is not None:
@@ -571,22 +595,33 @@ class Dispatcher:
                 continue
             history = histories.get(claimed.enrollment_id, [])
             bought = owned.get(claimed.subscriber_id)
+            reminder_slot = is_checkpoint_reminder(claimed.variant)
             key = (claimed.sequence_key,
                    tuple([(h.step_key, h.variant, h.nudge, h.answer) for h in history])
                    if history else (),
-                   frozenset(bought) if bought else _NOTHING_OWNED, claimed.offers_opt_out)
+                   frozenset(bought) if bought else _NOTHING_OWNED, claimed.offers_opt_out,
+                   reminder_slot)
             choice = choices.get(key)
             if choice is None:
                 choice = choices[key] = self._choose(claimed.sequence_key, history,
                                                      bought or _NOTHING_OWNED,
-                                                     claimed.offers_opt_out)
+                                                     claimed.offers_opt_out, reminder_slot)
+            if isinstance(choice, _Later):
+                move = self._weekly_instead(claimed)
+                if move is None:
+                    outcomes.append(Outcome(claimed.id, "cancelled", error=(
+                        "The program is complete; no further email is needed.")))
+                    finished.append(claimed.enrollment_id)
+                else:
+                    moves.append(move)
+                continue
             if isinstance(choice, _Stop):
                 outcomes.append(Outcome(claimed.id, choice.state, error=choice.reason))
                 if choice.state == "cancelled":
                     finished.append(claimed.enrollment_id)
                 continue
             try:
-                messages.append(self._message(claimed, *choice))
+                messages.append(self._message(claimed, *choice, history=history))
             except TemplateError as exc:
                 outcomes.append(Outcome(claimed.id, "failed",
                                         error=f"Could not render: {exc}"))
@@ -595,9 +630,10 @@ class Dispatcher:
         return finished
 
     def _choose(self, sequence_key: str, history: list[Sent], owned: Set[str],
-                offers_opt_out: bool) -> _Choice:
-        """What an email becomes now that the answers are in: (step, variant, nudge), or
-        why it must not go (the program is over, or a goal was reached)."""
+                offers_opt_out: bool, reminder_slot: bool) -> _Choice:
+        """What an email becomes now that the answers are in: (step, variant, nudge), why
+        it must not go (the program is over, or a goal was reached), or, in a reminder's
+        slot whose question has been answered, that the weekly email takes it later."""
         sequence = self.library.sequence(sequence_key)
         goal = sequence_goal_reached(sequence, owned)
         if goal is not None:
@@ -605,17 +641,45 @@ class Dispatcher:
                                       "nothing more is sent.")
         if history and history[-1].step_key not in sequence.step_keys:
             return _Stop("held", stranded_reason(sequence_key, history[-1].step_key))
+        if reminder_slot:
+            return self._reminder(sequence, history)
         decision = decide(sequence, history)
         if decision is None:
             return _Stop("cancelled", "The program is complete; no further email is needed.")
         if decision.hold is not None:
             return _Stop("held", decision.hold)
         nudge = choose_nudge(
-            sequence, self.library.offers, step_key=decision.step_key, history=history,
-            owned=owned, offers_opt_out=offers_opt_out,
-            not_yet_streak=not_yet_streak(history),
+            sequence, self.library.offers, step_key=decision.step_key,
+            variant=decision.variant, history=history, owned=owned,
+            offers_opt_out=offers_opt_out,
         )
         return decision.step_key, decision.variant, nudge
+
+    @staticmethod
+    def _reminder(sequence: LibrarySequence, history: list[Sent]) -> _Choice:
+        """The checkpoint reminder, if its question is still open: never a second one, never
+        after an answer, never once the coach took the reminder out of the files."""
+        steps = progress(history)
+        last = steps[-1] if steps else None
+        if (last is None or last.answer is not None or is_checkpoint_reminder(history[-1].variant)
+                or sequence.checkpoint_reminder is None):
+            return _LATER
+        checkpoint = sequence.step(last.step_key).checkpoint
+        if checkpoint is None or checkpoint.remind_days is None:
+            return _LATER
+        return last.step_key, CHECKPOINT_REMINDER, None
+
+    def _weekly_instead(self, claimed: ClaimedDelivery) -> Move | None:
+        """Where a reminder's slot moves when no reminder is needed: to the weekly email the
+        reminded one would have had (counted from the reminder's slot, so a pause since
+        still counts); None if nothing follows."""
+        sequence = self.library.sequence(claimed.sequence_key)
+        following = email_after(sequence, claimed.timezone, claimed.step_key, claimed.variant,
+                                claimed.due_at)
+        if following is None:
+            return None
+        return Move(claimed.id, following.slot.due_at, following.slot.window_end_at,
+                    following.step_key, following.variant)
 
     def _refusal(self, claimed: ClaimedDelivery) -> Outcome | None:
         """Why this claimed delivery must not go out, as a visible outcome; None if it may."""
@@ -640,19 +704,27 @@ class Dispatcher:
         return None
 
     def _message(self, claimed: ClaimedDelivery, step_key: str, variant: str,
-                 nudge: str | None) -> Message:
+                 nudge: str | None, *, history: Sequence[Sent] = ()) -> Message:
         sequence = self.library.sequence(claimed.sequence_key)
         content = self.renderer.content(claimed.sequence_key, step_key, variant, nudge)
         first_name = claimed.name.split()[0] if claimed.name.strip() else sequence.greeting_fallback
-        values = recipient_values({
+        # A reminder's buttons answer the email it reminds of.
+        asked = claimed.id
+        if is_checkpoint_reminder(variant):
+            steps = progress(history)
+            asked = steps[-1].delivery_id if steps else claimed.id
+        raw = {
             "first_name": first_name,
             "email": claimed.email,
             "unsubscribe_url": self.links.unsubscribe(claimed.subscriber_id,
                                                       claimed.enrollment_id),
             "pause_url": self.links.pause(claimed.enrollment_id),
-            "checkpoint_passed_url": self.links.checkpoint(claimed.id, "passed"),
-            "checkpoint_not_yet_url": self.links.checkpoint(claimed.id, "not-yet"),
-        })
+            "checkpoint_passed_url": self.links.checkpoint(asked, PASSED),
+            "checkpoint_not_yet_url": self.links.checkpoint(asked, NOT_YET),
+        }
+        if late_repeat_step(sequence, step_key, variant) is not None:
+            raw["checkpoint_repeat_url"] = self.links.checkpoint(claimed.id, REPEAT_LAST)
+        values = recipient_values(raw)
         return Message(
             delivery_id=claimed.id, enrollment_id=claimed.enrollment_id,
             sequence_key=claimed.sequence_key, step_key=step_key,

@@ -12,7 +12,16 @@ from datetime import datetime, timedelta
 
 from drip.addresses import zone
 from drip.nudges import choose_nudge, sequence_goal_reached
-from drip.planner import Sent, decide, email_after, first_email, not_yet_streak
+from drip.planner import (
+    CHECKPOINT_REMINDER,
+    Decision,
+    Sent,
+    decide,
+    email_after,
+    first_email,
+    is_checkpoint_reminder,
+    progress,
+)
 from drip.schedule import slot_on
 from drip.sequence import Offers, Sequence
 
@@ -21,9 +30,12 @@ from drip.sequence import Offers, Sequence
 class Persona:
     """Who walks the journey: when they join, how they answer, what they buy, when they stop.
 
-    `answers[i]` answers the i-th email's checkpoint ('passed', 'not-yet' or None).
-    `buys` maps an email index to what is bought just after it goes out. `pauses` maps an
-    email index to weeks paused just after it. `unsubscribe_after` stops everything.
+    `answers[i]` answers the checkpoint of the i-th weekly email ('passed', 'not-yet',
+    'repeat-last' or None for silence); checkpoint reminders are not counted, since an
+    answer to one counts for the email it reminds of. An answered email gets no reminder.
+    `buys` maps an email index (reminders included) to what is bought just after it goes
+    out. `pauses` maps an email index to weeks paused just after it. `unsubscribe_after`
+    stops everything.
     """
 
     timezone: str
@@ -41,6 +53,7 @@ class Email:
     variant: str
     nudge: str | None
     at: datetime
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,22 +67,37 @@ def walk(sequence: Sequence, offers: Offers, persona: Persona, limit: int = 60) 
     owned: set[str] = set()
     history: list[Sent] = []
     emails: list[Email] = []
-    due = first_email(sequence, persona.timezone, persona.joined_at).slot.due_at
+    upcoming = first_email(sequence, persona.timezone, persona.joined_at)
+    due, kind = upcoming.slot.due_at, upcoming.variant
+    answered = 0
     while len(emails) < limit:
         goal = sequence_goal_reached(sequence, owned)
         if goal is not None:
             return Journey(emails, f"goal: bought {goal}")
-        decision = decide(sequence, history)
-        if decision is None:
-            return Journey(emails, "complete")
-        if decision.hold is not None:
-            return Journey(emails, "held for the coach")
-        nudge = choose_nudge(sequence, offers, step_key=decision.step_key, history=history,
-                             owned=owned, offers_opt_out=False,
-                             not_yet_streak=not_yet_streak(history))
+        answer: str | None = None
+        if is_checkpoint_reminder(kind):
+            last = progress(history)[-1]
+            if last.answer is not None:  # answered in time: no reminder; the week goes on
+                following = email_after(sequence, persona.timezone, last.step_key, kind, due)
+                if following is None:
+                    return Journey(emails, "complete")
+                due, kind = following.slot.due_at, following.variant
+                continue
+            decision = Decision(last.step_key, CHECKPOINT_REMINDER)
+        else:
+            next_decision = decide(sequence, history)
+            if next_decision is None:
+                return Journey(emails, "complete")
+            if next_decision.hold is not None:
+                return Journey(emails, "held for the coach")
+            decision = next_decision
+            answer = persona.answers[answered] if answered < len(persona.answers) else None
+            answered += 1
+        nudge = choose_nudge(sequence, offers, step_key=decision.step_key,
+                             variant=decision.variant, history=history, owned=owned,
+                             offers_opt_out=False)
         index = len(emails)
-        emails.append(Email(index, decision.step_key, decision.variant, nudge, due))
-        answer = persona.answers[index] if index < len(persona.answers) else None
+        emails.append(Email(index, decision.step_key, decision.variant, nudge, due, answer))
         history.append(Sent(index + 1, decision.step_key, decision.variant, nudge, answer, due))
         if index in persona.buys:
             owned.add(persona.buys[index])
@@ -79,7 +107,7 @@ def walk(sequence: Sequence, offers: Offers, persona: Persona, limit: int = 60) 
                                 decision.variant, due)
         if following is None:
             return Journey(emails, "complete")
-        due = following.slot.due_at
+        due, kind = following.slot.due_at, following.variant
         weeks = persona.pauses.get(index, 0)
         if weeks:  # resumed `weeks` later: the next email moves by the pause, to its send slot
             moved = (due + timedelta(weeks=weeks)).astimezone(tz).date()

@@ -155,3 +155,11 @@ def _shifted(pending: PendingDelivery, library: Library, by: timedelta,
     if target.window_end_at is not None and target.window_end_at <= now:
         target = next_open_slot(now, schedule, tz)
     return pending.delivery_id, target.due_at, target.window_end_at
+
+
+def resume_enrollment(store: Store, library: Library, subscriber_id: int, sequence_key: str,
+                      now: datetime) -> Change:
+    """Resume one paused enrollment (a gate that paused it for silence has its answer): its
+    held email moves on by the length of the pause, to a send slot that is still open."""
+    held = store.release_enrollments(subscriber_id, state="paused", sequence_key=sequence_key)
+    return Change(bool(held), _move_released(store, library, held, now))

@@ -25,6 +25,7 @@ from drip.planner import REMINDER
 from drip.render import HTML_LAYOUT, TEXT_LAYOUT, Renderer, Sender, email_spec, every_email
 from drip.samples import SAMPLE_SUBSCRIBERS, sample_values
 from drip.sequence import (
+    NOT_SEQUENCES,
     Library,
     Offers,
     Sequence,
@@ -309,7 +310,7 @@ class _Linter:
             self.offers, problems = check_offers_file(self.offers_path)
             self.findings.extend(_from(p) for p in problems)
         for path in sorted(self.sequences_dir.glob("*.y*ml")):
-            if path.name in {"offers.yaml", "catalog.yaml"}:
+            if path.name in NOT_SEQUENCES:
                 continue
             sequence, problems = check_sequence_file(path)
             self.findings.extend(_from(p) for p in problems)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence as Seq
 from collections.abc import Set
 
-from drip.planner import Sent
+from drip.planner import NOT_YET, NUDGEABLE, PASSED, Sent, base_variant, progress
 from drip.sequence import Offers, Sequence
 
 
@@ -24,26 +24,48 @@ def sequence_goal_reached(sequence: Sequence, owned: Set[str]) -> str | None:
     return None
 
 
-def choose_nudge(sequence: Sequence, offers: Offers, *, step_key: str, history: Seq[Sent],
-                 owned: Set[str], offers_opt_out: bool, not_yet_streak: int) -> str | None:
+def choose_nudge(sequence: Sequence, offers: Offers, *, step_key: str, variant: str,
+                 history: Seq[Sent], owned: Set[str], offers_opt_out: bool) -> str | None:
     """At most one offer for this email, by the rules in docs/writing-sequences.md:
 
-    never one the subscriber owns; never one shown within `cooldown_weeks` emails; the
-    `after_not_yet` offer first after repeated "not yet"; then the offer the coach placed
-    in this step; then any offer that fits this week.
+    only in a main weekly email (never in a repeat, waiting, reminder, clinician or
+    graduation email); at most `max_per_enrollment` in all; never one the subscriber owns;
+    never one shown within `cooldown_weeks` emails; the `after_not_yet` offer first in the
+    week after one that took `repeat_limit` or more "not yet" answers to pass; then the
+    offer the coach placed in this step; then any offer that fits this week.
     """
+    if base_variant(variant) not in NUDGEABLE:
+        return None
     if nudges_stopped(sequence, owned, offers_opt_out):
         return None
+    cap = sequence.nudges.max_per_enrollment
+    if cap is not None and sum(1 for item in history if item.nudge) >= cap:
+        return None
     cooldown = sequence.nudges.cooldown_weeks
-    recent = {item.nudge for item in history[-cooldown:]} if cooldown else set()
+    # weekly emails: a reminder between two of them does not shorten the cooldown
+    recent = {item.nudge for item in progress(history)[-cooldown:]} if cooldown else set()
     eligible = [o.key for o in offers.offers if o.key not in owned and o.key not in recent]
     if not eligible:
         return None
     step = sequence.step(step_key)
     preferred = sequence.nudges.after_not_yet
-    if preferred and not_yet_streak >= sequence.repeat_limit and preferred in eligible:
+    if preferred and preferred in eligible and _tries_before_pass(history) >= sequence.repeat_limit:
         return preferred
     if step.nudge in eligible:
         return step.nudge
     fitting = [o.key for o in offers.offers if o.key in eligible and step.week in o.weeks]
     return fitting[0] if fitting else None
+
+
+def _tries_before_pass(history: Seq[Sent]) -> int:
+    """How many "not yet" answers the step just passed took (0 if the last one was no pass)."""
+    steps = progress(history)
+    if not steps or steps[-1].answer != PASSED:
+        return 0
+    step_key = steps[-1].step_key
+    tries = 0
+    for item in reversed(steps):
+        if item.step_key != step_key:
+            break
+        tries += item.answer == NOT_YET
+    return tries

@@ -23,12 +23,21 @@ from markupsafe import Markup
 
 from drip.errors import TemplateError
 from drip.message import Content, html_placeholders, placeholder
-from drip.planner import REMINDER, base_variant, has_reminder
-from drip.sequence import Library, Offer, Sequence
+from drip.planner import (
+    CHECKPOINT_REMINDER,
+    REMINDER,
+    WAITING,
+    base_variant,
+    has_reminder,
+    late_repeat_step,
+)
+from drip.sequence import Exercise, Library, Offer, Sequence
 
 HTML_LAYOUT = "layout.html.j2"
 TEXT_LAYOUT = "layout.txt.j2"
-VARIANTS = ("main", "repeat", "graduated", "see-a-clinician")
+VARIANTS = ("main", "repeat", WAITING, CHECKPOINT_REMINDER, "graduated", "see-a-clinician")
+#: The variants silence can move a subscriber on to, so the no-answer note can top them.
+NOTED_VARIANTS = ("main",)
 DEFAULT_REMINDER = (
     "You didn't tell me how last week's checkpoint went, so we're moving on as planned. "
     "If last week still felt like too much, that's fine: answer \"not yet\" on this week's "
@@ -69,6 +78,13 @@ def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
     if variant == "see-a-clinician" and sequence.see_a_clinician is not None:
         c = sequence.see_a_clinician
         return EmailSpec(c.subject, c.preheader, c.template, step.checkpoint is not None)
+    if variant == WAITING and step.waiting is not None and step.checkpoint is not None:
+        w = step.waiting
+        return EmailSpec(w.subject, w.preheader, w.template, True)
+    if (variant == CHECKPOINT_REMINDER and sequence.checkpoint_reminder is not None
+            and step.checkpoint is not None and step.checkpoint.remind_days is not None):
+        r = sequence.checkpoint_reminder
+        return EmailSpec(r.subject, r.preheader, r.template, True)
     raise TemplateError(
         f"Step '{step_key}' has no '{variant}' variant.",
         file=f"sequences/{sequence.key}.yaml",
@@ -79,16 +95,20 @@ def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
 
 def every_email(library: Library) -> Iterator[tuple[Sequence, str, str, str | None]]:
     """Every (sequence, step, variant, nudge) drip could send: each step in each variant
-    the sequence defines, with and without the no-answer reminder, with each offer or none."""
-    nudges: list[str | None] = [None, *(o.key for o in library.offers.offers)]
+    the sequence defines, its main email also with the no-answer note (from the second
+    step on), and main emails with each offer or none (no other email carries one)."""
+    offers: list[str | None] = [None, *(o.key for o in library.offers.offers)]
     for sequence in library.sequences.values():
-        for step in sequence.steps:
-            for variant in (*VARIANTS, *(v + REMINDER for v in VARIANTS)):
+        for index, step in enumerate(sequence.steps):
+            noted = tuple(v + REMINDER for v in NOTED_VARIANTS) if index else ()
+            for variant in (*VARIANTS, *noted):
+                if variant == "graduated" and index != len(sequence.steps) - 1:
+                    continue  # graduation follows the last step only
                 try:
                     email_spec(sequence, step.key, variant)
                 except TemplateError:
                     continue
-                for nudge in nudges:
+                for nudge in offers if base_variant(variant) == "main" else [None]:
                     yield sequence, step.key, variant, nudge
 
 
@@ -119,6 +139,8 @@ class Renderer:
         }
         self._html_env = jinja2.Environment(autoescape=True, **common)
         self._text_env = jinja2.Environment(autoescape=False, **common)
+        for env in (self._html_env, self._text_env):
+            env.globals["exercise"] = self._exercise
         self._markdown = MarkdownIt("commonmark", {"typographer": True}).enable(
             ["replacements", "smartquotes"]
         )
@@ -193,6 +215,7 @@ class Renderer:
             "preheader": preheader,
             "disclaimer": sequence.disclaimer,
             "reminder": (sequence.reminder or DEFAULT_REMINDER) if has_reminder(variant) else "",
+            **self._late_repeat(sequence, step_key, variant),
             "postal_address": self.sender.postal_address,
             "checkpoint": self._checkpoint(step.checkpoint, spec.has_checkpoint),
             "nudge": self._nudge(offer, sequence.key, step_key),
@@ -227,6 +250,25 @@ class Renderer:
             "variant": variant,
             "coach": {"name": self.sender.name, "email": self.sender.email},
         }
+
+    def _exercise(self, key: str, dose: str = "", rest: str = "", number: int | None = None,
+                  note: str = "") -> Markup:
+        """An exercise from exercises.yaml as Markdown: its name as a heading, this week's
+        dose and rest, how to do it, its cues, what holds for every dose and its demo link.
+        Templates call it as {{ exercise("hip-thrust", "3 sets of 8", rest="2 minutes") }}."""
+        found = self.library.exercises.get(key) if isinstance(key, str) else None
+        if found is None:
+            raise UnknownExercise(unknown_exercise_message(key, self.library))
+        return Markup(exercise_markdown(found, dose=dose, rest=rest, number=number, note=note))
+
+    @staticmethod
+    def _late_repeat(sequence: Sequence, step_key: str, variant: str) -> dict[str, str | None]:
+        """The no-answer note's "repeat last week instead" button, when that week has a repeat."""
+        previous = late_repeat_step(sequence, step_key, variant)
+        if previous is None:
+            return {"reminder_repeat_url": None, "reminder_repeat_label": None}
+        return {"reminder_repeat_url": placeholder("checkpoint_repeat_url"),
+                "reminder_repeat_label": f"Repeat Week {previous.week} instead"}
 
     @staticmethod
     def _checkpoint(checkpoint: Any, shown: bool) -> dict[str, str] | None:
@@ -271,6 +313,13 @@ class Renderer:
                 fix="use only the variables listed in docs/writing-sequences.md "
                 "(subscriber.first_name, sequence.name, step.week, coach.name, ...)",
             ) from None
+        except UnknownExercise as exc:
+            file, line = _template_position(exc.__traceback__, self.templates_dir / name)
+            raise TemplateError(
+                f"{exc}.", file=file, line=line,
+                fix="use one of the exercise keys above, or add the exercise to "
+                "sequences/exercises.yaml",
+            ) from None
         except Exception as exc:  # the coach's template failed while it ran
             # An unknown filter or test inside {% if %} is only found when it runs (Jinja2 3),
             # like 1/0 or "a" + 1: each is a mistake in the template, not in drip.
@@ -296,6 +345,43 @@ class Renderer:
         except Exception as exc:  # as in _template
             raise TemplateError(f"It fails when it runs: {_runtime_message(exc)}.",
                                 file=where) from None
+
+
+class UnknownExercise(Exception):
+    """A template names an exercise that exercises.yaml does not define."""
+
+
+def unknown_exercise_message(key: object, library: Library) -> str:
+    import difflib
+
+    known = [e.key for e in library.exercises.exercises]
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return (f"There is no exercise '{key}' in sequences/exercises.yaml.{hint} The exercises "
+            f"are: {', '.join(known) or 'none defined'}")
+
+
+def exercise_markdown(exercise: Exercise, *, dose: str = "", rest: str = "",
+                      number: int | None = None, note: str = "") -> str:
+    """One exercise written out in Markdown, the same way in every email that uses it."""
+    title = f"{number}. {exercise.name}" if number is not None else exercise.name
+    lines = [f"### {title}"]
+    dosing = " ".join(part for part in (f"**{dose}**" if dose else "",
+                                        f"Rest {rest}." if rest else "") if part)
+    if dosing:
+        lines.append(dosing)
+    if exercise.how:
+        lines += ["", exercise.how]
+    if note:
+        lines += ["", note]
+    if exercise.cues:
+        lines.append("")
+        lines += [f"- {cue}" for cue in exercise.cues]
+    if exercise.dose_notes:
+        lines += ["", exercise.dose_notes]
+    if exercise.demo:
+        lines += ["", f"[Watch how it is done]({exercise.demo})"]
+    return "\n".join(lines) + "\n"
 
 
 def _runtime_message(exc: Exception) -> str:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from drip.errors import NotFound
 from drip.links import Links
 from drip.message import Content, Message, recipient_values
-from drip.planner import REMINDER
+from drip.planner import REPEAT_LAST, base_variant
 from drip.providers.base import Provider, SendResult
-from drip.render import Renderer, Sender, email_spec
-from drip.sequence import Library, Sequence
+from drip.render import VARIANTS, Renderer, Sender, email_spec, every_email
+from drip.sequence import Library, Offers, Sequence
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ def sample_values(links: Links, sequence: Sequence, subscriber: SampleSubscriber
         "pause_url": links.pause(0),
         "checkpoint_passed_url": links.checkpoint(0, "passed"),
         "checkpoint_not_yet_url": links.checkpoint(0, "not-yet"),
+        "checkpoint_repeat_url": links.checkpoint(0, REPEAT_LAST),
     })
 
 
@@ -58,18 +59,15 @@ def sample_message(content: Content, sequence: Sequence, sender: Sender, links: 
 
 
 def variants_of(sequence: Sequence, step_key: str) -> list[str]:
-    """The variants this step can go out as (with or without the no-answer reminder)."""
-    step = sequence.step(step_key)
-    found = ["main"]
-    if step.repeat is not None:
-        found.append("repeat")
-    if step.checkpoint is not None and sequence.see_a_clinician is not None:
-        found.append("see-a-clinician")
-    if step.key == sequence.steps[-1].key and sequence.graduated is not None:
-        found.append("graduated")
-    if sequence.steps.index(step) > 0:
-        found += [v + REMINDER for v in found if v != "graduated"]
-    return found
+    """The variants this step can go out as (its main email also with the no-answer note)."""
+    return sorted({variant for s, key, variant, _ in every_email(Library({sequence.key: sequence},
+                                                                          Offers()))
+                   if key == step_key and s.key == sequence.key}, key=_variant_order)
+
+
+def _variant_order(variant: str) -> tuple[int, str]:
+    base = base_variant(variant)
+    return (VARIANTS.index(base) if base in VARIANTS else len(VARIANTS), variant)
 
 
 def render_sample(library: Library, renderer: Renderer, sender: Sender, links: Links,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from functools import cached_property
 from pathlib import Path
@@ -45,6 +45,9 @@ Key = Annotated[str, _key_like("pht-7-week")]
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 QUIET_START = time(21, 0)
 QUIET_END = time(6, 0)
+EXERCISES_FILE = "exercises.yaml"
+#: Files in the sequences folder that are not sequences.
+NOT_SEQUENCES = frozenset({"offers.yaml", "catalog.yaml", EXERCISES_FILE})
 _SEND_AFTER = re.compile(r"^\s*(\d+)\s*(day|days|week|weeks)\s*$")
 
 
@@ -84,9 +87,42 @@ class Schedule(_Strict):
         return value.lower() if isinstance(value, str) else value
 
 
+def _days(value: str) -> int:
+    """Whole days in a wait written as 'N days' or 'N weeks' (0 if it is not one)."""
+    match = _SEND_AFTER.match(value)
+    if not match:
+        return 0
+    amount = int(match.group(1))
+    return amount * 7 if match.group(2).startswith("week") else amount
+
+
 class Checkpoint(_Strict):
+    """The question an email asks, answered in one tap: "passed" or "not yet".
+
+    `no_answer` says what silence means for this checkpoint (the sequence's `no_answer`
+    when left out); `gate: true` marks a question that decides whether someone moves on to
+    something riskier (running, say), which lint insists is never passed by silence.
+    `remind_after` sends one short reminder of the question if it is still unanswered then.
+    """
+
     question: str = Field(min_length=5)
     passing: str = Field(min_length=5)
+    no_answer: Literal["advance", "repeat", "hold"] | None = None
+    gate: bool = Field(default=False, strict=True)
+    remind_after: str | None = None
+
+    @field_validator("remind_after")
+    @classmethod
+    def _remind_after_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _SEND_AFTER.match(value) or _days(value) < 1:
+            raise ValueError("must be a wait such as '5 days' (whole days, at least one)")
+        return value.strip()
+
+    @property
+    def remind_days(self) -> int | None:
+        return _days(self.remind_after) if self.remind_after else None
 
 
 class Variant(_Strict):
@@ -105,6 +141,9 @@ class Step(_Strict):
     nudge: str | None = None
     checkpoint: Checkpoint | None = None
     repeat: Variant | None = None
+    #: The email sent instead of moving on while a `no_answer: hold` checkpoint waits for
+    #: an explicit "passed": the same week's plan, the question again, and why we wait.
+    waiting: Variant | None = None
 
     @field_validator("send_after")
     @classmethod
@@ -119,11 +158,7 @@ class Step(_Strict):
 
     @property
     def wait_days(self) -> int:
-        match = _SEND_AFTER.match(self.send_after)
-        if not match:
-            return 0
-        amount = int(match.group(1))
-        return amount * 7 if match.group(2).startswith("week") else amount
+        return _days(self.send_after)
 
 
 class NudgeRules(_Strict):
@@ -131,6 +166,8 @@ class NudgeRules(_Strict):
 
     cooldown_weeks: int = Field(default=3, strict=True, ge=0, le=52)
     after_not_yet: str | None = None  # the offer that comes first after repeated "not yet"
+    #: At most this many emails of one enrollment carry an offer (None: no cap).
+    max_per_enrollment: int | None = Field(default=None, strict=True, ge=0, le=100)
 
 
 class Goal(_Strict):
@@ -156,8 +193,13 @@ class Sequence(_Strict):
     graduated: Variant | None = None
     see_a_clinician: Variant | None = None
     repeat_limit: int = Field(default=2, strict=True, ge=1, le=10)
-    no_answer: Literal["advance", "repeat"] = "advance"
+    no_answer: Literal["advance", "repeat", "hold"] = "advance"
+    #: Waiting (or silent repeat) emails in a row before a silent runner's enrollment is
+    #: paused for the coach.
+    hold_limit: int = Field(default=2, strict=True, ge=1, le=10)
     reminder: str = ""
+    #: The short email that asks an unanswered checkpoint again (`remind_after`).
+    checkpoint_reminder: Variant | None = None
     nudges: NudgeRules = NudgeRules()
     goals: list[Goal] = []
     re_entry: Literal["once", "restart"] | RestartAfter = "once"
@@ -184,7 +226,26 @@ class Sequence(_Strict):
                     f"steps.{index}.send_after: only the first step can go 'immediately'; "
                     "write a wait such as '1 week'"
                 )
+            checkpoint = step.checkpoint
+            if checkpoint is not None and checkpoint.remind_days is not None:
+                pace = (self.steps[index + 1] if index + 1 < len(self.steps) else step).wait_days
+                if pace and checkpoint.remind_days >= pace:
+                    raise ValueError(
+                        f"steps.{index}.checkpoint.remind_after: a reminder after "
+                        f"{checkpoint.remind_days} days would come with or after the next "
+                        f"email, {pace} days later; make it shorter than that"
+                    )
         return self
+
+    def no_answer_for(self, step: Step) -> Literal["advance", "repeat", "hold"]:
+        """What silence means at `step`'s checkpoint: its own rule, else the sequence's."""
+        if step.checkpoint is not None and step.checkpoint.no_answer is not None:
+            return step.checkpoint.no_answer
+        return self.no_answer
+
+    def previous_step(self, key: str) -> Step | None:
+        index = self.step_keys.index(key)
+        return self.steps[index - 1] if index > 0 else None
 
     def step(self, key: str) -> Step:
         return self._steps_by_key[key]
@@ -225,12 +286,43 @@ class Offers(_Strict):
         return next((o for o in self.offers if o.key == key), None)
 
 
+class Exercise(_Strict):
+    """One exercise as every week that uses it describes it: written once, so a cue is
+    fixed in one place. Templates print it with {{ exercise("key", "3 sets of 8") }}."""
+
+    key: Key
+    name: str = Field(min_length=1)
+    how: str = ""          # how to set up and do it, one or two sentences
+    cues: list[Annotated[str, Field(min_length=1)]] = []
+    dose_notes: str = ""   # what holds for every dose (effort, tempo), printed after the cues
+    demo: str | None = None
+
+    @field_validator("demo")
+    @classmethod
+    def _https_demo(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an absolute https:// URL")
+        return value
+
+
+class Exercises(_Strict):
+    exercises: list[Exercise] = []
+
+    def get(self, key: str) -> Exercise | None:
+        return self._by_key.get(key)
+
+    @cached_property
+    def _by_key(self) -> dict[str, Exercise]:
+        return {e.key: e for e in self.exercises}
+
+
 @dataclass(frozen=True)
 class Library:
     """All sequences and offers of one installation, loaded and validated together."""
 
     sequences: dict[str, Sequence]
     offers: Offers
+    exercises: Exercises = field(default_factory=Exercises)
 
     def sequence(self, key: str) -> Sequence:
         try:
@@ -255,9 +347,11 @@ def load_library(sequences_dir: Path) -> Library:
         )
     offers_path = sequences_dir / "offers.yaml"
     offers = load_offers(offers_path) if offers_path.exists() else Offers()
+    exercises_path = sequences_dir / EXERCISES_FILE
+    exercises = load_exercises(exercises_path) if exercises_path.exists() else Exercises()
     sequences: dict[str, Sequence] = {}
     for path in sorted(sequences_dir.glob("*.y*ml")):
-        if path.name in {"offers.yaml", "catalog.yaml"}:
+        if path.name in NOT_SEQUENCES:
             continue
         sequence = load_sequence(path)
         if sequence.key in sequences:
@@ -269,7 +363,7 @@ def load_library(sequences_dir: Path) -> Library:
             )
         _check_offer_references(sequence, offers, path)
         sequences[sequence.key] = sequence
-    return Library(sequences=sequences, offers=offers)
+    return Library(sequences=sequences, offers=offers, exercises=exercises)
 
 
 def load_sequence(path: Path) -> Sequence:
@@ -284,6 +378,13 @@ def load_offers(path: Path) -> Offers:
     if problems or offers is None:
         raise problems[0]
     return offers
+
+
+def load_exercises(path: Path) -> Exercises:
+    exercises, problems = check_exercises_file(path)
+    if problems or exercises is None:
+        raise problems[0]
+    return exercises
 
 
 def check_sequence_file(path: Path) -> tuple[Sequence | None, list[SequenceError]]:
@@ -338,6 +439,30 @@ def check_offers_file(path: Path) -> tuple[Offers | None, list[SequenceError]]:
             ))
         seen.add(offer.key)
     return (None if problems else offers), problems
+
+
+def check_exercises_file(path: Path) -> tuple[Exercises | None, list[SequenceError]]:
+    """The exercises in `path`, or every mistake found in them."""
+    try:
+        data, root = _read_yaml(path)
+        exercises = Exercises.model_validate(data or {})
+    except SequenceError as exc:
+        return None, [exc]
+    except ValidationError as exc:
+        return None, _problems(exc, path, root)
+    seen: set[str] = set()
+    problems: list[SequenceError] = []
+    for index, exercise in enumerate(exercises.exercises):
+        if exercise.key in seen:
+            problems.append(SequenceError(
+                f"The exercise key '{exercise.key}' is used twice.",
+                file=str(path),
+                line=_line_of(root, ("exercises", index, "key")),
+                field=f"exercises.{index}.key",
+                fix="give each exercise its own key",
+            ))
+        seen.add(exercise.key)
+    return (None if problems else exercises), problems
 
 
 def line_of(path: Path, loc: tuple[Any, ...]) -> int | None:

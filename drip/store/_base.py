@@ -108,6 +108,17 @@ class Outcome(NamedTuple):
     retry_at: datetime | None = None
 
 
+class Move(NamedTuple):
+    """A claimed delivery that goes back to the queue for a later slot, unsent (a checkpoint
+    reminder whose question was answered in time becomes the weekly email)."""
+
+    delivery_id: int
+    due_at: datetime
+    window_end_at: datetime | None
+    step_key: str
+    variant: str
+
+
 class Sending(NamedTuple):
     """An email about to be handed to the provider, exactly as the dispatcher decided it."""
 

@@ -35,6 +35,7 @@ from drip.store._base import (
     FINAL_STATES,
     ClaimedDelivery,
     MissedWindow,
+    Move,
     NextSteps,
     Outcome,
     PlannedDelivery,
@@ -563,14 +564,15 @@ class DeliveryQueries(StoreBase):
         rows = s.execute(
             select(t.c.enrollment_id, t.c.seq_no, t.c.step_key, t.c.variant, t.c.nudge,
                    CheckpointAnswer.answer,
-                   func.coalesce(t.c.sent_at, t.c.sending_at, t.c.due_at))
+                   func.coalesce(t.c.sent_at, t.c.sending_at, t.c.due_at), t.c.id)
             .outerjoin(CheckpointAnswer, CheckpointAnswer.delivery_id == t.c.id)
             .where(self._ids_in(t.c.enrollment_id, ids), t.c.state.in_(("sent", "unknown")))
             .order_by(t.c.enrollment_id, t.c.seq_no)
         ).all()
         result: dict[int, list[Sent]] = {}
         for r in rows:
-            result.setdefault(r[0], []).append(Sent(r[1], r[2], r[3], r[4], r[5], as_utc(r[6])))
+            result.setdefault(r[0], []).append(
+                Sent(r[1], r[2], r[3], r[4], r[5], as_utc(r[6]), r[7]))
         return result
 
     def ownership(self, subscriber_ids: Iterable[int]) -> dict[int, set[str]]:
@@ -670,11 +672,25 @@ class DueBatch:
     def ownership(self) -> dict[int, set[str]]:
         return self._store._ownership(self._session, (c.subscriber_id for c in self.rows))
 
-    def settle(self, outcomes: Sequence[Outcome], finished: Sequence[int] = ()) -> None:
-        """Record the emails that will not go (cancelled, held, failed to render)."""
+    def settle(self, outcomes: Sequence[Outcome], finished: Sequence[int] = (),
+               moves: Sequence[Move] = ()) -> None:
+        """Record the emails that will not go (cancelled, held, failed to render), and move
+        the ones that go later instead (back to `scheduled` at their new slot)."""
         if outcomes or finished:
             self._store._record(self._session, outcomes, self._now, None, None, finished,
                                 self._from_states)
+        if moves:
+            t = DELIVERIES
+            self._session.connection().execute(
+                update(t)
+                .where(t.c.id == bindparam("b_id"),
+                       or_(*(t.c.state == state for state in self._from_states)))
+                .values(state="scheduled", due_at=bindparam("b_due"),
+                        window_end_at=bindparam("b_end"), step_key=bindparam("b_step"),
+                        variant=bindparam("b_variant"), claimed_by=None, lease_until=None),
+                [{"b_id": m.delivery_id, "b_due": m.due_at, "b_end": m.window_end_at,
+                  "b_step": m.step_key, "b_variant": m.variant} for m in moves],
+            )
 
     def send(self, sending: Sequence[Sending], now: datetime, lease_until: datetime) -> set[int]:
         """Mark these emails `sending`, exactly as decided, at `now` with a lease counted

@@ -34,18 +34,20 @@ from drip.errors import (
     ProviderError,
 )
 from drip.events import ingest
-from drip.planner import ANSWERS
+from drip.planner import ANSWERS, REPEAT_LAST
 from drip.providers.sendgrid import parse_events
 from drip.purchases import parse_json, record_order, shop_order, stripe_order
 from drip.runtime import Drip
 from drip.signatures import sendgrid_public_key, verify_purchase, verify_sendgrid, verify_stripe
 from drip.tokens import Purpose
 from drip.web.limits import RateLimiter, read_body
+from drip.web.words import checkpoint_outcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ANSWER_LABELS = {"passed": "Passed", "not-yet": "Not yet"}
+ANSWER_LABELS = {"passed": "Passed", "not-yet": "Not yet",
+                 "repeat-last": "Repeat last week"}
 CONSENT_TEXT = ("By pressing the button you agree that {coach} may email you this program "
                 "and, now and then, an offer. Every email has a one-click unsubscribe link.")
 SECURITY_HEADERS = [
@@ -212,12 +214,12 @@ class _Web:
     async def checkpoint(self, request: Request) -> Response:
         (delivery_id,) = self.token("checkpoint", request.path_params["token"], 1)
         store, library = self.drip.store, self.drip.library
-        if request.method != "POST":  # GET or HEAD (scanners send both)
+        if request.method != "POST":  # GET or HEAD (scanners send both): nothing is saved
             view = await self.call(checkpoints.view, store, library, delivery_id)
             suggested = request.query_params.get("answer", "")
-            return self.checkpoint_page(view, suggested if suggested in ANSWERS else "")
+            return self.checkpoint_page(view, suggested if suggested in view.choices else "")
         choice = self.field(await self.form(request), "answer", 20)
-        if choice not in ANSWERS:
+        if choice not in (*ANSWERS, REPEAT_LAST):
             raise InvalidInput("Choose 'passed' or 'not yet'.")
         try:
             view = await self.call(checkpoints.answer, store, library, delivery_id, choice,
@@ -225,15 +227,24 @@ class _Web:
         except Conflict:
             view = await self.call(checkpoints.view, store, library, delivery_id)
             return self.checkpoint_page(view, "", status=409)
-        return self.checkpoint_page(view, "")
+        return self.checkpoint_page(view, "", saved=True)
 
     def checkpoint_page(self, view: checkpoints.CheckpointView, suggested: str,
-                        status: int = 200) -> Response:
+                        status: int = 200, saved: bool = False) -> Response:
+        delivery = view.delivery
+        closed = view.closed or ("The next week's email has already gone out, so this "
+                                 "checkpoint is settled. Please answer the checkpoint in your "
+                                 "latest email instead.")
+        heading, lines, until = checkpoint_outcome(view, self.drip.library)
         return self.page(
             "checkpoint.html", status, title=f"Week {view.week} checkpoint", week=view.week,
             question=view.checkpoint.question, passing=view.checkpoint.passing,
-            current=ANSWER_LABELS.get(view.delivery.answer or "", ""),
-            can_answer=view.can_answer, suggested=suggested)
+            current=ANSWER_LABELS.get(delivery.answer or "", ""),
+            current_value=delivery.answer or "", labels=ANSWER_LABELS,
+            choices=view.choices, can_answer=view.can_answer, closed=closed,
+            suggested=suggested, saved=saved and delivery.answer is not None,
+            saved_heading=heading, next_lines=lines, change_until=until,
+            repeat_week=view.repeat_step.week if view.repeat_step else None)
 
     # --- opt-in ---------------------------------------------------------------------------
 

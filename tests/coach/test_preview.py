@@ -99,7 +99,7 @@ def test_the_page_lists_steps_and_shows_each_email(server: str) -> None:
     assert "Week 3 again: same lifts, less load" in email
     assert "<option value='repeat' selected>" in email
     assert "<option value='12-week-program' selected>" in email
-    assert "<option value='see-a-clinician+reminder'>" in email
+    assert "<option value='main+reminder'>" in email
     assert email.count("<iframe") == 2
     raw = httpx.get(f"{server}/raw/pht-7-week/week-3.html",
                     params={"variant": "repeat", "nudge": "12-week-program"})
@@ -118,7 +118,7 @@ def test_preview_of_a_misspelt_variant_suggests_the_right_one(project: Path,
     assert done.returncode == 3, done.stderr
     said = " ".join(done.stderr.split())
     assert "Step 'week-3' has no 'repaet' variant" in said
-    assert "Did you mean 'repeat'?" in said and "see-a-clinician+reminder" in said
+    assert "Did you mean 'repeat'?" in said and "main+reminder" in said
     assert not (tmp_path / "x").exists()
 
 

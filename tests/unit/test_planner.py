@@ -116,9 +116,9 @@ def nudging() -> Sequence:
 
 
 def pick(step: str, history: list[Sent], owned: set[str] = frozenset(),  # type: ignore[assignment]
-         opt_out: bool = False, streak: int = 0) -> str | None:
-    return choose_nudge(nudging(), OFFERS, step_key=step, history=history, owned=owned,
-                        offers_opt_out=opt_out, not_yet_streak=streak)
+         opt_out: bool = False, variant: str = "main") -> str | None:
+    return choose_nudge(nudging(), OFFERS, step_key=step, variant=variant, history=history,
+                        owned=owned, offers_opt_out=opt_out)
 
 
 def test_the_coach_placed_offer_comes_first() -> None:
@@ -138,9 +138,12 @@ def test_never_the_same_offer_within_the_cooldown() -> None:
     assert pick("week-3", history) == "running-assessment"
 
 
-def test_the_assessment_takes_precedence_after_repeated_not_yet() -> None:
-    assert pick("week-2", [], streak=2) == "running-assessment"
-    assert pick("week-2", [], streak=1) == "12-week-program"
+def test_the_assessment_takes_precedence_after_a_week_that_took_repeated_not_yet() -> None:
+    struggled = [sent("week-1", answer=NOT_YET, n=1), sent("week-1", "repeat", NOT_YET, n=2),
+                 sent("week-1", "see-a-clinician", PASSED, n=3)]
+    assert pick("week-2", struggled) == "running-assessment"
+    once = [sent("week-1", answer=NOT_YET, n=1), sent("week-1", "repeat", PASSED, n=2)]
+    assert pick("week-2", once) == "12-week-program"
 
 
 def test_goals_and_opt_out_stop_all_nudges() -> None:

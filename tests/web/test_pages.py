@@ -133,12 +133,14 @@ def test_checkpoint_page_records_and_replaces_answers(web_drip: Drip, client: Te
     page = client.get(url)
     assert page.status_code == 200
     assert "Week 1 checkpoint" in page.text and "double-leg bridge" in page.text
-    assert 'class="suggested"' in page.text  # the emailed answer is pre-selected, not saved
+    # the emailed answer is offered for one more tap, and the page says it is not saved yet
+    assert "Not saved yet" in page.text and "Save my answer: Passed" in page.text
     assert web_drip.store.answered_delivery(delivery).answer is None
     assert client.post(url, data={"answer": "not-yet"}).status_code == 200
     assert web_drip.store.answered_delivery(delivery).answer == "not-yet"
     shown = client.post(url, data={"answer": "passed"})
-    assert "Your answer so far" in shown.text and "Passed" in shown.text
+    assert "Saved: <strong>Passed</strong>" in shown.text
+    assert "Change to: Not yet" in shown.text
     assert web_drip.store.answered_delivery(delivery).answer == "passed"
     assert client.post(url, data={"answer": "maybe"}).status_code == 400
     assert client.post(url, data={}).status_code == 400
