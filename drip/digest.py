@@ -7,12 +7,12 @@ import html
 from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from drip.errors import PermanentProviderError, TransientProviderError
 from drip.message import Content, Message
-from drip.planner import Sent, base_variant, not_yet_streak
+from drip.planner import WAITING, Sent, base_variant, not_yet_streak, progress, silent_streak
 from drip.providers.base import Provider
 from drip.render import Sender
 from drip.sequence import Library, Offers, Sequence
@@ -45,6 +45,8 @@ class SequenceDigest:
     graduated: list[Person]
     silent: list[Person]
     conversions: list[Conversion]
+    #: Paused at a gate after its waiting emails went unanswered: the coach should reach out.
+    at_gate: list[Person] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def _sequence_digest(sequence: Sequence, offers: Offers, rows: Seq[EnrollmentRow
                      histories: Mapping[int, Seq[Sent]], purchases: Seq[PurchaseRow],
                      since: datetime) -> SequenceDigest:
     weeks: Counter[str] = Counter()
-    struggling, graduated, silent = [], [], []
+    struggling, graduated, silent, at_gate = [], [], [], []
     shown: dict[str, dict[int, datetime]] = {}
     for row in rows:
         history = list(histories.get(row.enrollment_id, []))
@@ -83,17 +85,25 @@ def _sequence_digest(sequence: Sequence, offers: Offers, rows: Seq[EnrollmentRow
             graduated.append(Person(row.email, row.name, "graduated this week"))
         if row.state not in ACTIVE:
             continue
-        if not history:
+        steps = progress(history)
+        if not steps:
             weeks["not started"] += 1
             continue
-        last = history[-1]
+        last = steps[-1]
         step = sequence.step(last.step_key) if last.step_key in sequence.step_keys else None
         weeks[f"Week {step.week}" if step else last.step_key] += 1
         streak = not_yet_streak(history)
         if streak >= 2:
             struggling.append(Person(row.email, row.name,
                                      f"'not yet' {streak} times in a row on {last.step_key}"))
-        asked = [i for i in history if _has_checkpoint(sequence, i)]
+        waited = silent_streak(history, WAITING)
+        if row.state == "paused" and step is not None and waited and last.answer is None:
+            at_gate.append(Person(row.email, row.name, (
+                f"no answer to the week {step.week} checkpoint since "
+                f"{_first_unanswered(steps):%d %b}, after {waited} waiting "
+                f"email{'s' if waited != 1 else ''}; paused")))
+            continue
+        asked = [i for i in steps if _has_checkpoint(sequence, i)]
         if len(asked) >= 2 and all(i.answer is None for i in asked[-2:]):
             silent.append(Person(row.email, row.name,
                                  f"no checkpoint answer since {asked[-2].went_out_at:%d %b}"))
@@ -106,7 +116,17 @@ def _sequence_digest(sequence: Sequence, offers: Offers, rows: Seq[EnrollmentRow
     order = {f"Week {s.week}": i for i, s in enumerate(sequence.steps)}
     by_week = sorted(weeks.items(), key=lambda kv: order.get(kv[0], -1))
     return SequenceDigest(sequence.key, sequence.name, by_week, struggling, graduated, silent,
-                          conversions)
+                          conversions, at_gate)
+
+
+def _first_unanswered(steps: Seq[Sent]) -> datetime:
+    """When the run of unanswered emails on the current step began."""
+    first = steps[-1]
+    for item in reversed(steps):
+        if item.step_key != first.step_key or item.answer is not None:
+            break
+        first = item
+    return first.went_out_at
 
 
 def _has_checkpoint(sequence: Sequence, item: Sent) -> bool:
@@ -129,7 +149,8 @@ def digest_text(digest: Digest) -> str:
         lines += [s.name, "=" * len(s.name), ""]
         lines.append("Where everyone is: " + (", ".join(f"{w}: {n}" for w, n in s.by_week)
                                                or "nobody yet"))
-        for title, people in (("Struggling (reach out?)", s.struggling),
+        for title, people in (("Silent at a gate (paused: reach out)", s.at_gate),
+                              ("Struggling (reach out?)", s.struggling),
                               ("Graduated", s.graduated),
                               ("Gone quiet (two checkpoints unanswered)", s.silent)):
             lines += ["", f"{title}: {len(people)}"]
@@ -147,7 +168,8 @@ def digest_html(digest: Digest) -> str:
         parts.append(f"<h2>{html.escape(s.name)}</h2><p><strong>Where everyone is:</strong> "
                      + html.escape(", ".join(f"{w}: {n}" for w, n in s.by_week) or "nobody yet")
                      + "</p>")
-        for title, people in (("Struggling (reach out?)", s.struggling),
+        for title, people in (("Silent at a gate (paused: reach out)", s.at_gate),
+                              ("Struggling (reach out?)", s.struggling),
                               ("Graduated", s.graduated),
                               ("Gone quiet (two checkpoints unanswered)", s.silent)):
             parts.append(f"<h3>{title}: {len(people)}</h3><ul>")

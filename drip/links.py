@@ -9,7 +9,7 @@ class Links:
     def __init__(self, base_url: str, signer: Signer) -> None:
         self.base_url = base_url.rstrip("/")
         self.signer = signer
-        self._checkpoint_token: tuple[int, str] = (0, "")
+        self._checkpoint_token: tuple[int, str] = (-1, "")  # no delivery has id -1
 
     def unsubscribe(self, subscriber_id: int, enrollment_id: int) -> str:
         return f"{self.base_url}/u/{self.signer.make('unsubscribe', subscriber_id, enrollment_id)}"

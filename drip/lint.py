@@ -6,6 +6,7 @@ a release (the command exits non-zero); warnings are worth a look.
 
 from __future__ import annotations
 
+import difflib
 import html as htmllib
 import re
 from collections import Counter
@@ -21,14 +22,17 @@ import jinja2.meta
 from drip.errors import SequenceError, TemplateError
 from drip.links import Links
 from drip.message import Content, fill
-from drip.planner import REMINDER
+from drip.planner import CHECKPOINT_REMINDER, NUDGEABLE, REMINDER, WAITING
 from drip.render import HTML_LAYOUT, TEXT_LAYOUT, Renderer, Sender, email_spec, every_email
 from drip.samples import SAMPLE_SUBSCRIBERS, sample_values
 from drip.sequence import (
+    EXERCISES_FILE,
     NOT_SEQUENCES,
+    Exercises,
     Library,
     Offers,
     Sequence,
+    check_exercises_file,
     check_offers_file,
     check_sequence_file,
     line_of,
@@ -271,6 +275,8 @@ class _Linter:
         self.sequences: dict[str, tuple[Sequence, Path]] = {}
         self.offers: Offers | None = Offers()
         self.offers_path = sequences_dir / "offers.yaml"
+        self.exercises: Exercises | None = Exercises()
+        self.exercises_path = sequences_dir / EXERCISES_FILE
         self.broken_templates: set[str] = set()
         #: Sequence files that did not load: what they use is unknown, so nothing is "unused".
         self.unreadable = 0
@@ -300,6 +306,9 @@ class _Linter:
         self.check_plain_fields()
         self.check_unused_templates()
         self.check_unused_offers()
+        self.check_gates()
+        self.check_nudge_rules()
+        self.check_exercises()
         layouts_ok = all((self.templates_dir / name).exists()
                          and name not in self.broken_templates for name in LAYOUTS)
         if self.offers is not None and layouts_ok:
@@ -308,6 +317,9 @@ class _Linter:
     def load_files(self) -> None:
         if self.offers_path.exists():
             self.offers, problems = check_offers_file(self.offers_path)
+            self.findings.extend(_from(p) for p in problems)
+        if self.exercises_path.exists():
+            self.exercises, problems = check_exercises_file(self.exercises_path)
             self.findings.extend(_from(p) for p in problems)
         for path in sorted(self.sequences_dir.glob("*.y*ml")):
             if path.name in NOT_SEQUENCES:
@@ -399,6 +411,12 @@ class _Linter:
             if step.repeat is not None:
                 found.append((f"{step.key} (repeat)", ("steps", index, "repeat"),
                               step.repeat.template))
+            if step.waiting is not None:
+                found.append((f"{step.key} (waiting)", ("steps", index, "waiting"),
+                              step.waiting.template))
+        if sequence.checkpoint_reminder is not None:
+            found.append(("checkpoint_reminder", ("checkpoint_reminder",),
+                          sequence.checkpoint_reminder.template))
         if sequence.graduated is not None:
             found.append(("graduated", ("graduated",), sequence.graduated.template))
         if sequence.see_a_clinician is not None:
@@ -460,10 +478,12 @@ class _Linter:
             blocks: list[tuple[tuple[Any, ...], Any]] = []
             for index, step in enumerate(sequence.steps):
                 blocks.append((("steps", index), step))
-                if step.repeat is not None:
-                    blocks.append((("steps", index, "repeat"), step.repeat))
+                for name in ("repeat", "waiting"):
+                    if getattr(step, name) is not None:
+                        blocks.append((("steps", index, name), getattr(step, name)))
             blocks += [((name,), getattr(sequence, name)) for name in
-                       ("graduated", "see_a_clinician") if getattr(sequence, name) is not None]
+                       ("graduated", "see_a_clinician", "checkpoint_reminder")
+                       if getattr(sequence, name) is not None]
             for loc, block in blocks:
                 for part in ("subject", "preheader"):
                     try:
@@ -515,11 +535,107 @@ class _Linter:
                          "name it in a step's 'nudge:' line, list the weeks it suits in "
                          "'weeks:', or delete it")
 
+    def check_gates(self) -> None:
+        """A checkpoint that decides running is never passed by silence, and whatever waits
+        or reminds has an email to send."""
+        for sequence, path in self.sequences.values():
+            for index, step in enumerate(sequence.steps):
+                checkpoint = step.checkpoint
+                if checkpoint is None:
+                    continue
+                loc = ("steps", index, "checkpoint")
+                rule = sequence.no_answer_for(step)
+                if checkpoint.gate and rule == "advance":
+                    own = checkpoint.no_answer is not None
+                    self.add("warning", path,
+                             line_of(path, (*loc, "no_answer") if own else (*loc, "gate")),
+                             f"{'.'.join(map(str, loc))}: this checkpoint is a gate (it "
+                             "decides whether the runner moves on to something riskier), but "
+                             "silence here is set to advance"
+                             + ("" if own else " (the sequence's no_answer)")
+                             + ". drip never moves anyone past a gate by silence, so it "
+                             "waits instead; say so in the file.",
+                             "add 'no_answer: hold' to this checkpoint, and a 'waiting:' "
+                             "email to the step")
+                waits = rule == "hold" or (checkpoint.gate and rule != "repeat")
+                if waits and step.waiting is None:
+                    self.add("error", path, line_of(path, ("steps", index, "key")),
+                             f"steps.{index}: the {step.key} checkpoint waits for an explicit "
+                             "'passed' when nobody answers, but the step has no 'waiting:' "
+                             "email to send meanwhile, so a silent runner would be paused at "
+                             "once.",
+                             "add 'waiting: {subject: ..., preheader: ..., template: ...}' to "
+                             "the step: this week's plan again, the question, and why the "
+                             "program waits")
+                if rule == "repeat" and step.repeat is None:
+                    self.add("warning", path, line_of(path, (*loc, "no_answer")),
+                             f"{'.'.join(map(str, loc))}: silence here means 'repeat', but "
+                             "the step has no 'repeat:' email, so silence moves the runner "
+                             "on instead.", "add a 'repeat:' email to the step")
+                if checkpoint.remind_after and sequence.checkpoint_reminder is None:
+                    self.add("error", path, line_of(path, (*loc, "remind_after")),
+                             f"{'.'.join(map(str, loc))}.remind_after: no reminder can be "
+                             "sent: the sequence has no 'checkpoint_reminder:' email.",
+                             "add 'checkpoint_reminder: {subject: ..., preheader: ..., "
+                             "template: ...}' at the top level of the sequence")
+
+    def check_nudge_rules(self) -> None:
+        """What the files say about offers fits the rule: at most max_per_enrollment."""
+        for sequence, path in self.sequences.values():
+            cap = sequence.nudges.max_per_enrollment
+            placed = [(i, s) for i, s in enumerate(sequence.steps) if s.nudge]
+            if cap is not None and len(placed) > cap:
+                index, step = placed[cap]
+                self.add("warning", path, line_of(path, ("steps", index, "nudge")),
+                         f"{len(placed)} steps name an offer, but nudges.max_per_enrollment "
+                         f"is {cap}: from {step.key} on, a runner who passes every week never "
+                         "sees the offer placed here.",
+                         "remove the offers you care least about, or raise the cap")
+
+    def check_exercises(self) -> None:
+        """Every exercise a template names exists in exercises.yaml, at the line it is named."""
+        known = {e.key for e in self.exercises.exercises} if self.exercises else set()
+        used: set[str] = set()
+        for name in self.template_files():
+            if name in self.broken_templates:
+                continue
+            path = self.templates_dir / name
+            try:
+                tree = self._env.parse(path.read_text(encoding="utf-8"))
+            except (jinja2.TemplateSyntaxError, UnicodeDecodeError):
+                continue
+            for call in tree.find_all(jinja2.nodes.Call):
+                if not (isinstance(call.node, jinja2.nodes.Name) and call.node.name == "exercise"):
+                    continue
+                first = call.args[0] if call.args else None
+                if not isinstance(first, jinja2.nodes.Const) or not isinstance(first.value, str):
+                    self.add("error", path, call.lineno,
+                             "exercise(...) needs the exercise's key as its first argument, in "
+                             "quotes.", 'write it like {{ exercise("hip-thrust", "3 sets of 8") }}')
+                    continue
+                used.add(first.value)
+                if self.exercises is not None and first.value not in known:
+                    close = difflib.get_close_matches(first.value, sorted(known), n=1)
+                    self.add("error", path, call.lineno,
+                             f"There is no exercise '{first.value}' in {EXERCISES_FILE}."
+                             + (f" Did you mean '{close[0]}'?" if close else ""),
+                             f"use a key from {self.exercises_path}, or add the exercise there")
+        if self.exercises is None or self.unreadable:
+            return
+        for index, exercise in enumerate(self.exercises.exercises):
+            if exercise.key not in used:
+                self.add("warning", self.exercises_path,
+                         line_of(self.exercises_path, ("exercises", index, "key")),
+                         f"No template uses the exercise '{exercise.key}'.",
+                         f'print it with {{{{ exercise("{exercise.key}", "...") }}}} in a '
+                         "week's template, or delete it")
+
     # --- rendering every email -----------------------------------------------------------
 
     def check_rendering(self) -> None:
         assert self.offers is not None
-        library = Library({k: s for k, (s, _) in self.sequences.items()}, self.offers)
+        library = Library({k: s for k, (s, _) in self.sequences.items()}, self.offers,
+                          self.exercises or Exercises())
         renderer = Renderer(self.templates_dir, library, self.sender)
         for sequence, step_key, variant, nudge in every_email(library):
             spec = email_spec(sequence, step_key, variant)
@@ -537,10 +653,21 @@ class _Linter:
             self.check_content(content, sequence, path, where, spec.template)
 
     @staticmethod
+    def _variant_of(where: tuple[Any, ...]) -> str:
+        """The variant whose YAML block `where` is (see _yaml_block)."""
+        names = {"repeat": "repeat", "waiting": WAITING, "graduated": "graduated",
+                 "see_a_clinician": "see-a-clinician", "checkpoint_reminder": CHECKPOINT_REMINDER}
+        return names.get(str(where[-1]), "main")
+
+    @staticmethod
     def _yaml_block(index: int, variant: str) -> tuple[Any, ...]:
         base = variant.removesuffix(REMINDER)
         if base == "repeat":
             return ("steps", index, "repeat")
+        if base == WAITING:
+            return ("steps", index, "waiting")
+        if base == CHECKPOINT_REMINDER:
+            return ("checkpoint_reminder",)
         if base == "graduated":
             return ("graduated",)
         if base == "see-a-clinician":
@@ -608,6 +735,18 @@ class _Linter:
                      "The plain-text part does not show the postal address (the law "
                      "requires it).", "add {{ postal_address }} to the footer")
         sources = [template, HTML_LAYOUT]
+        variant = self._variant_of(where)
+        if variant not in NUDGEABLE and self.offers is not None:
+            for offer in self.offers.offers:
+                pitched = [h for h in parsed.hrefs
+                           if _without_utm(h).split("#")[0] == offer.url.split("#")[0]]
+                if pitched:
+                    file, line = self._locate(offer.url, [template])
+                    self.add("error", file, line,
+                             f"The {variant} email links to the offer '{offer.key}' "
+                             f"({offer.url}). Offers belong only in main weekly emails, never "
+                             "in a repeat, waiting, reminder, see-a-clinician or graduation "
+                             "email.", "take the link out of this template")
         base = self.links.base_url
         for href in parsed.hrefs:
             if href.startswith(f"{base}/") and not base.startswith("https://"):

@@ -175,12 +175,12 @@ def _silence(sequence: Sequence, step: Step, base: str, history: Seq[Sent]) -> D
             f"No answer on {step.key} after the clinician email; the coach should reach "
             "out before the program goes on."))
     rule = sequence.no_answer_for(step)
-    if rule == "hold" or is_gate(sequence, step):
-        return _wait(sequence, step, history)
     if rule == "repeat" and step.repeat is not None:
         if silent_streak(history, "repeat") >= sequence.hold_limit:
             return Decision(step.key, "repeat", hold=_silent_reason(sequence, step, "repeat"))
         return Decision(step.key, "repeat")
+    if rule == "hold" or is_gate(sequence, step):  # a gate never lets silence move anyone on
+        return _wait(sequence, step, history)
     return _advance(sequence, step.key, reminder=True, checkpointed=True)
 
 

@@ -18,13 +18,14 @@ from drip.errors import InvalidInput
 from drip.journey import Email, Persona, walk
 from drip.links import Links
 from drip.message import Content, to_mime
-from drip.planner import NOT_YET, PASSED
+from drip.planner import NOT_YET, PASSED, REPEAT_LAST
 from drip.render import Renderer, Sender
 from drip.samples import sample_message
 from drip.sequence import Library
 
 _ANSWERS = {"pass": PASSED, "passed": PASSED, "p": PASSED, "yes": PASSED,
             "notyet": NOT_YET, "not-yet": NOT_YET, "n": NOT_YET, "no": NOT_YET,
+            "back": REPEAT_LAST, "repeatlast": REPEAT_LAST, "repeat-last": REPEAT_LAST,
             "-": None, "none": None, "skip": None, "": None}
 _AT_WEEK = re.compile(r"^\s*([a-z0-9][a-z0-9-]*)\s*@\s*(\d+)\s*$")
 
@@ -55,15 +56,18 @@ class Simulation:
 
 
 def parse_answers(text: str) -> tuple[str | None, ...]:
-    """'pass,notyet,-' -> ('passed', 'not-yet', None): one answer per email, in order."""
+    """'pass,notyet,-' -> ('passed', 'not-yet', None): one answer per weekly email, in order
+    (checkpoint reminders are not counted: a silent email gets its reminder, if any, and
+    its answer then counts for it). 'back' is "repeat last week instead"."""
     if not text.strip():
         return ()
     answers = []
     for token in text.split(","):
         key = token.strip().lower().replace("_", "").replace(" ", "")
         if key not in _ANSWERS:
-            raise InvalidInput(f"'{token.strip()}' is not an answer; write pass, notyet or - "
-                               "(no answer) for each email, like --answers pass,notyet,pass.")
+            raise InvalidInput(f"'{token.strip()}' is not an answer; write pass, notyet, back "
+                               "(repeat last week) or - (no answer) for each weekly email, "
+                               "like --answers pass,notyet,pass.")
         answers.append(_ANSWERS[key])
     return tuple(answers)
 
@@ -112,22 +116,21 @@ def simulate(library: Library, renderer: Renderer, *, sequence_key: str, timezon
     journey = walk(sequence, library.offers,
                    Persona(timezone, joined_at, answers, buys=bought, pauses=paused))
     tz = zone(timezone)
-    emails = [_simulated(renderer, sequence_key, e, answers, tz) for e in journey.emails]
+    emails = [_simulated(renderer, sequence_key, e, tz) for e in journey.emails]
     events = [f"buys {offer} after email {index + 1}" for index, offer in sorted(bought.items())]
     events += [f"pauses a week after email {index + 1}" for index in sorted(paused)]
     return Simulation(sequence.key, timezone, joined_at, emails, journey.ended, events)
 
 
 def _simulated(renderer: Renderer, sequence_key: str, email: Email,
-               answers: tuple[str | None, ...], tz: ZoneInfo) -> SimulatedEmail:
+               tz: ZoneInfo) -> SimulatedEmail:
     sequence = renderer.library.sequence(sequence_key)
-    answer = answers[email.index] if email.index < len(answers) else None
     has_checkpoint = sequence.step(email.step_key).checkpoint is not None
     return SimulatedEmail(
         number=email.index + 1, at=email.at, local=email.at.astimezone(tz),
         step_key=email.step_key, week=sequence.step(email.step_key).week,
         variant=email.variant, nudge=email.nudge,
-        answer=answer if has_checkpoint and email.variant != "graduated" else None,
+        answer=email.answer if has_checkpoint and email.variant != "graduated" else None,
         content=renderer.content(sequence_key, email.step_key, email.variant, email.nudge),
     )
 

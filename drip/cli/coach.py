@@ -127,7 +127,8 @@ def simulate(
     joined: Annotated[str | None, typer.Option(
         help="When the persona joins, ISO 8601 (default: now).")] = None,
     answers: Annotated[str, typer.Option(
-        help="Checkpoint answers, one per email: pass, notyet or - (none).")] = "",
+        help="Checkpoint answers, one per weekly email (reminders are not counted): "
+             "pass, notyet, back (repeat last week) or - (none).")] = "",
     buys: Annotated[list[str] | None, typer.Option(
         "--buys", help="OFFER@WEEK: buys that offer during that program week (repeatable).")]
     = None,
