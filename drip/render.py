@@ -427,4 +427,6 @@ def markdown_to_text(markdown: str) -> str:
 
 
 def squeeze_blank_lines(text: str) -> str:
+    """At most one blank line in a row, and no trailing spaces (Markdown's line breaks)."""
+    text = re.sub(r"[ \t]+\n", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
