@@ -609,12 +609,16 @@ class _Linter:
                     continue
                 first = call.args[0] if call.args else None
                 if not isinstance(first, jinja2.nodes.Const) or not isinstance(first.value, str):
+                    self.broken_templates.add(name)
                     self.add("error", path, call.lineno,
                              "exercise(...) needs the exercise's key as its first argument, in "
                              "quotes.", 'write it like {{ exercise("hip-thrust", "3 sets of 8") }}')
                     continue
                 used.add(first.value)
-                if self.exercises is not None and first.value not in known:
+                if self.exercises is None:
+                    self.broken_templates.add(name)  # exercises.yaml's own error says why
+                elif first.value not in known:
+                    self.broken_templates.add(name)  # reported here, at its line, once
                     close = difflib.get_close_matches(first.value, sorted(known), n=1)
                     self.add("error", path, call.lineno,
                              f"There is no exercise '{first.value}' in {EXERCISES_FILE}."

@@ -366,10 +366,10 @@ def exercise_markdown(exercise: Exercise, *, dose: str = "", rest: str = "",
     """One exercise written out in Markdown, the same way in every email that uses it."""
     title = f"{number}. {exercise.name}" if number is not None else exercise.name
     lines = [f"### {title}"]
-    dosing = " ".join(part for part in (f"**{dose}**" if dose else "",
-                                        f"Rest {rest}." if rest else "") if part)
-    if dosing:
-        lines.append(dosing)
+    if dose:
+        lines.append(f"**{dose}**" + ("  " if rest else ""))  # a Markdown line break
+    if rest:
+        lines.append(f"Rest {rest}.")
     if exercise.how:
         lines += ["", exercise.how]
     if note:

@@ -236,11 +236,14 @@ class _Web:
                                  "checkpoint is settled. Please answer the checkpoint in your "
                                  "latest email instead.")
         heading, lines, until = checkpoint_outcome(view, self.drip.library)
+        labels = dict(ANSWER_LABELS)
+        if view.repeat_step is not None:
+            labels[REPEAT_LAST] = f"Repeat Week {view.repeat_step.week} instead"
         return self.page(
             "checkpoint.html", status, title=f"Week {view.week} checkpoint", week=view.week,
             question=view.checkpoint.question, passing=view.checkpoint.passing,
-            current=ANSWER_LABELS.get(delivery.answer or "", ""),
-            current_value=delivery.answer or "", labels=ANSWER_LABELS,
+            current=labels.get(delivery.answer or "", ""),
+            current_value=delivery.answer or "", labels=labels,
             choices=view.choices, can_answer=view.can_answer, closed=closed,
             suggested=suggested, saved=saved and delivery.answer is not None,
             saved_heading=heading, next_lines=lines, change_until=until,
