@@ -169,7 +169,8 @@ def sent_week_one(drip: Drip, email: str = "dee@example.com") -> int:
     enroll(drip.store, drip.library, email=email, sequence_key="pht-7-week",
            now=drip.clock.now(), timezone="UTC")
     drip.dispatcher().run_once()
-    (row,) = [r for r in drip.store.deliveries(email=email) if r.step_key == "week-1" and r.variant == "main"]
+    (row,) = [r for r in drip.store.deliveries(email=email)
+              if (r.step_key, r.variant) == ("week-1", "main")]
     return row.id
 
 

@@ -20,7 +20,8 @@ def join(drip: Drip, email: str = "ana@example.com") -> tuple[int, int]:
 def week_one(drip: Drip, email: str = "ana@example.com") -> int:
     report = drip.dispatcher().run_once()
     assert [s.step_key for s in report.sent] == ["week-1"]
-    (row,) = [r for r in drip.store.deliveries(email=email) if r.step_key == "week-1" and r.variant == "main"]
+    (row,) = [r for r in drip.store.deliveries(email=email)
+              if (r.step_key, r.variant) == ("week-1", "main")]
     return row.id
 
 
