@@ -79,7 +79,7 @@ def test_new_york_pauses_and_buys(library: Library, renderer: Renderer) -> None:
     got = [(f"{e.local:%a %d %b %H:%M %Z}", e.step_key, e.nudge) for e in result.emails]
     assert got == [
         ("Mon 02 Mar 10:00 EST", "week-1", "strength-assessment"),
-        ("Mon 09 Mar 06:30 EDT", "week-2", "running-workshop"),  # the day after DST began
+        ("Mon 09 Mar 06:30 EDT", "week-2", None),  # the day after DST began; no offer in week 2
         ("Mon 23 Mar 06:30 EDT", "week-3", "12-week-program"),  # a week later: the pause
         ("Mon 30 Mar 06:30 EDT", "week-4", None),  # bought the program: no more nudges
         ("Mon 06 Apr 06:30 EDT", "week-5", None),
@@ -119,7 +119,8 @@ def test_the_command_prints_the_calendar_and_writes_the_emails(tmp_path: Path) -
     lines = done.stdout.splitlines()
     row = next(line for line in lines if "Sun 19 Apr 2026 06:30 AEST" in line)
     assert "week-3" in row and "see-a-clinician" in row
-    assert "Ends: complete." in done.stdout
+    # the answers run out before the week-5 gate: silence there waits, then holds for the coach
+    assert "waiting" in done.stdout and "Ends: held for the coach." in done.stdout
     assert not database.exists(), "simulate must not touch the database"
     emls = sorted(out.glob("*.eml"))
     assert [p.name for p in emls][:3] == ["01-week-1-main.eml", "02-week-2-main.eml",

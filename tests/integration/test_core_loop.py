@@ -15,12 +15,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from drip.clock import FixedClock
+from drip.planner import CHECKPOINT_REMINDER
 from drip.runtime import Drip
 from drip.schedule import is_quiet
 from drip.settings import Settings
 from drip.subscriptions import enroll
 
-STEPS = [f"week-{n}" for n in range(1, 8)]
+#: What a runner who never answers gets, weekly: weeks 1 to 5, then the week-5 gate waits
+#: (two waiting emails, hold_limit) instead of moving them into running.
+WEEKLY = [*((f"week-{n}", "main" if n == 1 else "main+reminder") for n in range(1, 6)),
+          ("week-5", "waiting"), ("week-5", "waiting")]
+#: ... and the day-5 reminder of each week's question (never of a waiting email's).
+REMINDED = [f"week-{n}" for n in range(1, 6)]
 
 #: Joins at awkward local moments: late evening, just before each zone's 2026 DST change,
 #: a half-hour zone just before midnight, and one in the small hours.
@@ -50,25 +56,32 @@ def run_hourly(drip: Drip, clock: FixedClock, weeks: int) -> None:
 
 def test_eight_weeks_hour_by_hour(drip: Drip, clock: FixedClock, settings: Settings) -> None:
     run_hourly(drip, clock, weeks=8)
-    received: dict[str, list[tuple[str, datetime, str]]] = defaultdict(list)
+    received: dict[str, list[tuple[str, str, datetime, str]]] = defaultdict(list)
     for row in drip.store.deliveries():
-        if row.state == "cancelled":  # the slot kept open for a week-7 "not yet" answer
-            assert row.step_key == "week-7" and "program is complete" in (row.last_error or "")
+        if row.state == "held":  # silent at the week-5 gate after two waiting emails
+            assert (row.step_key, row.variant) == ("week-5", "waiting"), row
+            assert "Silent at the" in (row.last_error or ""), row
             continue
         assert row.state == "sent", row
         assert row.sent_at is not None
-        received[row.email].append((row.step_key, row.sent_at, row.timezone))
+        received[row.email].append((row.step_key, row.variant, row.sent_at, row.timezone))
     assert sorted(received) == sorted(r[0] for r in RUNNERS)
     for address, emails in received.items():
-        emails.sort(key=lambda e: e[1])
-        assert [step for step, _, _ in emails] == STEPS, address
-        for (_, earlier, _), (step, later, tz) in itertools.pairwise(emails):
+        emails.sort(key=lambda e: e[2])
+        weekly = [e for e in emails if e[1] != CHECKPOINT_REMINDER]
+        reminders = [e for e in emails if e[1] == CHECKPOINT_REMINDER]
+        assert [(step, variant) for step, variant, _, _ in weekly] == WEEKLY, address
+        assert [step for step, _, _, _ in reminders] == REMINDED, address
+        for (_, _, earlier, _), (step, _, later, _) in itertools.pairwise(weekly):
             gap = later - earlier
             assert timedelta(days=6) <= gap <= timedelta(days=8), (address, step, gap)
-            assert not is_quiet(later, ZoneInfo(tz)), (address, step, later.astimezone(
-                ZoneInfo(tz)))
+        for (step, _, sent, _) in weekly[:5]:
+            (reminded,) = [at for s, _, at, _ in reminders if s == step]
+            assert timedelta(days=4) <= reminded - sent <= timedelta(days=6), (address, step)
+        for step, _, at, tz in emails[1:]:  # week 1 goes the moment they join
+            assert not is_quiet(at, ZoneInfo(tz)), (address, step, at.astimezone(ZoneInfo(tz)))
     files = sorted(settings.outbox_dir.glob("*.eml"))
-    assert len(files) == 7 * len(RUNNERS)
+    assert len(files) == (len(WEEKLY) + len(REMINDED)) * len(RUNNERS)
     assert not list(settings.outbox_dir.glob("*.tmp"))
 
 
@@ -87,7 +100,7 @@ def test_eml_files_are_complete_emails(drip: Drip, clock: FixedClock,
         dispatcher.run_once()
         clock.advance(hours=1)
     files = sorted(settings.outbox_dir.glob("*.eml"))
-    assert len(files) == 7
+    assert len(files) == len(WEEKLY) + len(REMINDED)  # silent: weeks 1-5 and the gate's wait
     for path in files:
         message = parse(path)
         assert message.get_content_type() == "multipart/alternative"
@@ -135,10 +148,19 @@ def test_after_weeks_away_only_the_due_step_goes_out_never_a_burst(
     clock.advance(weeks=5)  # the scheduler was down for five weeks
     clock.at = clock.at.replace(hour=10)
     first = dispatcher.run_once()
-    assert [s.step_key for s in first.sent] == ["week-2"]
+    # one email, the overdue one: week 1's reminder (its question is still open)
+    assert [(s.step_key, s.variant) for s in first.sent] == [("week-1", CHECKPOINT_REMINDER)]
     assert dispatcher.run_once().sent == []
+    # Week 2 keeps its place two days after the reminder's slot, at 06:30 London time.
+    clock.advance(days=1, hours=19)  # 06:00 BST on 8 April
+    assert dispatcher.run_once().sent == []
+    clock.advance(hours=1)
+    assert [s.step_key for s in dispatcher.run_once().sent] == ["week-2"]
+    clock.advance(days=5)  # week 2's reminder, on day 5
+    assert [(s.step_key, s.variant) for s in dispatcher.run_once().sent] == [
+        ("week-2", CHECKPOINT_REMINDER)]
     # Week 3 keeps the weekly rhythm: 06:30 London time, seven calendar days after week 2.
-    clock.advance(days=6, hours=19)  # 06:00 BST on 13 April
+    clock.advance(days=1, hours=23)  # 06:00 BST on 15 April
     assert dispatcher.run_once().sent == []
     clock.advance(hours=1)
     assert [s.step_key for s in dispatcher.run_once().sent] == ["week-3"]
@@ -160,4 +182,6 @@ def test_a_due_email_waits_for_the_morning(drip: Drip, clock: FixedClock, hour: 
     clock.at = datetime(2026, 5, 12, 6, 0, tzinfo=tz).astimezone(UTC)
     assert dispatcher.run_once().sent == []
     clock.at = datetime(2026, 5, 12, 6, 31, tzinfo=tz).astimezone(UTC)
-    assert [s.step_key for s in dispatcher.run_once().sent] == ["week-2"]
+    # the overdue email is week 1's day-5 reminder: sent in the morning, not at night
+    assert [(s.step_key, s.variant) for s in dispatcher.run_once().sent] == [
+        ("week-1", CHECKPOINT_REMINDER)]

@@ -17,7 +17,8 @@ def test_unsubscribe_and_checkpoint_pages_on_a_phone(web_drip: Drip, live_url: s
                     sequence_key="pht-7-week", now=web_drip.clock.now(), name="Hana",
                     timezone="UTC")
     web_drip.dispatcher().run_once()
-    (delivery,) = [r for r in web_drip.store.deliveries() if r.step_key == "week-1"]
+    (delivery,) = [r for r in web_drip.store.deliveries()
+                   if (r.step_key, r.variant) == ("week-1", "main")]
     unsubscribe = live_url + web_drip.links.unsubscribe(
         joined.subscriber_id, joined.enrollment_id).removeprefix(web_drip.settings.base_url)
     checkpoint = live_url + web_drip.links.checkpoint(
