@@ -120,6 +120,17 @@ def is_gate(sequence: Sequence, step: Step) -> bool:
         step.checkpoint.gate or sequence.no_answer_for(step) == "hold")
 
 
+def silence_moves_on(sequence: Sequence, step: Step) -> bool:
+    """Whether an unanswered checkpoint on `step` moves the subscriber on to the next step
+    (with the no-answer note), as `_silence` decides."""
+    if step.checkpoint is None:
+        return False
+    rule = sequence.no_answer_for(step)
+    if rule == "repeat" and step.repeat is not None:
+        return False
+    return not (rule == "hold" or is_gate(sequence, step))
+
+
 def late_repeat_step(sequence: Sequence, step_key: str, variant: str) -> Step | None:
     """The step whose repeat a "repeat last week instead" on this email would send: the
     one before it, when silence moved the subscriber on from it and it has a repeat."""

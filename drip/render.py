@@ -30,6 +30,7 @@ from drip.planner import (
     base_variant,
     has_reminder,
     late_repeat_step,
+    silence_moves_on,
 )
 from drip.sequence import Exercise, Library, Offer, Sequence
 
@@ -95,12 +96,15 @@ def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
 
 def every_email(library: Library) -> Iterator[tuple[Sequence, str, str, str | None]]:
     """Every (sequence, step, variant, nudge) drip could send: each step in each variant
-    the sequence defines, its main email also with the no-answer note (from the second
-    step on), and main emails with each offer or none (no other email carries one)."""
+    the sequence defines, its main email also with the no-answer note (where silence on the
+    step before moves the subscriber on), and main emails with each offer or none (no other email carries one)."""
     offers: list[str | None] = [None, *(o.key for o in library.offers.offers)]
     for sequence in library.sequences.values():
         for index, step in enumerate(sequence.steps):
-            noted = tuple(v + REMINDER for v in NOTED_VARIANTS) if index else ()
+            # the no-answer note follows silence on the step before, where silence moves on
+            previous = sequence.steps[index - 1] if index else None
+            noted = (tuple(v + REMINDER for v in NOTED_VARIANTS)
+                     if previous is not None and silence_moves_on(sequence, previous) else ())
             for variant in (*VARIANTS, *noted):
                 if variant == "graduated" and index != len(sequence.steps) - 1:
                     continue  # graduation follows the last step only

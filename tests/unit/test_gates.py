@@ -241,3 +241,17 @@ def test_at_most_max_per_enrollment_offers() -> None:
                         history=history[:1], owned=set(), offers_opt_out=False) == "offer-c"
     assert choose_nudge(SEQ, GATED.offers, step_key="week-3", variant="main", history=history,
                         owned=set(), offers_opt_out=False) is None
+
+
+def test_the_no_answer_note_is_previewed_only_where_silence_moves_on() -> None:
+    """Previews, lint and simulate list every email drip can send: the note "you did not
+    answer last week" never follows a gate (silence there waits), so no such email exists."""
+    from drip.render import every_email
+    from tests.conftest import ROOT
+
+    noted = {(s.key, step) for s, step, variant, _ in every_email(GATED)
+             if variant == "main+reminder"}
+    assert noted == {("gated", "week-2"), ("gated", "week-4")}  # after weeks 1 and 3
+    shipped = load_library(ROOT / "sequences")
+    noted = {step for s, step, variant, _ in every_email(shipped) if variant == "main+reminder"}
+    assert noted == {"week-2", "week-3", "week-4", "week-5", "week-7"}  # not after week 5
