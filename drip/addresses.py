@@ -29,9 +29,35 @@ def normalise_email(raw: str) -> str:
 
 
 def clean_name(raw: str, limit: int | None = 200) -> str:
-    """A person's name on one line, cut to `limit` (the column's size): control characters
-    dropped, whitespace (CR and LF too, which would break the To: header) folded."""
-    return " ".join("".join(c for c in raw if c.isprintable() or c.isspace()).split())[:limit]
+    """A person's name on one line, cut to `limit` (the column's size): RFC 2047 encoded
+    words decoded, control characters dropped, whitespace (CR and LF too, which would break
+    the To: header) folded.
+
+    Every entry point (the form, purchases, imports, the CLI) cleans names here. An encoded
+    word ("=?utf-8?b?...?=") is decoded because the email package would decode it when it
+    writes the To: header, turning an encoded CR LF into a real line break (a Bcc:, say).
+    """
+    text = _one_line(raw)
+    for _ in range(3):  # an encoded word may decode to another
+        decoded = _one_line(_decoded_words(text)) if "=?" in text else text
+        if decoded == text:
+            break
+        text = decoded
+    else:
+        text = text.replace("=?", "")  # still encoded after three rounds: not a name
+    return text[:limit]
+
+
+def _one_line(text: str) -> str:
+    return " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
+
+
+def _decoded_words(text: str) -> str:
+    """The text as a mail reader shows it: its encoded words decoded, as the email package
+    decodes them (an unknown charset or bad base64 becomes U+FFFD or nothing, never an error)."""
+    import email.policy
+
+    return str(email.policy.default.header_factory("X-Name", text))
 
 
 @lru_cache(maxsize=1024)

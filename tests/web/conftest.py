@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from starlette.testclient import TestClient
 
 from drip.clock import FixedClock
 from drip.runtime import Drip
+from drip.settings import Settings
 from drip.signatures import sign_purchase, sign_stripe
 from drip.web import create_app
 from tests.conftest import make_settings
@@ -36,13 +38,18 @@ def public_key_text(key: ec.EllipticCurvePrivateKey) -> str:
     return base64.b64encode(der).decode()
 
 
+def web_settings(tmp_path: Path, database_url: str, sendgrid_key: ec.EllipticCurvePrivateKey,
+                 **overrides: Any) -> Settings:
+    return make_settings(tmp_path, database_url, webhook_secret=WEBHOOK_SECRET,
+                         stripe_webhook_secret=STRIPE_SECRET,
+                         sendgrid_webhook_public_key=public_key_text(sendgrid_key),
+                         subscribe_limit=1000, from_name="Dayna", **overrides)
+
+
 @pytest.fixture
 def web_drip(tmp_path: Path, database_url: str, clock: FixedClock,
              sendgrid_key: ec.EllipticCurvePrivateKey) -> Iterator[Drip]:
-    settings = make_settings(tmp_path, database_url, webhook_secret=WEBHOOK_SECRET,
-                             stripe_webhook_secret=STRIPE_SECRET,
-                             sendgrid_webhook_public_key=public_key_text(sendgrid_key),
-                             subscribe_limit=1000, from_name="Dayna")
+    settings = web_settings(tmp_path, database_url, sendgrid_key)
     instance = Drip.from_settings(settings, clock)
     try:
         yield instance
@@ -98,9 +105,9 @@ def body_of(data: Any) -> bytes:
     return json.dumps(data).encode()
 
 
-@pytest.fixture
-def live_url(web_drip: Drip) -> Iterator[str]:
-    """The app under a real uvicorn server on loopback, in a thread of this process."""
+@contextmanager
+def serving(drip: Drip) -> Iterator[str]:
+    """The app over `drip` under a real uvicorn server on loopback, in a thread."""
     import socket
     import threading
 
@@ -109,7 +116,7 @@ def live_url(web_drip: Drip) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(web_drip), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(drip), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -122,3 +129,10 @@ def live_url(web_drip: Drip) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_url(web_drip: Drip) -> Iterator[str]:
+    """The app under a real uvicorn server on loopback, in a thread of this process."""
+    with serving(web_drip) as url:
+        yield url
