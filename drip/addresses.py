@@ -12,7 +12,10 @@ def normalise_email(raw: str) -> str:
     """Return the one stored form of an address, or raise InvalidAddress saying why.
 
     Addresses are compared case-insensitively, as every mailbox provider does in
-    practice, so the stored form is lower-case.
+    practice, so the stored form is lower-case. The part before the @ must be ASCII:
+    SendGrid, most SMTP servers and the .eml outbox cannot send to any other (SMTPUTF8),
+    so every provider accepts exactly what is stored. A non-ASCII domain is stored in its
+    ASCII (IDNA) form, which every provider can send to.
     """
     import email_validator  # building its rules costs ~60 ms; most commands check no address
 
@@ -21,11 +24,12 @@ def normalise_email(raw: str) -> str:
         raise InvalidAddress("The email address is empty; give an address such as ana@example.com.")
     try:
         result = email_validator.validate_email(
-            text, check_deliverability=False, allow_smtputf8=True
+            text, check_deliverability=False, allow_smtputf8=False
         )
     except email_validator.EmailNotValidError as exc:
-        raise InvalidAddress(f"'{text}' is not a valid email address: {exc}") from None
-    return result.normalized.lower()
+        raise InvalidAddress(f"'{text}' is not a valid email address: {exc} drip sends only "
+                             "to addresses whose part before the @ is plain ASCII.") from None
+    return str(result.ascii_email or result.normalized).lower()
 
 
 def clean_name(raw: str, limit: int | None = 200) -> str:

@@ -22,6 +22,7 @@ from drip.settings import Settings
 from drip.signatures import sign_purchase, sign_stripe
 from drip.web import create_app
 from tests.conftest import make_settings
+from tests.integration.test_smtp_delivery import Sink
 
 WEBHOOK_SECRET = "shop-secret-for-tests"
 STRIPE_SECRET = "whsec_test_secret"
@@ -105,17 +106,37 @@ def body_of(data: Any) -> bytes:
     return json.dumps(data).encode()
 
 
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[Sink, int]]:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    handler = Sink()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextmanager
 def serving(drip: Drip) -> Iterator[str]:
     """The app over `drip` under a real uvicorn server on loopback, in a thread."""
-    import socket
     import threading
 
     import uvicorn
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(drip), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -27,24 +27,6 @@ INJECTED = "=?utf-8?b?QW5hDQpCY2M6IHZAZXZpbC50ZXN0?="
 
 
 @pytest.fixture
-def smtp_sink() -> Iterator[tuple[Sink, int]]:
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    handler = Sink()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
 def smtp_web(tmp_path: Path, database_url: str, clock: FixedClock,
              sendgrid_key: ec.EllipticCurvePrivateKey,
              smtp_sink: tuple[Sink, int]) -> Iterator[Drip]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from drip.clock import FixedClock
 from drip.runtime import Drip
+from tests.integration.test_smtp_delivery import Sink
 from tests.support.fingerprint import fingerprint
-from tests.web.conftest import purchase_headers
+from tests.web.conftest import free_port, purchase_headers, serving, web_settings
 
 ORDER = {"order_id": "H-1", "email": "buyer@example.com", "name": "Ana",
          "product": "pht-7-week", "timezone": "Europe/London"}
@@ -118,3 +122,96 @@ def test_the_500_page_carries_the_security_headers(web_drip: Drip, http: httpx.C
         "application/json" if as_json else "text/html")
     for name in SECURITY:
         assert name in answer.headers, name
+
+
+def test_a_suppressed_non_ascii_address_answers_as_any_other(web_drip: Drip,
+                                                              http: httpx.Client) -> None:
+    """The outbox could not write ñandúx@ (SMTPUTF8), so a suppressed ñandú@ got 200 and
+    ñandúx@ 503. Now the validator refuses both alike, before anything is written."""
+    from sqlalchemy import insert
+
+    from drip.models import Subscriber
+
+    with web_drip.store.engine.begin() as conn:  # suppressed before addresses were ASCII
+        conn.execute(insert(Subscriber).values(
+            email="ñandú@example.com", created_at=web_drip.clock.now(),
+            suppressed_at=web_drip.clock.now(), suppressed_reason="bounced"))
+    before = fingerprint(web_drip.store.engine)
+    answers = [http.post("/subscribe", json={"email": address, "sequence": "pht-7-week"})
+               for address in ("ñandú@example.com", "ñandúx@example.com")]
+    assert [a.status_code for a in answers] == [400, 400]
+    assert answers[0].text.replace("ñandú@", "ñandúx@") == answers[1].text
+    assert "ASCII" in answers[0].json()["error"]
+    assert fingerprint(web_drip.store.engine) == before  # no optin_requested row either
+
+
+def test_subscribe_answers_alike_when_the_provider_is_down_and_retries_from_the_queue(
+        tmp_path: Path, database_url: str, clock: FixedClock,
+        sendgrid_key: ec.EllipticCurvePrivateKey) -> None:
+    """New, known, unsubscribed and suppressed addresses get the same answer while the SMTP
+    server is down; once it is up, the scheduler's tick sends the queued confirmations
+    (never to the suppressed address)."""
+    from aiosmtpd.controller import Controller
+
+    from drip.lifecycle import suppress, unsubscribe_email
+    from drip.subscriptions import enroll
+    from drip.ticker import Ticker
+
+    port = free_port()  # nothing listens there yet: every send is refused
+    drip = Drip.from_settings(web_settings(tmp_path, database_url, sendgrid_key,
+                                           backend="smtp", smtp_host="127.0.0.1",
+                                           smtp_port=port, smtp_tls="none"), clock)
+    now = clock.now()
+    for address in ("known@example.com", "left@example.com", "gone@example.com"):
+        enroll(drip.store, drip.library, email=address, sequence_key="pht-7-week", now=now)
+    unsubscribe_email(drip.store, "left@example.com", now, source="test")
+    suppress(drip.store, "gone@example.com", now, "bounced")
+    addresses = ("new@example.com", "known@example.com", "left@example.com",
+                 "gone@example.com")
+    with serving(drip) as url:
+        answers = [httpx.post(f"{url}/subscribe", json={"email": a, "sequence": "pht-7-week"})
+                   for a in addresses]
+        pages = [httpx.post(f"{url}/subscribe", data={"email": a, "sequence": "pht-7-week"})
+                 for a in addresses]
+    assert {(a.status_code, a.content) for a in answers} == {
+        (202, answers[0].content)}, [a.text for a in answers]
+    assert {(p.status_code, p.content) for p in pages} == {(200, pages[0].content)}
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        ticker = Ticker(drip)
+        ticker.confirmations()
+        ticker.provider.close()
+    finally:
+        controller.stop()
+        drip.close()
+    received = sorted(str(m["To"]) for m in sink.messages)
+    assert received == sorted(2 * ["new@example.com", "known@example.com",
+                                   "left@example.com"])
+    assert all("/confirm/" in m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+               for m in sink.messages)
+
+
+def test_confirm_links_carry_no_address(web_drip: Drip, http: httpx.Client) -> None:
+    import base64
+    import email
+    import re
+
+    answer = http.post("/subscribe", data={"email": "expiry@example.com",
+                                           "sequence": "pht-7-week"})
+    assert answer.status_code == 200
+    (eml,) = web_drip.settings.outbox_dir.glob("*.eml")
+    text = email.message_from_bytes(eml.read_bytes()).as_string()
+    (token,) = set(re.findall(r"/confirm/([\w.-]+)", text))
+    payload = token.split(".")[0]
+    decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    assert b"expiry" not in decoded and b"@" not in decoded
+    assert http.get(f"/confirm/{token}").status_code == 200
+    # a link sent before this change still works, and only for its own address
+    old = web_drip.links.signer.make("confirm", int(json.loads(decoded)[0]),
+                                     "expiry@example.com")
+    assert http.get(f"/confirm/{old}").status_code == 200
+    forged = web_drip.links.signer.make("confirm", int(json.loads(decoded)[0]),
+                                        "other@example.com")
+    assert http.get(f"/confirm/{forged}").status_code == 404
