@@ -216,6 +216,42 @@ class LifecycleQueries(StoreBase):
             )
             return rowcount(result)
 
+    def reschedule_once(self, marker: str, enrollment_id: int,
+                        moves: Sequence[tuple[int, datetime, datetime | None]],
+                        now: datetime) -> int | None:
+        """`reschedule`, at most once per `marker` (an event id such as "pause:7:42"), in one
+        transaction with the marker; None if that marker was used before."""
+        t = DELIVERIES
+        with self._session() as s, s.begin():
+            subscriber_id = s.scalar(select(Enrollment.subscriber_id)
+                                     .where(Enrollment.id == enrollment_id))
+            marked = s.execute(self._insert(Event).values(
+                provider_event_id=marker, kind="paused_a_week", subscriber_id=subscriber_id,
+                occurred_at=now, received_at=now, detail=f"enrollment {enrollment_id}",
+            ).on_conflict_do_nothing(index_elements=["provider_event_id"]))
+            if not rowcount(marked):
+                return None
+            if not moves:
+                return 0
+            result = s.connection().execute(
+                update(t)
+                .where(t.c.id == bindparam("b_id"),
+                       or_(t.c.state == "scheduled", t.c.state == "held"))
+                .values(state="scheduled", due_at=bindparam("b_due"),
+                        window_end_at=bindparam("b_end")),
+                [{"b_id": i, "b_due": d, "b_end": e} for i, d, e in moves],
+            )
+            return rowcount(result)
+
+    def latest_sent_delivery(self, enrollment_id: int) -> int | None:
+        """The id of the last email that went (or may have gone) to an enrollment."""
+        with self._session() as s:
+            found = s.scalar(select(Delivery.id).where(
+                Delivery.enrollment_id == enrollment_id,
+                or_(Delivery.state == "sent", Delivery.state == "unknown",
+                    Delivery.state == "sending")).order_by(Delivery.id.desc()).limit(1))
+        return int(found) if found is not None else None
+
     def enrollment_owner(self, enrollment_id: int) -> tuple[int, str, str]:
         """(subscriber id, sequence key, state) of an enrollment."""
         with self._session() as s:

@@ -155,13 +155,13 @@ class _Web:
         """Run a (blocking, database-touching) core function off the event loop."""
         return await run_in_threadpool(partial(function, *args, **kwargs))
 
-    def token(self, purpose: Purpose, token: str, count: int) -> list[int]:
+    def token(self, purpose: Purpose, token: str, *counts: int) -> list[int]:
         """The ids a signed link carries; an altered or unknown link is a plain 404."""
         try:
             values = self.drip.links.signer.read(purpose, token)
         except BadSignature:
             raise NotFound("This link is not valid.") from None
-        if len(values) != count or not all(isinstance(v, int) for v in values):
+        if len(values) not in counts or not all(isinstance(v, int) for v in values):
             raise NotFound("This link is not valid.")
         return [int(v) for v in values]
 
@@ -222,13 +222,14 @@ class _Web:
                             f"{email} gets no more email from {self.settings.from_name}.")
 
     async def pause(self, request: Request) -> Response:
-        (enrollment_id,) = self.token("pause", request.path_params["token"], 1)
+        ids = self.token("pause", request.path_params["token"], 1, 2)  # 1: links made before
+        enrollment_id, from_delivery = ids[0], (ids[1] if len(ids) == 2 else None)
         if request.method != "POST":  # GET or HEAD (scanners send both)
             await self.call(self.drip.store.enrollment_owner, enrollment_id)
             return self.page("pause.html", title="Pause a week")
         await self.form(request)
         await self.call(lifecycle.postpone, self.drip.store, self.drip.library, enrollment_id,
-                        self.now(), days=7)
+                        self.now(), days=7, from_delivery=from_delivery)
         return self.message("Paused for a week",
                             "Your next email will come a week later than planned.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -215,3 +216,48 @@ def test_confirm_links_carry_no_address(web_drip: Drip, http: httpx.Client) -> N
     forged = web_drip.links.signer.make("confirm", int(json.loads(decoded)[0]),
                                         "other@example.com")
     assert http.get(f"/confirm/{forged}").status_code == 404
+
+
+def test_a_pause_link_acts_once_and_not_after_a_later_email(web_drip: Drip,
+                                                            http: httpx.Client) -> None:
+    """Three POSTs of one pause link moved the next email 7, 14 and 21 days; now 7 once.
+    The link in an email a later one superseded no longer acts either."""
+    import email
+    import email.policy
+    import re
+
+    from drip.subscriptions import enroll
+
+    enroll(web_drip.store, web_drip.library, email="pause@example.com",
+           sequence_key="pht-7-week", now=web_drip.clock.now(), timezone="UTC")
+    web_drip.dispatcher().run_once()
+
+    def pause_path(step: str) -> str:
+        (eml,) = [p for p in web_drip.settings.outbox_dir.glob(f"*{step}*.eml")]
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        (path,) = set(re.findall(r"https://drip\.test(/p/[\w.-]+)", text))
+        return path
+
+    def next_due() -> object:
+        (row,) = [r for r in web_drip.store.deliveries(email="pause@example.com")
+                  if r.state == "scheduled"]
+        return row.due_at
+
+    planned = next_due()
+    link = pause_path("week-1")
+    assert http.post(link).status_code == 200
+    paused = next_due()
+    assert paused - planned == timedelta(days=7)  # type: ignore[operator]
+    before = fingerprint(web_drip.store.engine)
+    for _ in range(2):
+        again = http.post(link)
+        assert again.status_code == 409 and "already" in again.text
+    assert fingerprint(web_drip.store.engine) == before and next_due() == paused
+    web_drip.clock.advance(days=15)  # type: ignore[attr-defined]
+    web_drip.dispatcher().run_once()  # week 2 goes: week 1's link is superseded
+    before = fingerprint(web_drip.store.engine)
+    stale = http.post(link)
+    assert stale.status_code == 409 and "earlier email" in stale.text
+    assert fingerprint(web_drip.store.engine) == before
+    assert http.post(pause_path("week-2")).status_code == 200  # the latest one still works
