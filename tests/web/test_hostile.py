@@ -261,3 +261,21 @@ def test_a_pause_link_acts_once_and_not_after_a_later_email(web_drip: Drip,
     assert stale.status_code == 409 and "earlier email" in stale.text
     assert fingerprint(web_drip.store.engine) == before
     assert http.post(pause_path("week-2")).status_code == 200  # the latest one still works
+
+
+def test_racing_identical_sendgrid_batches_count_each_event_once(
+        web_drip: Drip, http: httpx.Client, sendgrid_key: ec.EllipticCurvePrivateKey) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.web.conftest import sendgrid_event, sendgrid_headers
+
+    at = web_drip.clock.now().timestamp()
+    body = json.dumps([sendgrid_event("open", f"r{n}@example.com", at=at, event_id=f"ev-{n}")
+                       for n in range(51)]).encode()
+    headers = sendgrid_headers(web_drip, sendgrid_key, body)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: http.post("/hooks/sendgrid", content=body,
+                                                    headers=headers), range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert sum(a.json()["new"] for a in answers) == 51
+    assert fingerprint(web_drip.store.engine)["events"][0] == 51
