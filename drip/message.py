@@ -152,6 +152,23 @@ def header_value(name: str, value: str) -> str:
     return value
 
 
+def header_problem(message: Message) -> str | None:
+    """Why one of the headers a provider writes for `message` (Subject, From, To and the
+    list headers) cannot be written, or None. For providers that build no MIME themselves
+    (SendGrid): the same check `to_mime` makes."""
+    try:
+        header_value("Subject", message.subject())
+        header_value("From", str(Address(display_name=message.from_name,
+                                         addr_spec=message.from_email)))
+        header_value("To", str(Address(display_name=message.to_name,
+                                       addr_spec=message.to_email)))
+        for name, value in message.headers().items():
+            header_value(name, value)
+    except ValueError as exc:
+        return f"The email to {message.to_email!r} cannot be written: {exc}."
+    return None
+
+
 def _set(mime: EmailMessage, name: str, value: str | Address) -> None:
     """Every header drip writes goes through here."""
     header_value(name, str(value))

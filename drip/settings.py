@@ -132,6 +132,17 @@ class Settings(BaseModel):
             return tuple(key.strip() for key in value.split(",") if key.strip())
         return value
 
+    @field_validator("from_name")
+    @classmethod
+    def _from_name_fits_a_header(cls, value: str) -> str:
+        from drip.message import header_value
+
+        try:  # it goes into every email's From: header
+            return header_value("From", value)
+        except ValueError:
+            raise ValueError("must be one line, without control characters or encoded words "
+                             "that hide a line break; write the name as it should show") from None
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies_are_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:

@@ -110,3 +110,32 @@ def test_a_stored_name_or_subject_hiding_a_line_break_is_refused_when_written() 
         bad = Message(**{**message.__dict__, **change})
         with pytest.raises(InvalidInput, match="line break"):
             to_mime(bad, sent_at=datetime(2026, 3, 2, tzinfo=UTC))
+
+
+def test_sendgrid_fails_only_the_email_whose_stored_name_hides_a_line_break(
+        tmp_path: Path, database_url: str, clock: FixedClock) -> None:
+    """A name stored before names were cleaned: SendGrid builds the headers from drip's
+    JSON, so drip checks them as to_mime does, and fails that email alone."""
+    from sqlalchemy import update
+
+    from drip.models import Subscriber
+    from drip.subscriptions import enroll
+    from tests.integration.test_sendgrid_delivery import sendgrid_drip
+    from tests.support.sendgrid_standin import SendGridStandIn
+
+    with SendGridStandIn() as standin:
+        drip = sendgrid_drip(tmp_path, database_url, clock, standin.url)
+        try:
+            for address in ("ok@example.com", "old@example.com"):
+                enroll(drip.store, drip.library, email=address, sequence_key="basic",
+                       now=clock.now(), name="Ana")
+            with drip.store.engine.begin() as conn:
+                conn.execute(update(Subscriber).where(Subscriber.email == "old@example.com")
+                             .values(name=INJECTED))
+            report = drip.dispatcher().run_once()
+            assert [s.email for s in report.sent] == ["ok@example.com"]
+            assert standin.accepted_emails() == ["ok@example.com"]
+            (failed,) = [r for r in drip.store.deliveries() if r.state == "failed"]
+            assert failed.email == "old@example.com" and "line break" in (failed.last_error or "")
+        finally:
+            drip.close()
