@@ -12,7 +12,10 @@ def normalise_email(raw: str) -> str:
     """Return the one stored form of an address, or raise InvalidAddress saying why.
 
     Addresses are compared case-insensitively, as every mailbox provider does in
-    practice, so the stored form is lower-case.
+    practice, so the stored form is lower-case. The part before the @ must be ASCII:
+    SendGrid, most SMTP servers and the .eml outbox cannot send to any other (SMTPUTF8),
+    so every provider accepts exactly what is stored. A non-ASCII domain is stored in its
+    ASCII (IDNA) form, which every provider can send to.
     """
     import email_validator  # building its rules costs ~60 ms; most commands check no address
 
@@ -21,17 +24,44 @@ def normalise_email(raw: str) -> str:
         raise InvalidAddress("The email address is empty; give an address such as ana@example.com.")
     try:
         result = email_validator.validate_email(
-            text, check_deliverability=False, allow_smtputf8=True
+            text, check_deliverability=False, allow_smtputf8=False
         )
     except email_validator.EmailNotValidError as exc:
-        raise InvalidAddress(f"'{text}' is not a valid email address: {exc}") from None
-    return result.normalized.lower()
+        raise InvalidAddress(f"'{text}' is not a valid email address: {exc} drip sends only "
+                             "to addresses whose part before the @ is plain ASCII.") from None
+    return str(result.ascii_email or result.normalized).lower()
 
 
 def clean_name(raw: str, limit: int | None = 200) -> str:
-    """A person's name on one line, cut to `limit` (the column's size): control characters
-    dropped, whitespace (CR and LF too, which would break the To: header) folded."""
-    return " ".join("".join(c for c in raw if c.isprintable() or c.isspace()).split())[:limit]
+    """A person's name on one line, cut to `limit` (the column's size): RFC 2047 encoded
+    words decoded, control characters dropped, whitespace (CR and LF too, which would break
+    the To: header) folded.
+
+    Every entry point (the form, purchases, imports, the CLI) cleans names here. An encoded
+    word ("=?utf-8?b?...?=") is decoded because the email package would decode it when it
+    writes the To: header, turning an encoded CR LF into a real line break (a Bcc:, say).
+    """
+    text = _one_line(raw)
+    for _ in range(3):  # an encoded word may decode to another
+        decoded = _one_line(_decoded_words(text)) if "=?" in text else text
+        if decoded == text:
+            break
+        text = decoded
+    else:
+        text = text.replace("=?", "")  # still encoded after three rounds: not a name
+    return text[:limit]
+
+
+def _one_line(text: str) -> str:
+    return " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
+
+
+def _decoded_words(text: str) -> str:
+    """The text as a mail reader shows it: its encoded words decoded, as the email package
+    decodes them (an unknown charset or bad base64 becomes U+FFFD or nothing, never an error)."""
+    import email.policy
+
+    return str(email.policy.default.header_factory("X-Name", text))
 
 
 @lru_cache(maxsize=1024)

@@ -718,7 +718,7 @@ class Dispatcher:
             "email": claimed.email,
             "unsubscribe_url": self.links.unsubscribe(claimed.subscriber_id,
                                                       claimed.enrollment_id),
-            "pause_url": self.links.pause(claimed.enrollment_id),
+            "pause_url": self.links.pause(claimed.enrollment_id, claimed.id),
             "checkpoint_passed_url": self.links.checkpoint(asked, PASSED),
             "checkpoint_not_yet_url": self.links.checkpoint(asked, NOT_YET),
         }

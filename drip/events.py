@@ -40,8 +40,10 @@ def ingest(store: Store, events: Sequence[ProviderEvent], now: datetime) -> Inge
                                                                   source="provider"), e)
                        for e in _first_per_address(fresh, UNSUBSCRIBES))
     confirmed = [e.delivery_id for e in fresh if e.kind in CONFIRMS and e.delivery_id is not None]
-    store.record_provider_events(fresh, confirmed, now)
-    return IngestReport(len(events), len(fresh), suppressed, unsubscribed)
+    # `new` is what the INSERT stored, not what looked fresh: an identical batch racing
+    # this one may store them first, and then each would claim them all.
+    new = store.record_provider_events(fresh, confirmed, now)
+    return IngestReport(len(events), new, suppressed, unsubscribed)
 
 
 def _first_per_address(events: Sequence[ProviderEvent],

@@ -102,14 +102,28 @@ def resume_subscriber(store: Store, library: Library, email: str, now: datetime,
 
 
 def postpone(store: Store, library: Library, enrollment_id: int, now: datetime,
-             days: int = 7) -> Change:
-    """The "pause a week" link: the next email, and the ones after it, move `days` later."""
+             days: int = 7, *, from_delivery: int | None = None) -> Change:
+    """The "pause a week" link: the next email, and the ones after it, move `days` later.
+
+    Once per email: pressing the link again (or replaying its POST) moves nothing, and the
+    link in an email that a later one has superseded (`from_delivery`, the email the link
+    was in) no longer acts. Both are Conflict.
+    """
     _, _, state = store.enrollment_owner(enrollment_id)
     if state != "active":
         raise Conflict(f"This program is {state}, so there is nothing to pause.")
+    latest = store.latest_sent_delivery(enrollment_id)
+    if from_delivery is not None and from_delivery != latest:
+        raise Conflict("This pause link is from an earlier email; use the one in your latest "
+                       "email.")
     pending = store.pending_deliveries(enrollment_id=enrollment_id)
     moves = [_shifted(p, library, timedelta(days=days), now) for p in pending]
-    return Change(bool(moves), store.reschedule(moves))
+    moved = store.reschedule_once(f"pause:{enrollment_id}:{latest or 0}", enrollment_id,
+                                  moves, now)
+    if moved is None:
+        raise Conflict("This email's pause is already used: your next email already comes a "
+                       "week later.")
+    return Change(bool(moves), moved)
 
 
 def pause_sequence(store: Store, sequence_key: str, now: datetime,

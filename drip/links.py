@@ -14,8 +14,11 @@ class Links:
     def unsubscribe(self, subscriber_id: int, enrollment_id: int) -> str:
         return f"{self.base_url}/u/{self.signer.make('unsubscribe', subscriber_id, enrollment_id)}"
 
-    def pause(self, enrollment_id: int) -> str:
-        return f"{self.base_url}/p/{self.signer.make('pause', enrollment_id)}"
+    def pause(self, enrollment_id: int, delivery_id: int | None = None) -> str:
+        """The pause link of one email (`delivery_id`): it acts once, and only until a later
+        email supersedes it."""
+        values = (enrollment_id,) if delivery_id is None else (enrollment_id, delivery_id)
+        return f"{self.base_url}/p/{self.signer.make('pause', *values)}"
 
     def checkpoint(self, delivery_id: int, answer: str) -> str:
         # Each email links both answers to one token: sign it once, not once per button.

@@ -137,20 +137,60 @@ class Message:
 MIME_POLICY = email.policy.default.clone(max_line_length=998)
 
 
+#: What no header may hold, written or encoded: a line break would start a new header.
+_BREAKS_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_value(name: str, value: str) -> str:
+    """`value` if it can go into header `name` as one line; InvalidInput if it holds a CR,
+    LF or other control character, written out or inside an RFC 2047 encoded word (the
+    email package decodes "=?utf-8?b?...?=" and would write the decoded line break)."""
+    shown = str(MIME_POLICY.header_factory("X-Drip-Check", value)) if "=?" in value else value
+    if _BREAKS_HEADER.search(value) or _BREAKS_HEADER.search(shown):
+        raise InvalidInput(f"the {name} header would hold a line break or a control "
+                           f"character ({shown!r})")
+    return value
+
+
+def header_problem(message: Message) -> str | None:
+    """Why one of the headers a provider writes for `message` (Subject, From, To and the
+    list headers) cannot be written, or None. For providers that build no MIME themselves
+    (SendGrid): the same check `to_mime` makes."""
+    try:
+        header_value("Subject", message.subject())
+        header_value("From", str(Address(display_name=message.from_name,
+                                         addr_spec=message.from_email)))
+        header_value("To", str(Address(display_name=message.to_name,
+                                       addr_spec=message.to_email)))
+        for name, value in message.headers().items():
+            header_value(name, value)
+    except ValueError as exc:
+        return f"The email to {message.to_email!r} cannot be written: {exc}."
+    return None
+
+
+def _set(mime: EmailMessage, name: str, value: str | Address) -> None:
+    """Every header drip writes goes through here."""
+    header_value(name, str(value))
+    mime[name] = value
+
+
 def to_mime(message: Message, *, sent_at: datetime) -> EmailMessage:
     """The message as RFC 5322 with a plain-text and an HTML part; InvalidInput if this one
     email cannot be written (a line break in a stored name, say), so a provider can fail
     that email alone and send the rest of its batch."""
     mime = EmailMessage(policy=MIME_POLICY)
     try:
-        mime["Subject"] = message.subject()
-        mime["From"] = Address(display_name=message.from_name, addr_spec=message.from_email)
-        mime["To"] = Address(display_name=message.to_name, addr_spec=message.to_email)
-        mime["Date"] = format_datetime(sent_at)
+        _set(mime, "Subject", message.subject())
+        _set(mime, "From", Address(display_name=message.from_name,
+                                   addr_spec=message.from_email))
+        _set(mime, "To", Address(display_name=message.to_name, addr_spec=message.to_email))
+        _set(mime, "Date", format_datetime(sent_at))
         domain = message.from_email.rsplit("@", 1)[-1]
-        mime["Message-ID"] = make_msgid(idstring=f"drip.{message.delivery_id}", domain=domain)
+        _set(mime, "Message-ID", make_msgid(idstring=f"drip.{message.delivery_id}",
+                                            domain=domain))
         for name, value in message.headers().items():
-            mime[name] = value
+            _set(mime, name, value)
     except ValueError as exc:
         raise InvalidInput(
             f"The email to {message.to_email!r} cannot be written: {exc}. Fix the subscriber's "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from drip.addresses import clean_name, normalise_email, validate_timezone
-from drip.errors import BadSignature, Conflict, NotFound, TransientProviderError
+from drip.errors import BadSignature, Conflict, NotFound, ProviderError
 from drip.links import Links
 from drip.message import Content, Message
 from drip.providers.base import Provider
@@ -46,7 +46,9 @@ def request_optin(store: Store, library: Library, provider: Provider, links: Lin
     drip did not show it, as for a JSON request from another site's form).
 
     Raises InvalidInput for a bad address, timezone or sequence (which says nothing about
-    who is subscribed) and TransientProviderError if the email could not be sent.
+    who is subscribed), before anything is written. Nothing after that raises: if the
+    provider does not take the email, it is queued (`send_unsent`), so the answer is the
+    same for every address, known or not, and however the provider is doing.
     """
     address = normalise_email(email)
     zone_name = validate_timezone(timezone or "UTC")
@@ -56,17 +58,46 @@ def request_optin(store: Store, library: Library, provider: Provider, links: Lin
         email=address, sequence_key=sequence.key, name=one_line, timezone=zone_name,
         ip=(requester.ip or "")[:64] or None, user_agent=(requester.user_agent or "")[:500] or None,
         text_version=text_version, now=now, consent_text=consent_text)
+    request = store.optin_request(request_id)
+    if not _send_confirmation(store, library, provider, links, sender, request):
+        store.confirmation_unsent(request_id, now)
+
+
+def send_unsent(store: Store, library: Library, provider: Provider, links: Links,
+                sender: Sender, now: datetime, limit: int = 100) -> int:
+    """Try again the confirmation emails the provider did not take; how many went now.
+
+    A request whose link would have expired is dropped: its person has to ask again.
+    """
+    sent = 0
+    for request in store.unsent_confirmations(limit):
+        if (now - request.requested_at).total_seconds() >= CONFIRM_MAX_AGE:
+            store.confirmation_settled(request.id)
+        elif _send_confirmation(store, library, provider, links, sender, request):
+            store.confirmation_settled(request.id)
+            sent += 1
+    return sent
+
+
+def _send_confirmation(store: Store, library: Library, provider: Provider, links: Links,
+                       sender: Sender, request: OptinRequest) -> bool:
+    """Email the request's confirmation link; False if the provider did not take it. A
+    suppressed address is never mailed (True: there is nothing left to send)."""
     try:
-        if store.subscriber_by_email(address).suppressed_at is not None:
-            return  # it bounced or complained before: never mail it, and answer the same
+        if store.subscriber_by_email(request.email).suppressed_at is not None:
+            return True  # it bounced or complained before: never mail it
     except NotFound:
         pass
-    url = f"{links.base_url}/confirm/{links.signer.make('confirm', request_id, address)}"
-    message = confirmation(sender, address, one_line, sequence.name, url, request_id)
-    (result,) = provider.send_batch([message])
-    if result.verdict != "accepted":
-        raise TransientProviderError("The confirmation email could not be sent just now; "
-                                     "please try again in a few minutes.")
+    sequence = library.sequences.get(request.sequence_key)
+    if sequence is None:
+        return True  # the program is gone: its link would only say so
+    url = f"{links.base_url}/confirm/{links.signer.make('confirm', request.id)}"
+    message = confirmation(sender, request.email, request.name, sequence.name, url, request.id)
+    try:
+        (result,) = provider.send_batch([message])
+    except ProviderError:
+        return False
+    return result.verdict == "accepted"
 
 
 def confirmation(sender: Sender, email: str, name: str, sequence_name: str, url: str,
@@ -92,15 +123,19 @@ def confirmation(sender: Sender, email: str, name: str, sequence_name: str, url:
 
 
 def pending(store: Store, links: Links, token: str) -> OptinRequest:
-    """The request a confirmation link stands for; NotFound if the link is bad or expired."""
+    """The request a confirmation link stands for; NotFound if the link is bad or expired.
+
+    A link carries only the request's id, so no address shows in a URL (proxy logs,
+    referrers); links made before that also carry the address, which must still match.
+    """
     try:
-        request_id, address = links.signer.read("confirm", token, max_age=CONFIRM_MAX_AGE)
+        values = links.signer.read("confirm", token, max_age=CONFIRM_MAX_AGE)
     except (BadSignature, ValueError):
         raise NotFound("That confirmation link is not valid or has expired.") from None
-    if not isinstance(request_id, int):
+    if not values or len(values) > 2 or not isinstance(values[0], int):
         raise NotFound("That confirmation link is not valid.")
-    request = store.optin_request(request_id)
-    if request.email != address:
+    request = store.optin_request(values[0])
+    if len(values) == 2 and request.email != values[1]:
         raise NotFound("That confirmation link is not valid.")
     return request
 

@@ -127,8 +127,20 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 def parse_json(body: bytes) -> Any:
-    """JSON from a request body, or InvalidInput (the web app answers 400)."""
+    """JSON from a request body (UTF-8, as RFC 8259 asks), or InvalidInput (a 400).
+
+    A lone surrogate ("\\udcff") is valid JSON but no text: it cannot be stored, logged
+    or echoed back as UTF-8, so it is refused here, before anything reads it.
+    """
     try:
-        return json.loads(body)
+        text = body.decode()  # strict: json.loads(bytes) would let encoded surrogates pass
+        data = json.loads(text)
     except (ValueError, RecursionError):
-        raise InvalidInput("The body is not valid JSON.") from None
+        raise InvalidInput("The body is not valid JSON in UTF-8.") from None
+    if "\\u" in text:  # only an escape can still make a surrogate
+        try:
+            json.dumps(data, ensure_ascii=False).encode()
+        except (UnicodeEncodeError, RecursionError):
+            raise InvalidInput("The body holds a lone surrogate (\\ud800-\\udfff), "
+                               "which is not text; send UTF-8 text.") from None
+    return data

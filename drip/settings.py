@@ -60,6 +60,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid event webhook verification key (base64 or PEM)",
     "DRIP_CONSENT_TEXT_VERSION": "consent text version kept with each opt-in (default 2026-01)",
     "DRIP_SUBSCRIBE_LIMIT": "opt-in requests one IP address may make per hour (default 10)",
+    "DRIP_TRUSTED_PROXIES": "comma-separated IPs or networks of the reverse proxies whose "
+                            "X-Forwarded-For drip serve believes (default: none)",
     "DRIP_EVENTS_MAX_BYTES": "largest SendGrid event POST accepted, in bytes (default 8388608)",
     "DRIP_COACH_EMAIL": "where the coach's weekly digest goes (no digest is emailed if unset)",
     "DRIP_COACH_TIMEZONE": "the digest goes Mondays 07:00 in this timezone (default UTC)",
@@ -104,6 +106,8 @@ class Settings(BaseModel):
     sendgrid_webhook_public_key: str = ""
     consent_text_version: str = Field(default="2026-01", min_length=1, max_length=40)
     subscribe_limit: int = Field(default=10, ge=1, le=100_000)
+    #: Whose X-Forwarded-For is believed (the rate limit and consent record use it).
+    trusted_proxies: tuple[str, ...] = ()
     events_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     coach_email: str = ""
     coach_timezone: str = "UTC"
@@ -121,11 +125,35 @@ class Settings(BaseModel):
                              "with it); use a plain address such as https://coach.example.com")
         return value.rstrip("/")
 
-    @field_validator("secret_key_fallbacks", mode="before")
+    @field_validator("secret_key_fallbacks", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @field_validator("from_name")
+    @classmethod
+    def _from_name_fits_a_header(cls, value: str) -> str:
+        from drip.message import header_value
+
+        try:  # it goes into every email's From: header
+            return header_value("From", value)
+        except ValueError:
+            raise ValueError("must be one line, without control characters or encoded words "
+                             "that hide a line break; write the name as it should show") from None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network; list your "
+                                 "proxies' addresses, such as 127.0.0.1 or 10.0.0.0/8") from None
         return value
 
     @field_validator("coach_timezone")

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
@@ -21,10 +22,13 @@ from drip.errors import BadSignature, ConfigError
 
 #: How far a signed timestamp may be from our clock, either way.
 TOLERANCE_SECONDS = 300
+#: ASCII digits only: str.isdigit() also accepts superscripts (such as "\u00b2"), which
+#: int() refuses, so a header of that kind must fail here as a bad signature, not later.
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 def _timestamp(value: str | None, now: datetime, *, tolerance: int) -> int:
-    if not value or not value.strip().isdigit() or len(value.strip()) > 12:
+    if not value or not _UNIX_SECONDS.fullmatch(value.strip()):
         raise BadSignature("The request has no valid signing timestamp.")
     stamp = int(value.strip())
     if abs(now.timestamp() - stamp) > tolerance:

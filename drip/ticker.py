@@ -23,6 +23,7 @@ from drip.digest import send_digest
 from drip.dispatch import worker_name
 from drip.errors import ConfigError
 from drip.operations import DISPATCH_FAILED, STOPPED_CLEANLY
+from drip.optin import send_unsent
 from drip.runtime import Drip
 
 log = logging.getLogger("drip.scheduler")
@@ -92,6 +93,7 @@ class Ticker:
             log.exception("dispatch pass failed")
             self._beat(DISPATCH_FAILED)
             return
+        self.confirmations()
         detail = (f"sent {report.sent_count} failed {report.failed} retried {report.retried} "
                   f"unknown {report.unknown}" + (" paused" if report.paused else ""))
         if not report.nothing_happened:
@@ -99,6 +101,18 @@ class Ticker:
         if report.halted:
             log.error("sending halted: %s", report.halted)
         self._beat(detail)
+
+    def confirmations(self) -> None:
+        """The opt-in confirmation emails the provider did not take when they were asked for."""
+        drip = self.drip
+        try:
+            sent = send_unsent(drip.store, drip.library, self.provider, drip.links, drip.sender,
+                               drip.clock.now())
+        except Exception:  # the next tick tries again
+            log.exception("could not send the queued confirmation emails")
+            return
+        if sent:
+            log.info("sent %d queued confirmation email(s)", sent)
 
     def digest(self) -> None:
         """Send the weekly digest once per week, however many schedulers are running."""

@@ -25,5 +25,9 @@ def serve(
 
     with drip_from_env() as drip:
         drip.catalog  # noqa: B018 - a mistake in the catalog stops start-up, not a purchase
-        uvicorn.run(create_app(drip), host=host, port=port, proxy_headers=True,
-                    server_header=False, log_level=drip.settings.log_level.lower())
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: anyone on
+        # the machine could then rotate it past the opt-in rate limit.
+        proxies = list(drip.settings.trusted_proxies)
+        uvicorn.run(create_app(drip), host=host, port=port, proxy_headers=bool(proxies),
+                    forwarded_allow_ips=proxies or None, server_header=False,
+                    log_level=drip.settings.log_level.lower())

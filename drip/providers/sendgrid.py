@@ -23,7 +23,7 @@ from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
 from drip.errors import InvalidInput, SendingHalted
-from drip.message import RECIPIENT_FIELDS, Message
+from drip.message import RECIPIENT_FIELDS, Message, header_problem
 from drip.providers.base import EventKind, ProviderEvent, SendResult
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,12 @@ class SendGridProvider:
     # --- one request, and what its answer means ----------------------------------------------
 
     def _send_group(self, messages: list[Message]) -> list[SendResult]:
+        problems = [header_problem(m) for m in messages]
+        if any(problems):  # a line break hidden in a name or subject: that email alone fails
+            writable = [m for m, p in zip(messages, problems, strict=True) if p is None]
+            failed = [SendResult(m.delivery_id, "permanent", reason=p)
+                      for m, p in zip(messages, problems, strict=True) if p is not None]
+            return _then(failed, self._send_group, writable) if writable else failed
         oversized = [m for m in messages if _over_substitution_limit(m)]
         if oversized:
             fitting = [m for m in messages if m not in oversized]

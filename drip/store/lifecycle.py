@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
 
@@ -204,17 +205,33 @@ class LifecycleQueries(StoreBase):
         """Set new due times on scheduled or held deliveries, making them scheduled."""
         if not moves:
             return 0
-        t = DELIVERIES
         with self._session() as s, s.begin():
-            result = s.connection().execute(
-                update(t)
-                .where(t.c.id == bindparam("b_id"),
-                       or_(t.c.state == "scheduled", t.c.state == "held"))
-                .values(state="scheduled", due_at=bindparam("b_due"),
-                        window_end_at=bindparam("b_end")),
-                [{"b_id": i, "b_due": d, "b_end": e} for i, d, e in moves],
-            )
-            return rowcount(result)
+            return _move(s.connection(), moves)
+
+    def reschedule_once(self, marker: str, enrollment_id: int,
+                        moves: Sequence[tuple[int, datetime, datetime | None]],
+                        now: datetime) -> int | None:
+        """`reschedule`, at most once per `marker` (an event id such as "pause:7:42"), in one
+        transaction with the marker; None if that marker was used before."""
+        with self._session() as s, s.begin():
+            subscriber_id = s.scalar(select(Enrollment.subscriber_id)
+                                     .where(Enrollment.id == enrollment_id))
+            marked = s.execute(self._insert(Event).values(
+                provider_event_id=marker, kind="paused_a_week", subscriber_id=subscriber_id,
+                occurred_at=now, received_at=now, detail=f"enrollment {enrollment_id}",
+            ).on_conflict_do_nothing(index_elements=["provider_event_id"]))
+            if not rowcount(marked):
+                return None
+            return _move(s.connection(), moves) if moves else 0
+
+    def latest_sent_delivery(self, enrollment_id: int) -> int | None:
+        """The id of the last email that went (or may have gone) to an enrollment."""
+        with self._session() as s:
+            found = s.scalar(select(Delivery.id).where(
+                Delivery.enrollment_id == enrollment_id,
+                or_(Delivery.state == "sent", Delivery.state == "unknown",
+                    Delivery.state == "sending")).order_by(Delivery.id.desc()).limit(1))
+        return int(found) if found is not None else None
 
     def enrollment_owner(self, enrollment_id: int) -> tuple[int, str, str]:
         """(subscriber id, sequence key, state) of an enrollment."""
@@ -249,3 +266,15 @@ class LifecycleQueries(StoreBase):
         with self._session() as s:
             rows = s.execute(select(Pause.scope, Pause.paused_at, Pause.reason)).all()
         return [(r[0], as_utc(r[1]), r[2]) for r in rows]
+
+
+def _move(conn: Any, moves: Sequence[tuple[int, datetime, datetime | None]]) -> int:
+    """New due times for scheduled or held deliveries, which become scheduled."""
+    t = DELIVERIES
+    result = conn.execute(
+        update(t)
+        .where(t.c.id == bindparam("b_id"), or_(t.c.state == "scheduled", t.c.state == "held"))
+        .values(state="scheduled", due_at=bindparam("b_due"), window_end_at=bindparam("b_end")),
+        [{"b_id": i, "b_due": d, "b_end": e} for i, d, e in moves],
+    )
+    return rowcount(result)

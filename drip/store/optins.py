@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from drip.clock import as_utc
 from drip.errors import NotFound
@@ -14,6 +14,8 @@ from drip.models import Event
 from drip.store._base import StoreBase
 
 OPTIN_REQUESTED = "optin_requested"
+#: A request whose confirmation email the provider did not take: the queue of retries.
+OPTIN_UNSENT = "optin_unsent"
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,32 @@ class OptinQueries(StoreBase):
                             str(p.get("timezone") or "UTC"), as_utc(row[1]), p.get("ip"),
                             p.get("user_agent"), str(p.get("text_version") or ""),
                             p.get("consent_text"))
+
+    def confirmation_unsent(self, request_id: int, now: datetime) -> None:
+        """Queue the request's confirmation email to be tried again (once per request)."""
+        with self._session() as s, s.begin():
+            email = s.execute(select(Event.email).where(Event.id == request_id)).scalar()
+            s.execute(self._insert(Event).values(
+                provider_event_id=f"{OPTIN_UNSENT}:{request_id}", kind=OPTIN_UNSENT,
+                email=email, occurred_at=now, received_at=now,
+                detail="confirmation email not sent yet", payload={"request_id": request_id},
+            ).on_conflict_do_nothing(index_elements=["provider_event_id"]))
+
+    def unsent_confirmations(self, limit: int = 100) -> list[OptinRequest]:
+        """The requests whose confirmation email is still to go, oldest first."""
+        with self._session() as s:
+            ids = s.execute(select(Event.payload).where(Event.kind == OPTIN_UNSENT)
+                            .order_by(Event.id).limit(limit)).scalars().all()
+        found = []
+        for payload in ids:
+            try:
+                found.append(self.optin_request(int((payload or {})["request_id"])))
+            except (NotFound, KeyError, TypeError, ValueError):
+                continue
+        return found
+
+    def confirmation_settled(self, request_id: int) -> None:
+        """The confirmation email went, or never will (expired, suppressed): unqueue it."""
+        with self._session() as s, s.begin():
+            s.execute(delete(Event).where(
+                Event.provider_event_id == f"{OPTIN_UNSENT}:{request_id}"))

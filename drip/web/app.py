@@ -63,6 +63,7 @@ STATUS_TITLES = {400: "That did not work", 401: "Not signed", 404: "This link is
                  405: "Not allowed", 409: "Already settled", 413: "Too large",
                  429: "Too many requests", 500: "Something went wrong",
                  503: "Not available right now"}
+SERVER_ERROR = "Something went wrong on our side; please try again later."
 
 
 def create_app(drip: Drip) -> Starlette:
@@ -80,31 +81,51 @@ def create_app(drip: Drip) -> Starlette:
         Route("/hooks/sendgrid", web.sendgrid_hook, methods=["POST"]),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
-        HTTPException: web.http_error, DripError: web.drip_error, Exception: web.server_error,
+        HTTPException: web.http_error, DripError: web.drip_error,
     }
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.router.redirect_slashes = False  # its redirect is built from the Host header
-    app.add_middleware(_SecurityHeaders)
+    app.add_middleware(_Edge, fallback=web.server_error)
     return app
 
 
-class _SecurityHeaders:
-    """Headers every answer carries: no sniffing, no framing, no referrer, no caching."""
+class _Edge:
+    """Headers every answer carries (no sniffing, no framing, no referrer, no caching), and
+    the one place an unexpected failure becomes a 500 page, so that page carries them too.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Starlette answers an `Exception` handler from outside every middleware, without these
+    headers; failures are caught here instead, and if even the page fails, plain text.
+    """
+
+    def __init__(self, app: ASGIApp,
+                 fallback: Callable[[Request, Exception], Awaitable[Response]]) -> None:
         self.app = app
+        self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if started:
+                raise
+            try:
+                response = await self.fallback(Request(scope), exc)
+            except Exception:
+                log.exception("the 500 page failed")
+                response = PlainTextResponse(SERVER_ERROR, status_code=500)
+            await response(scope, receive, send_with_headers)
 
 
 class _Web:
@@ -134,13 +155,13 @@ class _Web:
         """Run a (blocking, database-touching) core function off the event loop."""
         return await run_in_threadpool(partial(function, *args, **kwargs))
 
-    def token(self, purpose: Purpose, token: str, count: int) -> list[int]:
+    def token(self, purpose: Purpose, token: str, *counts: int) -> list[int]:
         """The ids a signed link carries; an altered or unknown link is a plain 404."""
         try:
             values = self.drip.links.signer.read(purpose, token)
         except BadSignature:
             raise NotFound("This link is not valid.") from None
-        if len(values) != count or not all(isinstance(v, int) for v in values):
+        if len(values) not in counts or not all(isinstance(v, int) for v in values):
             raise NotFound("This link is not valid.")
         return [int(v) for v in values]
 
@@ -201,13 +222,14 @@ class _Web:
                             f"{email} gets no more email from {self.settings.from_name}.")
 
     async def pause(self, request: Request) -> Response:
-        (enrollment_id,) = self.token("pause", request.path_params["token"], 1)
+        ids = self.token("pause", request.path_params["token"], 1, 2)  # 1: links made before
+        enrollment_id, from_delivery = ids[0], (ids[1] if len(ids) == 2 else None)
         if request.method != "POST":  # GET or HEAD (scanners send both)
             await self.call(self.drip.store.enrollment_owner, enrollment_id)
             return self.page("pause.html", title="Pause a week")
         await self.form(request)
         await self.call(lifecycle.postpone, self.drip.store, self.drip.library, enrollment_id,
-                        self.now(), days=7)
+                        self.now(), days=7, from_delivery=from_delivery)
         return self.message("Paused for a week",
                             "Your next email will come a week later than planned.")
 
@@ -355,6 +377,9 @@ class _Web:
 
     def error(self, request: Request, status: int, text: str,
               headers: Mapping[str, str] | None = None) -> Response:
+        # a message may echo the input: one that is not text (a lone surrogate) must not
+        # stop the answer from being written
+        text = text.encode("utf-8", "replace").decode()
         if request.url.path.startswith("/hooks/") or request.headers.get(
                 "content-type", "").startswith("application/json"):
             return JSONResponse({"error": text}, status_code=status, headers=headers)
@@ -388,5 +413,4 @@ class _Web:
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         log.error("%s failed", request.url.path, exc_info=exc)
-        return self.error(request, 500, "Something went wrong on our side; please try again "
-                                        "later.")
+        return self.error(request, 500, SERVER_ERROR)

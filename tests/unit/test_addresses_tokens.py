@@ -143,3 +143,27 @@ def test_a_misspelt_coach_timezone_stops_start_up_with_a_suggestion() -> None:
         load_settings({"DRIP_SECRET_KEY": "k", "DRIP_COACH_TIMEZONE": "Europe/Londn"})
     assert load_settings({"DRIP_SECRET_KEY": "k",
                           "DRIP_COACH_TIMEZONE": "Europe/London"}).coach_timezone == "Europe/London"
+
+
+@pytest.mark.parametrize("name", ["=?utf-8?b?QW5hDQpCY2M6IHZAZXZpbC50ZXN0?=", "Dayna\r\nBcc: x"])
+def test_a_from_name_that_would_break_the_header_stops_start_up(name: str) -> None:
+    with pytest.raises(ConfigError, match="DRIP_FROM_NAME must be one line"):
+        load_settings({"DRIP_SECRET_KEY": "k", "DRIP_FROM_NAME": name})
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    assert load_settings({"DRIP_SECRET_KEY": "k"}).trusted_proxies == ()
+    assert load_settings({"DRIP_SECRET_KEY": "k", "DRIP_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"}
+                         ).trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
+    with pytest.raises(ConfigError, match="'nope' is not an IP address"):
+        load_settings({"DRIP_SECRET_KEY": "k", "DRIP_TRUSTED_PROXIES": "nope"})
+
+
+@pytest.mark.parametrize("name,clean", [
+    ("=?utf-8?b?QW5hDQpCY2M6IHZAZXZpbC50ZXN0?=", "Ana Bcc: v@evil.test"),
+    ("=?utf-8?q?Zo=C3=AB?= Smith", "Zoë Smith"), ("Ana\r\nBcc: x", "Ana Bcc: x"),
+    ("a =? b ?= c", "a =? b ?= c"), ("Zoë O'Brien", "Zoë O'Brien")])
+def test_names_are_one_line_with_encoded_words_decoded(name: str, clean: str) -> None:
+    from drip.addresses import clean_name
+
+    assert clean_name(name) == clean

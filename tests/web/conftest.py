@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from starlette.testclient import TestClient
 
 from drip.clock import FixedClock
 from drip.runtime import Drip
+from drip.settings import Settings
 from drip.signatures import sign_purchase, sign_stripe
 from drip.web import create_app
 from tests.conftest import make_settings
+from tests.integration.test_smtp_delivery import Sink
 
 WEBHOOK_SECRET = "shop-secret-for-tests"
 STRIPE_SECRET = "whsec_test_secret"
@@ -36,13 +39,18 @@ def public_key_text(key: ec.EllipticCurvePrivateKey) -> str:
     return base64.b64encode(der).decode()
 
 
+def web_settings(tmp_path: Path, database_url: str, sendgrid_key: ec.EllipticCurvePrivateKey,
+                 **overrides: Any) -> Settings:
+    return make_settings(tmp_path, database_url, webhook_secret=WEBHOOK_SECRET,
+                         stripe_webhook_secret=STRIPE_SECRET,
+                         sendgrid_webhook_public_key=public_key_text(sendgrid_key),
+                         subscribe_limit=1000, from_name="Dayna", **overrides)
+
+
 @pytest.fixture
 def web_drip(tmp_path: Path, database_url: str, clock: FixedClock,
              sendgrid_key: ec.EllipticCurvePrivateKey) -> Iterator[Drip]:
-    settings = make_settings(tmp_path, database_url, webhook_secret=WEBHOOK_SECRET,
-                             stripe_webhook_secret=STRIPE_SECRET,
-                             sendgrid_webhook_public_key=public_key_text(sendgrid_key),
-                             subscribe_limit=1000, from_name="Dayna")
+    settings = web_settings(tmp_path, database_url, sendgrid_key)
     instance = Drip.from_settings(settings, clock)
     try:
         yield instance
@@ -99,17 +107,37 @@ def body_of(data: Any) -> bytes:
 
 
 @pytest.fixture
-def live_url(web_drip: Drip) -> Iterator[str]:
-    """The app under a real uvicorn server on loopback, in a thread of this process."""
+def smtp_sink() -> Iterator[tuple[Sink, int]]:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    handler = Sink()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def free_port() -> int:
     import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(drip: Drip) -> Iterator[str]:
+    """The app over `drip` under a real uvicorn server on loopback, in a thread."""
     import threading
 
     import uvicorn
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(web_drip), host="127.0.0.1", port=port,
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(drip), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -122,3 +150,10 @@ def live_url(web_drip: Drip) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_url(web_drip: Drip) -> Iterator[str]:
+    """The app under a real uvicorn server on loopback, in a thread of this process."""
+    with serving(web_drip) as url:
+        yield url

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +35,13 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[str]:
+    with drip_serve(tmp_path, database_url) as base:
+        yield base
+
+
+@contextmanager
+def drip_serve(tmp_path: Path, database_url: str, **extra: str) -> Iterator[str]:
+    """The real `drip serve` command as a process on loopback, with DRIP_* `extra`."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIP_")}
@@ -41,7 +49,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[str]:
                 "DRIP_OUTBOX_DIR": str(tmp_path / "outbox"), "DRIP_SECRET_KEY": SECRET,
                 "DRIP_SEQUENCES_DIR": str(ROOT / "sequences"),
                 "DRIP_TEMPLATES_DIR": str(ROOT / "templates"), "DRIP_BASE_URL": base,
-                "DRIP_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
+                "DRIP_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", **extra})
     process = subprocess.Popen([sys.executable, "-m", "drip", "serve", "--port", str(port)],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -111,3 +119,18 @@ def test_opt_in_to_one_click_unsubscribe_through_a_real_server(
             assert drip.store.subscriber_by_email("gil@example.com").state == "unsubscribed"
         finally:
             drip.close()
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
+def test_x_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path, database_url: str,
+                                                          trusted: str) -> None:
+    """Rotating X-Forwarded-For from loopback got past the opt-in rate limit: uvicorn
+    believed 127.0.0.1. Now only DRIP_TRUSTED_PROXIES are believed (none by default)."""
+    extra = {"DRIP_SUBSCRIBE_LIMIT": "2"}
+    if trusted:
+        extra["DRIP_TRUSTED_PROXIES"] = trusted
+    with drip_serve(tmp_path, database_url, **extra) as base:
+        answers = [httpx.post(f"{base}/subscribe", headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                              data={"email": f"r{n}@example.com", "sequence": "pht-7-week"},
+                              timeout=30).status_code for n in range(3)]
+    assert answers == ([200, 200, 200] if trusted else [200, 200, 429])
