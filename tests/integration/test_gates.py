@@ -177,8 +177,8 @@ def test_repeat_last_week_from_the_no_answer_note(gated: Drip, clock: FixedClock
     runner.live(8)  # silent on week 1 (not a gate): moved on, with the note
     assert runner.sent()[-1][:2] == ("week-2", "main+reminder")
     note_id = runner.latest()
-    html = [p.read_text() for p in sorted(gated.settings.outbox_dir.glob("*.eml"))
-            if f"drip.{note_id}." in p.read_text()][0]
+    html = next(p.read_text() for p in sorted(gated.settings.outbox_dir.glob("*.eml"))
+            if f"drip.{note_id}." in p.read_text())
     assert "answer=repeat-last" in html and "Repeat Week 1 instead" in html
     view = runner.answer(REPEAT_LAST, note_id)
     assert view.next_up is not None and (view.next_up.step_key, view.next_up.variant) == (
