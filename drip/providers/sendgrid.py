@@ -8,23 +8,25 @@ this module knows SendGrid's JSON and status codes.
 from __future__ import annotations
 
 import hashlib
-import http.client
+import io
 import json
 import logging
-import socket
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
+import python_http_client
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from drip.errors import InvalidInput, SendingHalted
+from drip.errors import InvalidInput, NoAnswer, RequestNotSent, SendingHalted
 from drip.message import RECIPIENT_FIELDS, Message
 from drip.providers.base import EventKind, ProviderEvent, SendResult
+from drip.providers.transport import Answer, PooledTransport
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,11 @@ class SendGridProvider:
         if not api_key:
             raise SendingHalted("SENDGRID_API_KEY is not set; set it, or use DRIP_BACKEND=outbox.")
         self.client = SendGridAPIClient(api_key, host=host)
-        self.client.client.timeout = timeout  # the library has no timeout of its own
+        self.transport = PooledTransport()
+        library = self.client.client
+        self.client.client = PooledClient(
+            self.transport, host=library.host, request_headers=library.request_headers,
+            version=library._version, timeout=timeout)  # the library has no timeout of its own
         # The body goes as JSON text drip writes itself (see _body): with a Content-Type
         # other than the bare "application/json", the library sends the text as it is.
         self.client.client.request_headers["Content-Type"] = "application/json; charset=utf-8"
@@ -54,7 +60,7 @@ class SendGridProvider:
         self._wall_clock = wall_clock
 
     def close(self) -> None:
-        return None
+        self.transport.close()
 
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
         results: list[SendResult] = []
@@ -85,14 +91,11 @@ class SendGridProvider:
                     self._sleep(self._rate_limit_wait(exc))
                     continue
                 return self._refused(messages, status, exc)
-            except (TimeoutError, http.client.RemoteDisconnected, ConnectionResetError,
-                    http.client.IncompleteRead) as exc:
-                return self._unknown(messages, exc)
-            except urllib.error.URLError as exc:
-                if isinstance(exc.reason, ConnectionRefusedError | socket.gaierror):
-                    return [SendResult(m.delivery_id, "transient",
-                                       reason=f"SendGrid could not be reached: {exc.reason}")
-                            for m in messages]
+            except RequestNotSent as exc:
+                return [SendResult(m.delivery_id, "transient",
+                                   reason=f"SendGrid could not be reached: {exc}")
+                        for m in messages]
+            except NoAnswer as exc:
                 return self._unknown(messages, exc)
             message_id = _header(response.headers, "X-Message-Id")
             return [SendResult(m.delivery_id, "accepted", message_id=message_id)
@@ -131,7 +134,7 @@ class SendGridProvider:
 
     @staticmethod
     def _unknown(messages: list[Message], exc: BaseException) -> list[SendResult]:
-        reason = (f"No answer from SendGrid after the request went out ({exc!r}); it may have "
+        reason = (f"No answer from SendGrid after the request went out ({exc}); it may have "
                   "been accepted, so drip will not send it again on its own.")
         return [SendResult(m.delivery_id, "unknown", reason=reason) for m in messages]
 
@@ -160,6 +163,37 @@ class SendGridProvider:
             shared["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return (_JSON(shared)[:-1] + ',"personalizations":['
                 + ",".join([_personalization(m) for m in messages]) + "]}")
+
+
+class PooledClient(python_http_client.Client):  # type: ignore[misc]
+    """python_http_client's Client, with its request seam (`_make_request`, "separated
+    into its own function, so we can mock it") sending through drip's pooled transport
+    instead of a new urllib opener and socket per request. Everything else (URL and
+    header building, auth, the HTTPError classes per status) is the library's own."""
+
+    def __init__(self, transport: PooledTransport, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._transport = transport
+
+    def _build_client(self, name: str | None = None) -> PooledClient:
+        # The library builds a new Client per URL segment (client.mail.send); keep ours.
+        url_path = [*self._url_path, name] if name else self._url_path
+        return PooledClient(self._transport, host=self.host, version=self._version,
+                            request_headers=self.request_headers, url_path=url_path,
+                            append_slash=self.append_slash, timeout=self.timeout)
+
+    def _make_request(self, opener: Any, request: urllib.request.Request,
+                      timeout: float | None = None) -> Answer:
+        answer = self._transport.request(
+            request.get_method(), request.get_full_url(), headers=dict(request.header_items()),
+            body=request.data if isinstance(request.data, bytes) else None,
+            timeout=timeout or self.timeout)
+        if answer.status >= 400:
+            # The library's own mapping of a status onto its HTTPError classes.
+            raise http_errors.handle_error(urllib.error.HTTPError(
+                request.get_full_url(), answer.status, answer.reason, answer.headers,
+                io.BytesIO(answer.body)))
+        return answer
 
 
 def _then(answered: list[SendResult], send: Callable[[list[Message]], list[SendResult]],

@@ -91,6 +91,7 @@ class _Faults:
     delays: list[float] = field(default_factory=list)
     drops: list[bool] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    closes: int = 0
 
 
 class SendGridStandIn:
@@ -110,6 +111,8 @@ class SendGridStandIn:
         self.requests: list[dict[str, Any]] = []
         self.personalizations: list[dict[str, Any]] = []
         self.violations: list[str] = []
+        #: TCP connections accepted: a client that reuses its connections opens few.
+        self.connections = 0
         self.lock = threading.Lock()
         #: Recipients of each request read but not yet answered, by request number.
         self._unanswered: dict[int, list[str]] = {}
@@ -189,6 +192,12 @@ class SendGridStandIn:
         with self.lock:
             self._faults.drops += [record] * count
 
+    def close_after_answer(self, count: int = 1) -> None:
+        """Close the connection after the next `count` answers, without saying so in them
+        (as a server ending an idle keep-alive connection does)."""
+        with self.lock:
+            self._faults.closes += count
+
     def reset_faults(self) -> None:
         with self.lock:
             self._faults = _Faults()
@@ -203,6 +212,11 @@ class SendGridStandIn:
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
+
+            def setup(self) -> None:  # once per connection; a keep-alive one serves many
+                super().setup()
+                with standin.lock:
+                    standin.connections += 1
 
             def do_POST(self) -> None:
                 standin._handle(self)
@@ -306,6 +320,10 @@ class SendGridStandIn:
         # A client that gave up waiting gets nothing; SendGrid took the mail all the same.
         with contextlib.suppress(OSError):
             request._answer(200 if sandbox else 202, b"", {"X-Message-Id": message_id})
+        with self.lock:
+            if self._faults.closes:
+                self._faults.closes -= 1
+                request.close_connection = True
 
     def _violation(self, problem: str) -> None:
         with self.lock:
