@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -83,8 +84,12 @@ class SendGridProvider:
                 "limit for substitutions; shorten the subscriber's name.")) for m in oversized]
             return _then(failed, self._send_group, fitting) if fitting else failed
         for attempt in range(RATE_LIMIT_RETRIES + 1):
+            # Names this request among SendGrid's messages (custom_args come back in events
+            # and in the Email Activity API): what it holds of an unanswered one is findable.
+            batch_key = secrets.token_hex(8)
             try:
-                response = self.client.client.mail.send.post(request_body=self._body(messages))
+                response = self.client.client.mail.send.post(
+                    request_body=self._body(messages, batch_key))
             except http_errors.HTTPError as exc:
                 status = int(exc.status_code)
                 if status == 429 and attempt < RATE_LIMIT_RETRIES:
@@ -146,7 +151,7 @@ class SendGridProvider:
             wait = 1.0
         return min(max(wait, 0.0), RATE_LIMIT_WAIT_CAP)
 
-    def _body(self, messages: list[Message]) -> str:
+    def _body(self, messages: list[Message], batch_key: str) -> str:
         """The request body as JSON text: the shared parts once, then one personalization
         per recipient, written straight to JSON (a batch is a thousand of them)."""
         first = messages[0]
@@ -162,7 +167,7 @@ class SendGridProvider:
         if self.sandbox:
             shared["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return (_JSON(shared)[:-1] + ',"personalizations":['
-                + ",".join([_personalization(m) for m in messages]) + "]}")
+                + ",".join([_personalization(m, batch_key) for m in messages]) + "]}")
 
 
 class PooledClient(python_http_client.Client):  # type: ignore[misc]
@@ -212,9 +217,9 @@ _JSON = json.JSONEncoder(separators=(",", ":")).encode
 _string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
 
 
-def _personalization(message: Message) -> str:
-    """One recipient's personalization as JSON text: to, substitutions, custom_args and
-    the List-Unsubscribe headers."""
+def _personalization(message: Message, batch_key: str) -> str:
+    """One recipient's personalization as JSON text: to, substitutions, custom_args (the
+    delivery id and the request's batch key among them) and the List-Unsubscribe headers."""
     to = '{"email":' + _string(message.to_email)
     if message.to_name:
         to += ',"name":' + _string(message.to_name)
@@ -224,6 +229,7 @@ def _personalization(message: Message) -> str:
                         if k.startswith("List-Unsubscribe")])
     return ('{"to":[' + to + '}],"substitutions":{' + substitutions
             + '},"custom_args":{"delivery_id":"' + str(message.delivery_id)
+            + '","batch_key":"' + batch_key
             + '","enrollment_id":"' + str(message.enrollment_id)
             + '","step_key":' + _string(message.step_key) + '},"headers":{' + headers + "}}")
 
@@ -295,7 +301,8 @@ MAX_DELIVERY_ID = 2**62
 def parse_events(data: Any) -> list[ProviderEvent]:
     """The events of one Event Webhook POST (a JSON array); InvalidInput if it is not one.
 
-    drip's custom_args (delivery_id, enrollment_id, step_key) come back as top-level keys.
+    drip's custom_args (delivery_id, batch_key, enrollment_id, step_key) come back as
+    top-level keys.
     """
     if not isinstance(data, list):
         raise InvalidInput("SendGrid events must be a JSON array.")
