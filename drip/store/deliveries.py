@@ -79,11 +79,12 @@ _PG_RECORD_OUTCOMES = text(f"""
                           ELSE d.sent_at END,
            finished_at = CASE WHEN v.state IN ({", ".join(f"'{s}'" for s in FINAL_STATES)})
                               THEN CAST(:now AS timestamptz) END,
-           claimed_by = NULL, lease_until = NULL
+           claimed_by = NULL, lease_until = NULL,
+           attempts = d.attempts - v.refund
       FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), CAST(:providers AS text[]),
                   CAST(:message_ids AS text[]), CAST(:errors AS text[]),
-                  CAST(:due_ats AS timestamptz[]))
-           AS v(id, state, provider, message_id, error, due_at)
+                  CAST(:due_ats AS timestamptz[]), CAST(:refunds AS int[]))
+           AS v(id, state, provider, message_id, error, due_at, refund)
      WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
        AND CASE WHEN d.state = ANY(CAST(:from_states AS text[])) THEN true
                 WHEN d.state = 'unknown' THEN v.state IN ('sent', 'failed')
@@ -403,6 +404,7 @@ class DeliveryQueries(StoreBase):
                 "message_ids": pg_array([o.message_id for o in outcomes]),
                 "errors": pg_array([o.error for o in outcomes]),
                 "due_ats": pg_array([o.retry_at for o in outcomes]),
+                "refunds": pg_array([int(o.refund_attempt) for o in outcomes]),
             })
         elif outcomes:
             self._record_rows(conn, [{
@@ -414,6 +416,7 @@ class DeliveryQueries(StoreBase):
                 "b_due": o.retry_at,
                 "b_sent": now if o.state == "sent" else None,
                 "b_finished": now if o.state in FINAL_STATES else None,
+                "b_refund": int(o.refund_attempt),
             } for o in outcomes], from_states)
         holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
         if holds:
@@ -464,6 +467,7 @@ class DeliveryQueries(StoreBase):
                 finished_at=bindparam("b_finished"),
                 claimed_by=None,
                 lease_until=None,
+                attempts=t.c.attempts - bindparam("b_refund"),
             ),
             rows,
         )

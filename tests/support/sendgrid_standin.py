@@ -113,6 +113,8 @@ class SendGridStandIn:
         self.violations: list[str] = []
         #: TCP connections accepted: a client that reuses its connections opens few.
         self.connections = 0
+        #: Mail Send requests received, answered or failed on purpose (faults included).
+        self.posts = 0
         self.lock = threading.Lock()
         #: Recipients of each request read but not yet answered, by request number.
         self._unanswered: dict[int, list[str]] = {}
@@ -245,6 +247,8 @@ class SendGridStandIn:
         if request.path.rstrip("/") != "/v3/mail/send":
             request._answer(404, _error_body("not found"))
             return
+        with self.lock:
+            self.posts += 1
         if self.latency:
             time.sleep(self.latency)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
