@@ -313,7 +313,8 @@ class Dispatcher:
     def __init__(self, *, store: Store, library: Library, renderer: Renderer,
                  provider: Provider, links: Links, sender: Sender, clock: Clock,
                  batch_size: int = 500, lease_seconds: int = 300,
-                 worker: str | None = None, max_per_second: float = 0.0) -> None:
+                 worker: str | None = None, max_per_second: float = 0.0,
+                 settle: Callable[[datetime], None] | None = None) -> None:
         self.store = store
         self.library = library
         self.renderer = renderer
@@ -325,6 +326,8 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease_seconds)
         self.worker = worker or worker_name()
         self.max_per_second = max_per_second
+        #: Housekeeping that settles unknown emails by asking the provider (drip.reconcile).
+        self.settle = settle
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -357,6 +360,11 @@ class Dispatcher:
             report.expired_leases = len(expired.went_out)
             report.planned += expired.planned
             report.rescheduled = self._reschedule_missed(now)
+            if self.settle is not None:
+                try:
+                    self.settle(now)
+                except DripError:  # asking the provider never stops a pass from sending
+                    log.warning("settling unknown emails failed", exc_info=True)
         if "all" in self.store.paused_scopes():
             report.paused = True
             return report
@@ -780,7 +788,8 @@ class Dispatcher:
             elif result.verdict == "unknown":
                 report.unknown += 1
                 outcomes.append(Outcome(result.delivery_id, "unknown",
-                                        provider=self.provider.name, error=result.reason))
+                                        provider=self.provider.name, error=result.reason,
+                                        batch_key=result.batch_key))
             elif result.verdict == "transient" and not spend:
                 report.retried += 1
                 wait = result.retry_after or backoff(max(claimed.attempts, 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from drip.message import Message
 
@@ -20,6 +20,8 @@ class SendResult(NamedTuple):
     message_id: str | None = None
     reason: str | None = None
     retry_after: float | None = None
+    #: The provider request it went in, for an `unknown` one: how to ask about it later.
+    batch_key: str | None = None
 
 
 class Provider(Protocol):
@@ -30,6 +32,13 @@ class Provider(Protocol):
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ActivityFeed(Protocol):
+    """A provider that can say which recipients it holds of one request (by batch key)."""
+
+    def held(self, batch_key: str) -> set[str]: ...
 
 
 #: What a provider reports about an email, mapped onto one small closed vocabulary before

@@ -24,7 +24,13 @@ import python_http_client
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from drip.errors import InvalidInput, NoAnswer, RequestNotSent, SendingHalted
+from drip.errors import (
+    InvalidInput,
+    NoAnswer,
+    RequestNotSent,
+    SendingHalted,
+    TransientProviderError,
+)
 from drip.message import RECIPIENT_FIELDS, Message
 from drip.providers.base import EventKind, ProviderEvent, SendResult
 from drip.providers.transport import Answer, PooledTransport
@@ -35,6 +41,8 @@ MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
 RATE_LIMIT_WAIT_CAP = 60.0
 RATE_LIMIT_RETRIES = 3
+ACTIVITY_LIMIT = 1000  # the Email Activity API's largest page
+ACTIVITY_TIMEOUT = 10.0
 
 
 class SendGridProvider:
@@ -101,7 +109,7 @@ class SendGridProvider:
                                    reason=f"SendGrid could not be reached: {exc}")
                         for m in messages]
             except NoAnswer as exc:
-                return self._unknown(messages, exc)
+                return self._unknown(messages, exc, batch_key)
             message_id = _header(response.headers, "X-Message-Id")
             return [SendResult(m.delivery_id, "accepted", message_id=message_id)
                     for m in messages]
@@ -138,10 +146,38 @@ class SendGridProvider:
         return _then(self._send_group(messages[:middle]), self._send_group, messages[middle:])
 
     @staticmethod
-    def _unknown(messages: list[Message], exc: BaseException) -> list[SendResult]:
+    def _unknown(messages: list[Message], exc: BaseException,
+                 batch_key: str) -> list[SendResult]:
         reason = (f"No answer from SendGrid after the request went out ({exc}); it may have "
                   "been accepted, so drip will not send it again on its own.")
-        return [SendResult(m.delivery_id, "unknown", reason=reason) for m in messages]
+        return [SendResult(m.delivery_id, "unknown", reason=reason, batch_key=batch_key)
+                for m in messages]
+
+    def held(self, batch_key: str) -> set[str]:
+        """The recipients SendGrid holds of the request `batch_key` named, from its Email
+        Activity API (a paid add-on; the feed lags by minutes). TransientProviderError if
+        it cannot say now (rate limited, down, unreachable, no answer)."""
+        query = f"unique_args['batch_key']=\"{batch_key}\""
+        try:
+            response = self.client.client.messages.get(
+                query_params={"query": query, "limit": ACTIVITY_LIMIT},
+                timeout=min(self.client.client.timeout or ACTIVITY_TIMEOUT, ACTIVITY_TIMEOUT))
+        except http_errors.HTTPError as exc:
+            status = int(exc.status_code)
+            if status in (401, 403):
+                raise SendingHalted(f"SendGrid refused the Email Activity query ({status}): "
+                                    f"{_error_text(exc)}; is the add-on on for this key?",
+                                    status=status) from exc
+            raise TransientProviderError(f"SendGrid's Email Activity API answered {status}: "
+                                         f"{_error_text(exc)}", status=status) from exc
+        except (RequestNotSent, NoAnswer) as exc:
+            raise TransientProviderError(f"SendGrid's Email Activity API: {exc}") from exc
+        try:
+            found = json.loads(response.body or b"{}").get("messages") or []
+            return {str(m["to_email"]).lower() for m in found if m.get("to_email")}
+        except (ValueError, AttributeError, TypeError, KeyError) as exc:
+            raise TransientProviderError(
+                f"SendGrid's Email Activity API gave an answer drip cannot read: {exc}") from exc
 
     def _rate_limit_wait(self, exc: http_errors.HTTPError) -> float:
         reset = _header(getattr(exc, "headers", None), "X-RateLimit-Reset")

@@ -109,6 +109,8 @@ class Outcome(NamedTuple):
     #: The try did not count against the email's attempts: the provider was failing for
     #: everyone (an outage, a rate limit), not refusing this email.
     refund_attempt: bool = False
+    #: The provider request an `unknown` email went out in (SendResult.batch_key).
+    batch_key: str | None = None
 
 
 class Move(NamedTuple):

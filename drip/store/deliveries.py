@@ -80,11 +80,13 @@ _PG_RECORD_OUTCOMES = text(f"""
            finished_at = CASE WHEN v.state IN ({", ".join(f"'{s}'" for s in FINAL_STATES)})
                               THEN CAST(:now AS timestamptz) END,
            claimed_by = NULL, lease_until = NULL,
-           attempts = d.attempts - v.refund
+           attempts = d.attempts - v.refund,
+           batch_key = v.batch_key
       FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), CAST(:providers AS text[]),
                   CAST(:message_ids AS text[]), CAST(:errors AS text[]),
-                  CAST(:due_ats AS timestamptz[]), CAST(:refunds AS int[]))
-           AS v(id, state, provider, message_id, error, due_at, refund)
+                  CAST(:due_ats AS timestamptz[]), CAST(:refunds AS int[]),
+                  CAST(:batch_keys AS text[]))
+           AS v(id, state, provider, message_id, error, due_at, refund, batch_key)
      WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
        AND CASE WHEN d.state = ANY(CAST(:from_states AS text[])) THEN true
                 WHEN d.state = 'unknown' THEN v.state IN ('sent', 'failed')
@@ -405,6 +407,7 @@ class DeliveryQueries(StoreBase):
                 "errors": pg_array([o.error for o in outcomes]),
                 "due_ats": pg_array([o.retry_at for o in outcomes]),
                 "refunds": pg_array([int(o.refund_attempt) for o in outcomes]),
+                "batch_keys": pg_array([o.batch_key for o in outcomes]),
             })
         elif outcomes:
             self._record_rows(conn, [{
@@ -417,6 +420,7 @@ class DeliveryQueries(StoreBase):
                 "b_sent": now if o.state == "sent" else None,
                 "b_finished": now if o.state in FINAL_STATES else None,
                 "b_refund": int(o.refund_attempt),
+                "b_batch_key": o.batch_key,
             } for o in outcomes], from_states)
         holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
         if holds:
@@ -468,6 +472,7 @@ class DeliveryQueries(StoreBase):
                 claimed_by=None,
                 lease_until=None,
                 attempts=t.c.attempts - bindparam("b_refund"),
+                batch_key=bindparam("b_batch_key"),
             ),
             rows,
         )

@@ -3,6 +3,9 @@
 It checks the Bearer key, validates every body against Twilio's published OpenAPI schema
 (../shared/sendgrid/tsg_mail_v3.json), records each personalization, and can be told to
 misbehave: 429, 5xx, 400 for one address, a late answer, a dropped connection, 413.
+
+It also answers the Email Activity API's `GET /v3/messages?query=unique_args['batch_key']=
+"..."&limit=N` from what it actually accepted (it can be told to fail those too).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import secrets
 import signal
 import socket
@@ -23,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 
@@ -73,6 +78,9 @@ def violations_of(body: Any) -> list[str]:
     return found
 
 
+_BATCH_QUERY = re.compile(r"unique_args\['batch_key'\]=\"([0-9A-Za-z_-]{1,64})\"")
+
+
 def _recipients(body: Any) -> list[str]:
     if not isinstance(body, dict):
         return []
@@ -92,6 +100,7 @@ class _Faults:
     drops: list[bool] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
     closes: int = 0
+    activity: list[int] = field(default_factory=list)
 
 
 class SendGridStandIn:
@@ -115,6 +124,8 @@ class SendGridStandIn:
         self.connections = 0
         #: Mail Send requests received, answered or failed on purpose (faults included).
         self.posts = 0
+        #: The batch keys of the Email Activity queries received, in order.
+        self.activity_queries: list[str] = []
         self.lock = threading.Lock()
         #: Recipients of each request read but not yet answered, by request number.
         self._unanswered: dict[int, list[str]] = {}
@@ -194,6 +205,11 @@ class SendGridStandIn:
         with self.lock:
             self._faults.drops += [record] * count
 
+    def fail_activity_next(self, status: int, count: int = 1) -> None:
+        """Answer the next `count` Email Activity queries with `status` (429, 5xx...)."""
+        with self.lock:
+            self._faults.activity += [status] * count
+
     def close_after_answer(self, count: int = 1) -> None:
         """Close the connection after the next `count` answers, without saying so in them
         (as a server ending an idle keep-alive connection does)."""
@@ -224,7 +240,7 @@ class SendGridStandIn:
                 standin._handle(self)
 
             def do_GET(self) -> None:
-                self._answer(404, _error_body("not found"))
+                standin._activity(self)
 
             def _answer(self, status: int, body: bytes = b"",
                         headers: Mapping[str, str] | None = None) -> None:
@@ -328,6 +344,39 @@ class SendGridStandIn:
             if self._faults.closes:
                 self._faults.closes -= 1
                 request.close_connection = True
+
+    def _activity(self, request: Any) -> None:
+        """GET /v3/messages: the messages it accepted whose batch_key the query names."""
+        url = urlsplit(request.path)
+        if url.path.rstrip("/") != "/v3/messages":
+            request._answer(404, _error_body("not found"))
+            return
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            request._answer(401, _error_body("authorization required"))
+            return
+        params = parse_qs(url.query)
+        query = (params.get("query") or [""])[0]
+        match = _BATCH_QUERY.fullmatch(query.strip())
+        try:
+            limit = int((params.get("limit") or ["10"])[0])
+        except ValueError:
+            limit = -1
+        if match is None or not 1 <= limit <= 1000:
+            request._answer(400, _error_body("invalid query or limit", "query"))
+            return
+        with self.lock:
+            self.activity_queries.append(match.group(1))
+            fault = self._faults.activity.pop(0) if self._faults.activity else None
+            found = [p for p in self.personalizations
+                     if p["custom_args"].get("batch_key") == match.group(1)][:limit]
+        if fault is not None:
+            request._answer(fault, _error_body(f"stand-in fault {fault}"))
+            return
+        messages = [{"from_email": (p.get("from") or {}).get("email"), "msg_id": p["message_id"],
+                     "subject": p.get("subject"), "to_email": p["to_email"],
+                     "status": "delivered", "opens_count": 0, "clicks_count": 0,
+                     "last_event_time": "2026-03-02T12:00:00Z"} for p in found]
+        request._answer(200, json.dumps({"messages": messages}).encode())
 
     def _violation(self, problem: str) -> None:
         with self.lock:
