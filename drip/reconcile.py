@@ -42,6 +42,40 @@ class BatchReport:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class UnknownGroup:
+    """Unknown emails of one cause, by age, and what will settle them (`drip status`)."""
+
+    cause: str
+    under_hour: int
+    under_day: int
+    older: int
+    settled_by: str
+
+
+def unknown_groups(unknown: list[tuple[bool, datetime]], now: datetime, *, activity: bool,
+                   settle_after: timedelta) -> list[UnknownGroup]:
+    """Unknown emails by cause (the request got no answer; the worker stopped mid-request)
+    and age. Pure: takes what `Store.unknown_since` read."""
+    groups = []
+    for keyed, cause in ((True, "no answer from the provider"),
+                         (False, "the worker stopped mid-request")):
+        ages = [now - at for k, at in unknown if k is keyed]
+        if not ages:
+            continue
+        if keyed and activity:
+            minutes = int(settle_after.total_seconds() // 60)
+            how = (f"SendGrid's Email Activity API, asked once a batch is {minutes} min old "
+                   "(or a provider event)")
+        else:
+            how = "a provider event (processed, delivered, bounce...) or `drip resolve`"
+        groups.append(UnknownGroup(
+            cause, sum(1 for a in ages if a < timedelta(hours=1)),
+            sum(1 for a in ages if timedelta(hours=1) <= a < timedelta(days=1)),
+            sum(1 for a in ages if a >= timedelta(days=1)), how))
+    return groups
+
+
 def reconcile(store: Store, ask: Ask, now: datetime, *, settle_after: timedelta,
               limit: int = 100, dry_run: bool = False) -> list[BatchReport]:
     """Ask about each unknown batch older than `settle_after` (oldest first, at most

@@ -36,6 +36,13 @@ class Settled:
 class UnknownQueries(StoreBase):
     """Unknown deliveries grouped by request, and their settlement."""
 
+    def unknown_since(self) -> list[tuple[bool, datetime]]:
+        """Each unknown delivery as (has a batch key, when it became unknown)."""
+        t = DELIVERIES
+        with self._session() as s:
+            return [(key is not None, as_utc(at or datetime.min)) for key, at in s.execute(
+                select(t.c.batch_key, t.c.finished_at).where(t.c.state == "unknown"))]
+
     def unknown_batches(self, before: datetime, limit: int) -> list[UnknownBatch]:
         """The oldest `limit` requests whose unknown emails went unanswered before `before`."""
         t = DELIVERIES

@@ -55,6 +55,11 @@ def test_sigkill_mid_batch_leaves_unknowns_and_no_duplicates(
         assert restarted.returncode == 1, restarted.stdout + restarted.stderr
         said = json.loads(restarted.stdout)
         assert said["expired_leases"] == 5 and said["sent_count"] == len(emails) - 5
+        status = subprocess.run([sys.executable, "-m", "drip", "status", "--json"], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+        assert [(g["cause"], g["under_hour"]) for g in json.loads(status.stdout)["unknown"]] \
+            == [("the worker stopped mid-request", 5)]
         accepted = Counter(standin.accepted_emails())
         standin.assert_no_violations()
     assert [e for e, n in accepted.items() if n > 1] == [], "a recipient got week-1 twice"

@@ -47,6 +47,13 @@ def test_reconcile_dry_run_says_per_batch_what_sendgrid_holds_then_reconcile_set
         standin.drop_next(count=1, record=False)  # never took the other two
         drip("dispatch")
         assert set(states(database_url, tmp_path).values()) == {"unknown"}
+        said = json.loads(drip("status", "--json").stdout)["unknown"]
+        assert [(g["cause"], g["under_hour"], g["older"]) for g in said] == [
+            ("no answer from the provider", 6, 0)]
+        assert "drip resolve" in said[0]["settled_by"]  # DRIP_SENDGRID_ACTIVITY is off
+        shown = drip("status").stdout
+        assert "Unknown (no answer from the provider): 6 under an hour old" in " ".join(
+            shown.split())
         dry = drip("reconcile", "--dry-run", "--json")
         assert dry.returncode == 0, dry.stdout + dry.stderr
         batches = sorted((b["held"], b["not_held"]) for b in json.loads(dry.stdout))
