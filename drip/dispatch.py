@@ -41,7 +41,7 @@ from drip.planner import (
     late_repeat_step,
     progress,
 )
-from drip.providers.base import Provider, SendResult
+from drip.providers.base import Provider, SendResult, batch_key
 from drip.render import Renderer, Sender
 from drip.schedule import next_open_slot
 from drip.sequence import Library, Schedule
@@ -518,7 +518,8 @@ class Dispatcher:
                     sending_at = self.clock.now()
                     held = due.send([Sending(m.delivery_id, m.step_key, m.variant, m.nudge,
                                              m.content.content_hash) for m in messages],
-                                    sending_at, sending_at + self.lease)
+                                    sending_at, sending_at + self.lease,
+                                    batch_key(m.delivery_id for m in messages))
                 committing = time.perf_counter()
             report.add_time("database", time.perf_counter() - committing)
             handed = len(held)
@@ -571,7 +572,8 @@ class Dispatcher:
             messages = [m for m in messages if m.delivery_id in answered_ids]
         except Exception as exc:  # a provider bug: we cannot know what went out
             log.exception("the %s provider failed unexpectedly", self.provider.name)
-            results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}") for i in ids]
+            results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}",
+                                  batch_key=batch_key(ids)) for i in ids]
         answered = self._outcomes(
             results, by_id, {m.delivery_id: m for m in messages} if report.lists_more else {},
             report, spend=not self._provider_wide(results, state))

@@ -53,16 +53,17 @@ class UnknownGroup:
     settled_by: str
 
 
-def unknown_groups(unknown: list[tuple[bool, datetime]], now: datetime, *, activity: bool,
-                   settle_after: timedelta) -> list[UnknownGroup]:
+def unknown_groups(unknown: list[tuple[bool, bool, datetime]], now: datetime, *,
+                   activity: bool, settle_after: timedelta) -> list[UnknownGroup]:
     """Unknown emails by cause (the request got no answer; the worker stopped mid-request)
-    and age. Pure: takes what `Store.unknown_since` read."""
+    and age, each with what will settle it (only those with a batch key can be asked
+    about). Pure: takes what `Store.unknown_since` read."""
     groups = []
-    for keyed, cause in ((True, "no answer from the provider"),
-                         (False, "the worker stopped mid-request")):
-        ages = [now - at for k, at in unknown if k is keyed]
+    for stopped, keyed in ((False, True), (True, True), (False, False), (True, False)):
+        ages = [now - at for k, w, at in unknown if k is keyed and w is stopped]
         if not ages:
             continue
+        cause = "the worker stopped mid-request" if stopped else "no answer from the provider"
         if keyed and activity:
             minutes = int(settle_after.total_seconds() // 60)
             how = (f"SendGrid's Email Activity API, asked once a batch is {minutes} min old "

@@ -11,12 +11,12 @@ import hashlib
 import io
 import json
 import logging
-import secrets
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from itertools import groupby
 from typing import Any
 
@@ -32,7 +32,7 @@ from drip.errors import (
     TransientProviderError,
 )
 from drip.message import RECIPIENT_FIELDS, Message
-from drip.providers.base import EventKind, ProviderEvent, SendResult
+from drip.providers.base import EventKind, ProviderEvent, SendResult, batch_key
 from drip.providers.transport import Answer, PooledTransport
 
 log = logging.getLogger(__name__)
@@ -72,51 +72,52 @@ class SendGridProvider:
         self.transport.close()
 
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        # Every request of the batch carries its key (custom_args come back in events and
+        # in the Email Activity API); the dispatcher recorded the same key with `sending`,
+        # so what SendGrid holds of a batch in doubt can be found, even if the worker died.
+        send = partial(self._send_group, key=batch_key(m.delivery_id for m in messages))
         results: list[SendResult] = []
         ordered = sorted(messages, key=lambda m: (m.content.key, m.test))
         for _, group in groupby(ordered, key=lambda m: (m.content.key, m.test)):
             members = list(group)
             for start in range(0, len(members), self.batch_limit):
-                results = _then(results, self._send_group,
-                                members[start:start + self.batch_limit])
+                results = _then(results, send, members[start:start + self.batch_limit])
         return results
 
     # --- one request, and what its answer means ----------------------------------------------
 
-    def _send_group(self, messages: list[Message]) -> list[SendResult]:
+    def _send_group(self, messages: list[Message], key: str) -> list[SendResult]:
+        send = partial(self._send_group, key=key)
         oversized = [m for m in messages if _over_substitution_limit(m)]
         if oversized:
             fitting = [m for m in messages if m not in oversized]
             failed = [SendResult(m.delivery_id, "permanent", reason=(
                 f"The per-recipient values are over SendGrid's {MAX_SUBSTITUTION_BYTES} byte "
                 "limit for substitutions; shorten the subscriber's name.")) for m in oversized]
-            return _then(failed, self._send_group, fitting) if fitting else failed
+            return _then(failed, send, fitting) if fitting else failed
         for attempt in range(RATE_LIMIT_RETRIES + 1):
-            # Names this request among SendGrid's messages (custom_args come back in events
-            # and in the Email Activity API): what it holds of an unanswered one is findable.
-            batch_key = secrets.token_hex(8)
             try:
                 response = self.client.client.mail.send.post(
-                    request_body=self._body(messages, batch_key))
+                    request_body=self._body(messages, key))
             except http_errors.HTTPError as exc:
                 status = int(exc.status_code)
                 if status == 429 and attempt < RATE_LIMIT_RETRIES:
                     self._sleep(self._rate_limit_wait(exc))
                     continue
-                return self._refused(messages, status, exc)
+                return self._refused(messages, status, exc, send)
             except RequestNotSent as exc:
                 return [SendResult(m.delivery_id, "transient",
                                    reason=f"SendGrid could not be reached: {exc}")
                         for m in messages]
             except NoAnswer as exc:
-                return self._unknown(messages, exc, batch_key)
+                return self._unknown(messages, exc, key)
             message_id = _header(response.headers, "X-Message-Id")
             return [SendResult(m.delivery_id, "accepted", message_id=message_id)
                     for m in messages]
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _refused(self, messages: list[Message], status: int,
-                 exc: http_errors.HTTPError) -> list[SendResult]:
+    def _refused(self, messages: list[Message], status: int, exc: http_errors.HTTPError,
+                 send: Callable[[list[Message]], list[SendResult]]) -> list[SendResult]:
         reason = _error_text(exc)
         if status in (401, 403):
             raise SendingHalted(f"SendGrid refused the API key ({status}): {reason}",
@@ -125,7 +126,7 @@ class SendGridProvider:
             return [SendResult(m.delivery_id, "transient", reason=f"rate limited: {reason}",
                                retry_after=self._rate_limit_wait(exc)) for m in messages]
         if status == 413 and len(messages) > 1:
-            return self._split(messages)
+            return _split(messages, send)
         if status == 400:
             if len(messages) == 1:
                 return [SendResult(messages[0].delivery_id, "permanent",
@@ -136,14 +137,10 @@ class SendGridProvider:
                 rest = messages[:culprit] + messages[culprit + 1:]
                 refused = [SendResult(bad.delivery_id, "permanent",
                                       reason=f"SendGrid refused it: {reason}")]
-                return _then(refused, self._send_group, rest) if rest else refused
-            return self._split(messages)
+                return _then(refused, send, rest) if rest else refused
+            return _split(messages, send)
         return [SendResult(m.delivery_id, "transient", reason=f"SendGrid answered {status}: "
                            f"{reason}") for m in messages]
-
-    def _split(self, messages: list[Message]) -> list[SendResult]:
-        middle = len(messages) // 2
-        return _then(self._send_group(messages[:middle]), self._send_group, messages[middle:])
 
     @staticmethod
     def _unknown(messages: list[Message], exc: BaseException,
@@ -235,6 +232,12 @@ class PooledClient(python_http_client.Client):  # type: ignore[misc]
                 request.get_full_url(), answer.status, answer.reason, answer.headers,
                 io.BytesIO(answer.body)))
         return answer
+
+
+def _split(messages: list[Message],
+           send: Callable[[list[Message]], list[SendResult]]) -> list[SendResult]:
+    middle = len(messages) // 2
+    return _then(send(messages[:middle]), send, messages[middle:])
 
 
 def _then(answered: list[SendResult], send: Callable[[list[Message]], list[SendResult]],

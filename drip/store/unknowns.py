@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, update
 from drip.clock import as_utc
 from drip.models import Delivery, Event, Subscriber
 from drip.store._base import DELIVERIES, StoreBase
+from drip.store.deliveries import WORKER_STOPPED
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,15 @@ class Settled:
 class UnknownQueries(StoreBase):
     """Unknown deliveries grouped by request, and their settlement."""
 
-    def unknown_since(self) -> list[tuple[bool, datetime]]:
-        """Each unknown delivery as (has a batch key, when it became unknown)."""
+    def unknown_since(self) -> list[tuple[bool, bool, datetime]]:
+        """Each unknown delivery as (has a batch key, its worker stopped mid-request, when
+        it became unknown)."""
         t = DELIVERIES
         with self._session() as s:
-            return [(key is not None, as_utc(at or datetime.min)) for key, at in s.execute(
-                select(t.c.batch_key, t.c.finished_at).where(t.c.state == "unknown"))]
+            return [(key is not None, error == WORKER_STOPPED, as_utc(at or datetime.min))
+                    for key, error, at in s.execute(
+                        select(t.c.batch_key, t.c.last_error, t.c.finished_at)
+                        .where(t.c.state == "unknown"))]
 
     def unknown_batches(self, before: datetime, limit: int) -> list[UnknownBatch]:
         """The oldest `limit` requests whose unknown emails went unanswered before `before`."""
