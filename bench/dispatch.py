@@ -2,10 +2,14 @@
 stand-in (schema validation off), end to end by the real `drip dispatch` command.
 
     python bench/dispatch.py --subscribers 10000,100000 [--db sqlite|postgresql] [--workers 1]
+                             [--code DIR[,DIR...]]
 
-Prints emails per second, the dispatching processes' peak RSS, and the split of time between
-the database, rendering and HTTP; then the render-only floor (same emails, no database, no
-HTTP, best of three up to 200,000). Appends the table to bench/README.md with --record.
+Prints emails per second, the dispatching processes' peak RSS, the split of time between
+the database, rendering and HTTP, and the TCP connections the stand-in accepted; then the
+render-only floor (same emails, no database, no HTTP, best of three up to 200,000).
+`--code` runs `drip dispatch` from other checkouts too (e.g. a `git archive` of the code
+before a change), alternating with this one, for a before/after in one sitting. Appends
+the table to bench/README.md with --record.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from itertools import product
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -29,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.seed import seed_due  # noqa: E402
-from drip.db import make_engine, upgrade  # noqa: E402
+from drip.db import make_engine  # noqa: E402
 
 KEY = "SG.bench-key"
 FLOOR_RUNS = 3
@@ -68,13 +73,26 @@ def drop_database(handle: object) -> None:
     admin.dispose()
 
 
-def run(count: int, kind: str, workers: int) -> dict[str, float]:
+def stop_standin(process: subprocess.Popen[str]) -> dict[str, int]:
+    """Stop the stand-in; what it served (TCP connections, requests)."""
+    process.terminate()
+    out, _ = process.communicate(timeout=30)
+    served: dict[str, int] = json.loads(out.strip().splitlines()[-1])
+    return served
+
+
+def run(count: int, kind: str, workers: int, code: Path = ROOT) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         url, handle = fresh_database(kind, workdir)
         try:
+            # Migrated by the code under test: code before a schema change wants its own head.
+            subprocess.run([sys.executable, "-m", "drip", "db", "upgrade"], cwd=code,
+                           env={**os.environ, "DRIP_DATABASE_URL": url,
+                                "DRIP_SECRET_KEY": "bench", "DRIP_LOG_LEVEL": "WARNING",
+                                "DRIP_VAR_DIR": str(workdir / "var")},
+                           check=True, capture_output=True, stdin=subprocess.DEVNULL)
             engine = make_engine(url)
-            upgrade(engine)
             started = time.perf_counter()
             seed_due(engine, count, NOW)
             seeded = time.perf_counter() - started
@@ -96,7 +114,7 @@ def run(count: int, kind: str, workers: int) -> dict[str, float]:
                         processes.append(subprocess.Popen(
                             [sys.executable, "-m", "drip", "dispatch", "--json",
                              "--now", NOW.isoformat()],
-                            cwd=ROOT, env=env, stdout=out_file, stderr=err_file, text=True))
+                            cwd=code, env=env, stdout=out_file, stderr=err_file, text=True))
                 reports, peak_kb, cpu = [], 0, 0.0
                 for process, (out_path, err_path) in zip(processes, outputs, strict=True):
                     _, status, usage = os.wait4(process.pid, 0)
@@ -109,14 +127,15 @@ def run(count: int, kind: str, workers: int) -> dict[str, float]:
                     cpu += usage.ru_utime + usage.ru_stime
                 elapsed = time.perf_counter() - started
             finally:
-                standin.terminate()
-                standin.wait(timeout=30)
+                served = stop_standin(standin)
             sent = sum(r["sent_count"] for r in reports)
             timings = {part: sum(r["timings"].get(part, 0.0) for r in reports)
                        for part in ("database", "rendering", "provider")}
             return {"subscribers": count, "sent": sent, "seconds": elapsed,
                     "per_second": sent / elapsed, "peak_rss_mb": peak_kb / 1024,
-                    "seed_seconds": seeded, "worker_cpu": cpu, **timings}
+                    "seed_seconds": seeded, "worker_cpu": cpu, **timings,
+                    "connections": served["connections"], "requests": served["posts"],
+                    "connections_per_100k": served["connections"] * 100_000 / max(sent, 1)}
         finally:
             drop_database(handle)
 
@@ -153,32 +172,38 @@ def main() -> None:
     parser.add_argument("--subscribers", default="10000,100000")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--workers", default="1")
+    parser.add_argument("--code", default=str(ROOT),
+                        help="checkouts whose drip to run, comma-separated, alternating")
     parser.add_argument("--record", action="store_true", help="append to bench/README.md")
     args = parser.parse_args()
     rows = []
-    for workers in (int(w) for w in args.workers.split(",")):
-        for count in (int(n) for n in args.subscribers.split(",")):
-            result = run(count, args.db, workers)
-            # The floor is CPU-bound and this machine's speed swings from minute to minute:
-            # take the best of three, the least disturbed estimate (so the ratio errs high);
-            # once above 200,000, where one run takes minutes and varies less.
-            runs = FLOOR_RUNS if count <= 200_000 else 1
-            floor = min(render_floor(count) for _ in range(runs))
-            result.update(workers=workers, render_floor=floor,
-                          floor_ratio=result["seconds"] / floor)
-            rows.append(result)
-            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                              for k, v in result.items()}), flush=True)
-    header = ("| db | workers | emails | seconds | emails/s | peak RSS MB | worker CPU s | "
-              "database s | rendering s | provider s | render floor s | end-to-end / floor |")
-    lines = [header, "|" + "---|" * 12]
-    for r in rows:
+    codes = [Path(c).resolve() for c in args.code.split(",")]
+    sizes = [int(n) for n in args.subscribers.split(",")]
+    for workers, count, code in product([int(w) for w in args.workers.split(",")], sizes, codes):
+        result = run(count, args.db, workers, code)
+        # The floor is CPU-bound and this machine's speed swings from minute to minute:
+        # take the best of three, the least disturbed estimate (so the ratio errs high);
+        # once above 200,000, where one run takes minutes and varies less.
+        runs = FLOOR_RUNS if count <= 200_000 else 1
+        floor = min(render_floor(count) for _ in range(runs))
+        result.update(workers=workers, render_floor=floor,
+                      floor_ratio=result["seconds"] / floor)
+        rows.append((code, result))
+        print(json.dumps({"code": str(code), **{
+            k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}}),
+            flush=True)
+    header = ("| code | db | workers | emails | seconds | emails/s | peak RSS MB | "
+              "worker CPU s | database s | rendering s | provider s | render floor s | "
+              "end-to-end / floor | TCP connections | per 100,000 emails |")
+    lines = [header, "|" + "---|" * 15]
+    for code, r in rows:
         lines.append(
-            f"| {args.db} | {r['workers']} | {r['sent']:,} | {r['seconds']:.1f} | "
+            f"| {code.name} | {args.db} | {r['workers']} | {r['sent']:,} | {r['seconds']:.1f} | "
             f"{r['per_second']:,.0f} | {r['peak_rss_mb']:.0f} | {r['worker_cpu']:.1f} | "
             f"{r['database']:.1f} | "
             f"{r['rendering']:.1f} | {r['provider']:.1f} | {r['render_floor']:.1f} | "
-            f"{r['floor_ratio']:.1f} |")
+            f"{r['floor_ratio']:.1f} | {r['connections']:,} | "
+            f"{r['connections_per_100k']:,.0f} |")
     table = "\n".join(lines)
     print(table)
     if args.record:

@@ -41,7 +41,7 @@ from drip.planner import (
     late_repeat_step,
     progress,
 )
-from drip.providers.base import Provider, SendResult
+from drip.providers.base import Provider, SendResult, batch_key
 from drip.render import Renderer, Sender
 from drip.schedule import next_open_slot
 from drip.sequence import Library, Schedule
@@ -195,6 +195,10 @@ class BatchTally:
     reason: str | None
     #: The provider refused to take any email (a bad API key): sending must stop.
     halted: SendingHalted | None = None
+    #: Emails the provider refused one by one (it answered: it is up).
+    refused: int = 0
+    #: Emails sent without an answer (timeouts, dropped connections).
+    unknown: int = 0
 
 
 class _Abandon(Exception):
@@ -299,6 +303,8 @@ class _PassState:
 
     circuit: CircuitRow
     probing: bool
+    #: The run of failed batches as this pass last knew it (it resets on a success).
+    failures: int = 0
 
 
 class Dispatcher:
@@ -307,7 +313,8 @@ class Dispatcher:
     def __init__(self, *, store: Store, library: Library, renderer: Renderer,
                  provider: Provider, links: Links, sender: Sender, clock: Clock,
                  batch_size: int = 500, lease_seconds: int = 300,
-                 worker: str | None = None, max_per_second: float = 0.0) -> None:
+                 worker: str | None = None, max_per_second: float = 0.0,
+                 settle: Callable[[datetime], None] | None = None) -> None:
         self.store = store
         self.library = library
         self.renderer = renderer
@@ -319,6 +326,8 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease_seconds)
         self.worker = worker or worker_name()
         self.max_per_second = max_per_second
+        #: Housekeeping that settles unknown emails by asking the provider (drip.reconcile).
+        self.settle = settle
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -351,6 +360,11 @@ class Dispatcher:
             report.expired_leases = len(expired.went_out)
             report.planned += expired.planned
             report.rescheduled = self._reschedule_missed(now)
+            if self.settle is not None:
+                try:
+                    self.settle(now)
+                except DripError:  # asking the provider never stops a pass from sending
+                    log.warning("settling unknown emails failed", exc_info=True)
         if "all" in self.store.paused_scopes():
             report.paused = True
             return report
@@ -360,7 +374,7 @@ class Dispatcher:
             report.halted = (f"The {self.provider.name} circuit is open until "
                              f"{circuit.retry_at:%Y-%m-%d %H:%M} UTC: {circuit.reason}")
             return report
-        state = _PassState(circuit, probing=circuit.state == "open")
+        state = _PassState(circuit, probing=circuit.state == "open", failures=circuit.failures)
         courier = Courier(background=self.store.dialect == "postgresql")
         try:
             while not self._stop.is_set():
@@ -392,15 +406,19 @@ class Dispatcher:
             report.halted = str(tally.halted)
             report.circuit_open = True
             return True
-        if tally.accepted:
+        if tally.accepted or tally.refused:  # the provider answered for an email: it is up
             if state.probing:
                 self.store.close_circuit(self.provider.name, self.clock.now())
                 log.info("the %s circuit closed: a probe succeeded", self.provider.name)
                 state.probing = False
-            elif state.circuit.failures:
+            elif state.failures:
                 self.store.reset_failures(self.provider.name, self.clock.now())
-        elif tally.transient:
-            run = self.store.count_transient_failure(self.provider.name, self.clock.now())
+                state.failures = 0
+        elif tally.transient or tally.unknown or state.probing:
+            # A probe that was not answered (a timeout counts) re-opens the circuit at once,
+            # with a longer wait: a probe risks one email, never a pass of them.
+            run = state.failures = self.store.count_transient_failure(self.provider.name,
+                                                                      self.clock.now())
             if state.probing or run >= TRANSIENT_RUN:
                 reason = f"{run} batches in a row failed: {tally.reason}"
                 self._open_circuit(reason, state.circuit.opened_at if state.probing else None)
@@ -500,7 +518,8 @@ class Dispatcher:
                     sending_at = self.clock.now()
                     held = due.send([Sending(m.delivery_id, m.step_key, m.variant, m.nudge,
                                              m.content.content_hash) for m in messages],
-                                    sending_at, sending_at + self.lease)
+                                    sending_at, sending_at + self.lease,
+                                    batch_key(m.delivery_id for m in messages))
                 committing = time.perf_counter()
             report.add_time("database", time.perf_counter() - committing)
             handed = len(held)
@@ -522,7 +541,7 @@ class Dispatcher:
             elif o.state == "held":
                 report.held += 1
         if messages:
-            courier.start(lambda part: self._deliver(messages, by_id, part),
+            courier.start(lambda part: self._deliver(messages, by_id, part, state),
                           report.sent_room - len(report.sent))
             if not courier.background:
                 # In line (SQLite), the answer is in already: judge it now, outside any
@@ -533,7 +552,7 @@ class Dispatcher:
         return True
 
     def _deliver(self, messages: list[Message], by_id: dict[int, ClaimedDelivery],
-                 report: DispatchReport) -> BatchTally:
+                 report: DispatchReport, state: _PassState) -> BatchTally:
         """Hand a batch marked `sending` to the provider, then record the answers and plan
         the next emails in one transaction. Runs on the courier's thread."""
         ids = [m.delivery_id for m in messages]
@@ -553,10 +572,11 @@ class Dispatcher:
             messages = [m for m in messages if m.delivery_id in answered_ids]
         except Exception as exc:  # a provider bug: we cannot know what went out
             log.exception("the %s provider failed unexpectedly", self.provider.name)
-            results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}") for i in ids]
+            results = [SendResult(i, "unknown", reason=f"provider error: {exc!r}",
+                                  batch_key=batch_key(ids)) for i in ids]
         answered = self._outcomes(
             results, by_id, {m.delivery_id: m for m in messages} if report.lists_more else {},
-            report)
+            report, spend=not self._provider_wide(results, state))
         report.failed += sum(1 for o in answered if o.state == "failed")
         # What the ledger would read back for each email that went out (or may have):
         # the dispatcher knows it already, so the recording transaction need not ask.
@@ -570,12 +590,27 @@ class Dispatcher:
             report.planned += self.store.record_outcomes(
                 answered, sent_at, went_out=went_out, next_steps=self._next_steps).planned
         transient = [o for o in answered if o.state == "scheduled"]
+        unknown = [o for o in answered if o.state == "unknown"]
         return BatchTally(
             accepted=sum(1 for o in answered if o.state == "sent"),
             transient=len(transient),
-            reason=str(halted) if halted else transient[-1].error if transient else None,
+            reason=(str(halted) if halted else transient[-1].error if transient
+                    else unknown[-1].error if unknown else None),
             halted=halted,
+            refused=sum(1 for r in results if r.verdict == "permanent"),
+            unknown=len(unknown),
         )
+
+    def _provider_wide(self, results: Sequence[SendResult], state: _PassState) -> bool:
+        """Whether a batch failed because the provider was failing for everyone, so its
+        emails keep their attempts and simply wait: no email in it was answered, and the
+        circuit was open (this was a probe), or the provider rate-limited us, or the
+        batch before it failed too (in any worker)."""
+        if not results or any(r.verdict in ("accepted", "permanent") for r in results):
+            return False
+        if state.probing or any(r.retry_after is not None for r in results):
+            return True
+        return self.store.circuit(self.provider.name).failures > 0
 
     def _decide(self, batch: list[ClaimedDelivery], histories: dict[int, list[Sent]],
                 owned: dict[int, set[str]], outcomes: list[Outcome], messages: list[Message],
@@ -734,7 +769,11 @@ class Dispatcher:
         )
 
     def _outcomes(self, results: list[SendResult], by_id: dict[int, ClaimedDelivery],
-                  messages: dict[int, Message], report: DispatchReport) -> list[Outcome]:
+                  messages: dict[int, Message], report: DispatchReport, *,
+                  spend: bool = True) -> list[Outcome]:
+        """Each result as an outcome. `spend`: a transient failure counts against the
+        email's attempts; when the provider was failing for everyone it does not, and the
+        email waits as long as the outage lasts."""
         now = self.clock.now()
         outcomes = []
         for result in results:
@@ -751,7 +790,14 @@ class Dispatcher:
             elif result.verdict == "unknown":
                 report.unknown += 1
                 outcomes.append(Outcome(result.delivery_id, "unknown",
-                                        provider=self.provider.name, error=result.reason))
+                                        provider=self.provider.name, error=result.reason,
+                                        batch_key=result.batch_key))
+            elif result.verdict == "transient" and not spend:
+                report.retried += 1
+                wait = result.retry_after or backoff(max(claimed.attempts, 1))
+                outcomes.append(Outcome(result.delivery_id, "scheduled", error=result.reason,
+                                        retry_at=now + timedelta(seconds=wait),
+                                        refund_attempt=True))
             elif result.verdict == "transient" and claimed.attempts + 1 < MAX_ATTEMPTS:
                 report.retried += 1
                 wait = result.retry_after or backoff(claimed.attempts + 1)

@@ -12,6 +12,8 @@
     ├── Conflict                          the request clashes with the current state
     └── ProviderError                     the email provider did not take a message
         ├── TransientProviderError        try again later (5xx, 429, refused connection)
+        │   └── RequestNotSent            the request never fully went out: safe to send again
+        ├── NoAnswer                      it went out, no answer came back: it may have gone
         ├── PermanentProviderError        this message will never go (400 for one address)
         └── SendingHalted                 stop all sending now (bad API key, account disabled)
 
@@ -114,6 +116,15 @@ class ProviderError(DripError):
 
 class TransientProviderError(ProviderError):
     """The provider is busy or down; the message can be tried again later."""
+
+
+class RequestNotSent(TransientProviderError):
+    """The request failed before it was fully written (DNS, refused, connect timeout, TLS
+    handshake, reset); the provider cannot have acted on it, so it is safe to send again."""
+
+
+class NoAnswer(ProviderError):
+    """The request was sent but no answer came back; the provider may have taken it."""
 
 
 class PermanentProviderError(ProviderError):

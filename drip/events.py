@@ -16,7 +16,10 @@ from drip.errors import InvalidAddress, NotFound
 from drip.providers.base import EventKind, ProviderEvent
 from drip.store import Store
 
-CONFIRMS: frozenset[EventKind] = frozenset({"processed", "delivered"})
+#: Events that prove the provider accepted the email: it went out (even if it then bounced,
+#: was dropped or deferred), so an `unknown` delivery they name becomes `sent`.
+CONFIRMS: frozenset[EventKind] = frozenset({"processed", "delivered", "deferred", "bounced",
+                                            "rejected", "dropped"})
 SUPPRESSES: frozenset[EventKind] = frozenset({"bounced", "rejected", "complained"})
 UNSUBSCRIBES: frozenset[EventKind] = frozenset({"unsubscribed"})
 

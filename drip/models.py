@@ -130,6 +130,8 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]
+    #: The SendGrid request an `unknown` email went out in (0004): what to ask it about.
+    batch_key: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         UniqueConstraint("enrollment_id", "seq_no"),
@@ -148,6 +150,12 @@ class Delivery(Base):
             sqlite_where=text("state NOT IN ('scheduled', 'sent')"),
         ),
         Index("ix_deliveries_subscriber", "subscriber_id"),
+        Index(
+            "ix_deliveries_unknown_batch",
+            "batch_key",
+            postgresql_where=text("state = 'unknown' AND batch_key IS NOT NULL"),
+            sqlite_where=text("state = 'unknown' AND batch_key IS NOT NULL"),
+        ),
         Index(
             "ix_deliveries_message_id",
             "provider_message_id",

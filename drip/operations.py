@@ -15,6 +15,7 @@ from drip.addresses import normalise_email
 from drip.clock import parse_instant
 from drip.errors import InvalidInput
 from drip.lifecycle import KILL_SWITCH
+from drip.reconcile import UnknownGroup, unknown_groups
 from drip.sequence import Library
 from drip.store import CircuitRow, HeartbeatRow, Overview, SendFilter, SendRow, Store, Timeline
 
@@ -107,6 +108,8 @@ class Status:
     health: SchedulerHealth
     max_lag: float
     problems: list[str] = field(default_factory=list)
+    #: Unknown emails by cause and age, and what will settle them (drip.reconcile).
+    unknown: list[UnknownGroup] = field(default_factory=list)
 
     @property
     def kill_switch(self) -> tuple[datetime, str | None] | None:
@@ -139,13 +142,17 @@ def scheduler_health(heartbeats: list[HeartbeatRow], oldest_due_at: datetime | N
 
 
 def status(store: Store, now: datetime, *, stale_after: timedelta,
-           max_lag: timedelta) -> Status:
+           max_lag: timedelta, activity: bool = False,
+           settle_after: timedelta = timedelta(seconds=900)) -> Status:
     """Read everything `drip status` shows, and decide what needs a human."""
     overview = store.overview(now)
     health = scheduler_health(overview.heartbeats, overview.oldest_due_at, now, stale_after)
+    unknown = (unknown_groups(store.unknown_since(), now, activity=activity,
+                              settle_after=settle_after)
+               if any(c.state == "unknown" and c.total for c in overview.states) else [])
     current = Status(now=now, overview=overview, circuits=store.circuits(),
                      pauses=store.pauses(), health=health,
-                     max_lag=max_lag.total_seconds())
+                     max_lag=max_lag.total_seconds(), unknown=unknown)
     current.problems.extend(problems(current))
     return current
 

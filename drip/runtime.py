@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from drip.clock import Clock, SystemClock
@@ -10,6 +12,7 @@ from drip.db import make_engine
 from drip.dispatch import Dispatcher
 from drip.links import Links
 from drip.providers import Provider, make_provider
+from drip.providers.base import ActivityFeed
 from drip.render import Renderer, Sender
 from drip.sequence import Library, load_library
 from drip.settings import Settings
@@ -79,13 +82,24 @@ class Drip:
         return make_provider(self.settings, self.clock.now)
 
     def dispatcher(self, provider: Provider | None = None, worker: str | None = None) -> Dispatcher:
+        chosen = provider or self.provider()
         return Dispatcher(
             store=self.store, library=self.library, renderer=self.renderer,
-            provider=provider or self.provider(), links=self.links, sender=self.sender,
+            provider=chosen, links=self.links, sender=self.sender,
             clock=self.clock, batch_size=self.settings.batch_size,
             lease_seconds=self.settings.lease_seconds, worker=worker,
-            max_per_second=self.settings.max_per_second,
+            max_per_second=self.settings.max_per_second, settle=self.settler(chosen),
         )
+
+    def settler(self, provider: Provider) -> Callable[[datetime], None] | None:
+        """The reaper's settling of unknown emails, when DRIP_SENDGRID_ACTIVITY is on."""
+        if not (self.settings.sendgrid_activity and isinstance(provider, ActivityFeed)):
+            return None
+        from drip import reconcile
+
+        after = timedelta(seconds=self.settings.sendgrid_settle_seconds)
+        return lambda now: reconcile.settle_next(self.store, provider.held, now,
+                                                 settle_after=after)
 
     def close(self) -> None:
         self.store.engine.dispose()

@@ -50,6 +50,10 @@ VARIABLES: dict[str, str] = {
     "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30)",
     "DRIP_SENDGRID_SANDBOX": "1 to set SendGrid's sandbox mode: accepted but never delivered",
     "SENDGRID_API_KEY": "SendGrid API key, for DRIP_BACKEND=sendgrid",
+    "DRIP_SENDGRID_ACTIVITY": "1 to settle unknown emails by asking SendGrid's Email Activity "
+                              "API (a paid add-on; off by default)",
+    "DRIP_SENDGRID_SETTLE_SECONDS": "how old an unknown batch must be before SendGrid is asked "
+                                    "about it (default 900: the activity feed lags)",
     "DRIP_SMTP_HOST": "SMTP server for DRIP_BACKEND=smtp (default localhost)",
     "DRIP_SMTP_PORT": "SMTP port (default 587)",
     "DRIP_SMTP_USER": "SMTP user name, if the server wants AUTH",
@@ -96,6 +100,8 @@ class Settings(BaseModel):
     sendgrid_timeout: float = Field(default=30.0, gt=0)
     sendgrid_sandbox: bool = False
     sendgrid_api_key: str = Field(default="", repr=False)
+    sendgrid_activity: bool = False
+    sendgrid_settle_seconds: int = Field(default=900, ge=0, le=30 * 86_400)
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str = ""
@@ -252,8 +258,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         if name in env and env[name] != "":
             key = name.removeprefix("DRIP_").lower()
             values[key] = env[name]
-    if "sendgrid_sandbox" in values:
-        values["sendgrid_sandbox"] = _truthy(str(values["sendgrid_sandbox"]))
+    for flag in ("sendgrid_sandbox", "sendgrid_activity"):
+        if flag in values:
+            values[flag] = _truthy(str(values[flag]))
     if "log_level" in values:
         values["log_level"] = str(values["log_level"]).upper()
     values.update(overrides)

@@ -43,7 +43,9 @@ def status_command(
 
         def read() -> Status:
             return status(drip.store, drip.clock.now(), stale_after=stale,
-                          max_lag=timedelta(seconds=max_lag))
+                          max_lag=timedelta(seconds=max_lag),
+                          activity=drip.settings.sendgrid_activity,
+                          settle_after=timedelta(seconds=drip.settings.sendgrid_settle_seconds))
 
         if watch:
             _watch(drip, read, interval, refreshes)
@@ -98,6 +100,11 @@ def render(current: Status) -> RenderableType:
         if row.state == "scheduled":
             table.add_row("  due now", str(overview.due_now), "", "", "")
     parts.append(table)
+    for group in current.unknown:
+        parts.append(Text(
+            f"Unknown ({group.cause}): {group.under_hour} under an hour old, "
+            f"{group.under_day} under a day, {group.older} older; settled by "
+            f"{group.settled_by}.", style="yellow"))
     parts.append(Text(f"Due: {overview.due_now} now, {overview.due_next_day} in the next "
                       f"24 h, {overview.due_next_week} in the next 7 days."))
     people = ", ".join(f"{n} {state}" for state, n in overview.subscribers.items())
@@ -149,6 +156,7 @@ def as_dict(current: Status) -> dict[str, Any]:
         "due": {"now": overview.due_now, "next_24h": overview.due_next_day,
                 "next_7d": overview.due_next_week},
         "subscribers": overview.subscribers,
+        "unknown": [g.__dict__ for g in current.unknown],
         "circuits": [{"provider": c.provider, "state": c.state, "reason": c.reason,
                       "retry_at": c.retry_at} for c in current.circuits],
         "kill_switch": {"on": kill is not None, "since": kill[0] if kill else None,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from drip.message import Message
 
@@ -20,6 +21,16 @@ class SendResult(NamedTuple):
     message_id: str | None = None
     reason: str | None = None
     retry_after: float | None = None
+    #: The provider request it went in, for an `unknown` one: how to ask about it later.
+    batch_key: str | None = None
+
+
+def batch_key(delivery_ids: Iterable[int]) -> str:
+    """The key of one `send_batch` call: 16 hex digits from its emails' delivery ids. The
+    dispatcher records it with `sending`, and a provider that can be asked what it holds
+    (ActivityFeed) sends it with every request of the batch, so the two always agree."""
+    ids = ",".join(map(str, sorted(delivery_ids)))
+    return hashlib.sha256(ids.encode()).hexdigest()[:16]
 
 
 class Provider(Protocol):
@@ -30,6 +41,13 @@ class Provider(Protocol):
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ActivityFeed(Protocol):
+    """A provider that can say which recipients it holds of one request (by batch key)."""
+
+    def held(self, batch_key: str) -> set[str]: ...
 
 
 #: What a provider reports about an email, mapped onto one small closed vocabulary before

@@ -8,23 +8,32 @@ this module knows SendGrid's JSON and status codes.
 from __future__ import annotations
 
 import hashlib
-import http.client
+import io
 import json
 import logging
-import socket
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from itertools import groupby
 from typing import Any
 
+import python_http_client
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from drip.errors import InvalidInput, SendingHalted
+from drip.errors import (
+    InvalidInput,
+    NoAnswer,
+    RequestNotSent,
+    SendingHalted,
+    TransientProviderError,
+)
 from drip.message import RECIPIENT_FIELDS, Message, header_problem
-from drip.providers.base import EventKind, ProviderEvent, SendResult
+from drip.providers.base import EventKind, ProviderEvent, SendResult, batch_key
+from drip.providers.transport import Answer, PooledTransport
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,8 @@ MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
 RATE_LIMIT_WAIT_CAP = 60.0
 RATE_LIMIT_RETRIES = 3
+ACTIVITY_LIMIT = 1000  # the Email Activity API's largest page
+ACTIVITY_TIMEOUT = 10.0
 
 
 class SendGridProvider:
@@ -44,7 +55,11 @@ class SendGridProvider:
         if not api_key:
             raise SendingHalted("SENDGRID_API_KEY is not set; set it, or use DRIP_BACKEND=outbox.")
         self.client = SendGridAPIClient(api_key, host=host)
-        self.client.client.timeout = timeout  # the library has no timeout of its own
+        self.transport = PooledTransport()
+        library = self.client.client
+        self.client.client = PooledClient(
+            self.transport, host=library.host, request_headers=library.request_headers,
+            version=library._version, timeout=timeout)  # the library has no timeout of its own
         # The body goes as JSON text drip writes itself (see _body): with a Content-Type
         # other than the bare "application/json", the library sends the text as it is.
         self.client.client.request_headers["Content-Type"] = "application/json; charset=utf-8"
@@ -54,59 +69,61 @@ class SendGridProvider:
         self._wall_clock = wall_clock
 
     def close(self) -> None:
-        return None
+        self.transport.close()
 
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        # Every request of the batch carries its key (custom_args come back in events and
+        # in the Email Activity API); the dispatcher recorded the same key with `sending`,
+        # so what SendGrid holds of a batch in doubt can be found, even if the worker died.
+        send = partial(self._send_group, key=batch_key(m.delivery_id for m in messages))
         results: list[SendResult] = []
         ordered = sorted(messages, key=lambda m: (m.content.key, m.test))
         for _, group in groupby(ordered, key=lambda m: (m.content.key, m.test)):
             members = list(group)
             for start in range(0, len(members), self.batch_limit):
-                results = _then(results, self._send_group,
-                                members[start:start + self.batch_limit])
+                results = _then(results, send, members[start:start + self.batch_limit])
         return results
 
     # --- one request, and what its answer means ----------------------------------------------
 
-    def _send_group(self, messages: list[Message]) -> list[SendResult]:
+    def _send_group(self, messages: list[Message], key: str) -> list[SendResult]:
+        send = partial(self._send_group, key=key)
         problems = [header_problem(m) for m in messages]
         if any(problems):  # a line break hidden in a name or subject: that email alone fails
             writable = [m for m, p in zip(messages, problems, strict=True) if p is None]
             failed = [SendResult(m.delivery_id, "permanent", reason=p)
                       for m, p in zip(messages, problems, strict=True) if p is not None]
-            return _then(failed, self._send_group, writable) if writable else failed
+            return _then(failed, send, writable) if writable else failed
         oversized = [m for m in messages if _over_substitution_limit(m)]
         if oversized:
             fitting = [m for m in messages if m not in oversized]
             failed = [SendResult(m.delivery_id, "permanent", reason=(
                 f"The per-recipient values are over SendGrid's {MAX_SUBSTITUTION_BYTES} byte "
                 "limit for substitutions; shorten the subscriber's name.")) for m in oversized]
-            return _then(failed, self._send_group, fitting) if fitting else failed
+            return _then(failed, send, fitting) if fitting else failed
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
-                response = self.client.client.mail.send.post(request_body=self._body(messages))
+                response = self.client.client.mail.send.post(
+                    request_body=self._body(messages, key))
             except http_errors.HTTPError as exc:
                 status = int(exc.status_code)
                 if status == 429 and attempt < RATE_LIMIT_RETRIES:
                     self._sleep(self._rate_limit_wait(exc))
                     continue
-                return self._refused(messages, status, exc)
-            except (TimeoutError, http.client.RemoteDisconnected, ConnectionResetError,
-                    http.client.IncompleteRead) as exc:
-                return self._unknown(messages, exc)
-            except urllib.error.URLError as exc:
-                if isinstance(exc.reason, ConnectionRefusedError | socket.gaierror):
-                    return [SendResult(m.delivery_id, "transient",
-                                       reason=f"SendGrid could not be reached: {exc.reason}")
-                            for m in messages]
-                return self._unknown(messages, exc)
+                return self._refused(messages, status, exc, send)
+            except RequestNotSent as exc:
+                return [SendResult(m.delivery_id, "transient",
+                                   reason=f"SendGrid could not be reached: {exc}")
+                        for m in messages]
+            except NoAnswer as exc:
+                return self._unknown(messages, exc, key)
             message_id = _header(response.headers, "X-Message-Id")
             return [SendResult(m.delivery_id, "accepted", message_id=message_id)
                     for m in messages]
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _refused(self, messages: list[Message], status: int,
-                 exc: http_errors.HTTPError) -> list[SendResult]:
+    def _refused(self, messages: list[Message], status: int, exc: http_errors.HTTPError,
+                 send: Callable[[list[Message]], list[SendResult]]) -> list[SendResult]:
         reason = _error_text(exc)
         if status in (401, 403):
             raise SendingHalted(f"SendGrid refused the API key ({status}): {reason}",
@@ -115,7 +132,7 @@ class SendGridProvider:
             return [SendResult(m.delivery_id, "transient", reason=f"rate limited: {reason}",
                                retry_after=self._rate_limit_wait(exc)) for m in messages]
         if status == 413 and len(messages) > 1:
-            return self._split(messages)
+            return _split(messages, send)
         if status == 400:
             if len(messages) == 1:
                 return [SendResult(messages[0].delivery_id, "permanent",
@@ -126,20 +143,44 @@ class SendGridProvider:
                 rest = messages[:culprit] + messages[culprit + 1:]
                 refused = [SendResult(bad.delivery_id, "permanent",
                                       reason=f"SendGrid refused it: {reason}")]
-                return _then(refused, self._send_group, rest) if rest else refused
-            return self._split(messages)
+                return _then(refused, send, rest) if rest else refused
+            return _split(messages, send)
         return [SendResult(m.delivery_id, "transient", reason=f"SendGrid answered {status}: "
                            f"{reason}") for m in messages]
 
-    def _split(self, messages: list[Message]) -> list[SendResult]:
-        middle = len(messages) // 2
-        return _then(self._send_group(messages[:middle]), self._send_group, messages[middle:])
-
     @staticmethod
-    def _unknown(messages: list[Message], exc: BaseException) -> list[SendResult]:
-        reason = (f"No answer from SendGrid after the request went out ({exc!r}); it may have "
+    def _unknown(messages: list[Message], exc: BaseException,
+                 batch_key: str) -> list[SendResult]:
+        reason = (f"No answer from SendGrid after the request went out ({exc}); it may have "
                   "been accepted, so drip will not send it again on its own.")
-        return [SendResult(m.delivery_id, "unknown", reason=reason) for m in messages]
+        return [SendResult(m.delivery_id, "unknown", reason=reason, batch_key=batch_key)
+                for m in messages]
+
+    def held(self, batch_key: str) -> set[str]:
+        """The recipients SendGrid holds of the request `batch_key` named, from its Email
+        Activity API (a paid add-on; the feed lags by minutes). TransientProviderError if
+        it cannot say now (rate limited, down, unreachable, no answer)."""
+        query = f"unique_args['batch_key']=\"{batch_key}\""
+        try:
+            response = self.client.client.messages.get(
+                query_params={"query": query, "limit": ACTIVITY_LIMIT},
+                timeout=min(self.client.client.timeout or ACTIVITY_TIMEOUT, ACTIVITY_TIMEOUT))
+        except http_errors.HTTPError as exc:
+            status = int(exc.status_code)
+            if status in (401, 403):
+                raise SendingHalted(f"SendGrid refused the Email Activity query ({status}): "
+                                    f"{_error_text(exc)}; is the add-on on for this key?",
+                                    status=status) from exc
+            raise TransientProviderError(f"SendGrid's Email Activity API answered {status}: "
+                                         f"{_error_text(exc)}", status=status) from exc
+        except (RequestNotSent, NoAnswer) as exc:
+            raise TransientProviderError(f"SendGrid's Email Activity API: {exc}") from exc
+        try:
+            found = json.loads(response.body or b"{}").get("messages") or []
+            return {str(m["to_email"]).lower() for m in found if m.get("to_email")}
+        except (ValueError, AttributeError, TypeError, KeyError) as exc:
+            raise TransientProviderError(
+                f"SendGrid's Email Activity API gave an answer drip cannot read: {exc}") from exc
 
     def _rate_limit_wait(self, exc: http_errors.HTTPError) -> float:
         reset = _header(getattr(exc, "headers", None), "X-RateLimit-Reset")
@@ -149,7 +190,7 @@ class SendGridProvider:
             wait = 1.0
         return min(max(wait, 0.0), RATE_LIMIT_WAIT_CAP)
 
-    def _body(self, messages: list[Message]) -> str:
+    def _body(self, messages: list[Message], batch_key: str) -> str:
         """The request body as JSON text: the shared parts once, then one personalization
         per recipient, written straight to JSON (a batch is a thousand of them)."""
         first = messages[0]
@@ -165,7 +206,44 @@ class SendGridProvider:
         if self.sandbox:
             shared["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return (_JSON(shared)[:-1] + ',"personalizations":['
-                + ",".join([_personalization(m) for m in messages]) + "]}")
+                + ",".join([_personalization(m, batch_key) for m in messages]) + "]}")
+
+
+class PooledClient(python_http_client.Client):  # type: ignore[misc]
+    """python_http_client's Client, with its request seam (`_make_request`, "separated
+    into its own function, so we can mock it") sending through drip's pooled transport
+    instead of a new urllib opener and socket per request. Everything else (URL and
+    header building, auth, the HTTPError classes per status) is the library's own."""
+
+    def __init__(self, transport: PooledTransport, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._transport = transport
+
+    def _build_client(self, name: str | None = None) -> PooledClient:
+        # The library builds a new Client per URL segment (client.mail.send); keep ours.
+        url_path = [*self._url_path, name] if name else self._url_path
+        return PooledClient(self._transport, host=self.host, version=self._version,
+                            request_headers=self.request_headers, url_path=url_path,
+                            append_slash=self.append_slash, timeout=self.timeout)
+
+    def _make_request(self, opener: Any, request: urllib.request.Request,
+                      timeout: float | None = None) -> Answer:
+        answer = self._transport.request(
+            request.get_method(), request.get_full_url(), headers=dict(request.header_items()),
+            body=request.data if isinstance(request.data, bytes) else None,
+            timeout=timeout or self.timeout)
+        if answer.status >= 400:
+            # The library's own mapping of a status onto its HTTPError classes.
+            raise http_errors.handle_error(urllib.error.HTTPError(
+                request.get_full_url(), answer.status, answer.reason, answer.headers,
+                io.BytesIO(answer.body)))
+        return answer
+
+
+def _split(messages: list[Message],
+           send: Callable[[list[Message]], list[SendResult]]) -> list[SendResult]:
+    middle = len(messages) // 2
+    return _then(send(messages[:middle]), send, messages[middle:])
 
 
 def _then(answered: list[SendResult], send: Callable[[list[Message]], list[SendResult]],
@@ -184,9 +262,9 @@ _JSON = json.JSONEncoder(separators=(",", ":")).encode
 _string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
 
 
-def _personalization(message: Message) -> str:
-    """One recipient's personalization as JSON text: to, substitutions, custom_args and
-    the List-Unsubscribe headers."""
+def _personalization(message: Message, batch_key: str) -> str:
+    """One recipient's personalization as JSON text: to, substitutions, custom_args (the
+    delivery id and the request's batch key among them) and the List-Unsubscribe headers."""
     to = '{"email":' + _string(message.to_email)
     if message.to_name:
         to += ',"name":' + _string(message.to_name)
@@ -196,6 +274,7 @@ def _personalization(message: Message) -> str:
                         if k.startswith("List-Unsubscribe")])
     return ('{"to":[' + to + '}],"substitutions":{' + substitutions
             + '},"custom_args":{"delivery_id":"' + str(message.delivery_id)
+            + '","batch_key":"' + batch_key
             + '","enrollment_id":"' + str(message.enrollment_id)
             + '","step_key":' + _string(message.step_key) + '},"headers":{' + headers + "}}")
 
@@ -267,7 +346,8 @@ MAX_DELIVERY_ID = 2**62
 def parse_events(data: Any) -> list[ProviderEvent]:
     """The events of one Event Webhook POST (a JSON array); InvalidInput if it is not one.
 
-    drip's custom_args (delivery_id, enrollment_id, step_key) come back as top-level keys.
+    drip's custom_args (delivery_id, batch_key, enrollment_id, step_key) come back as
+    top-level keys.
     """
     if not isinstance(data, list):
         raise InvalidInput("SendGrid events must be a JSON array.")

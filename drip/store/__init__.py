@@ -51,6 +51,7 @@ from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
 from drip.store.throttle import ThrottleQueries
+from drip.store.unknowns import Settled, UnknownBatch, UnknownQueries
 
 
 class Store(
@@ -68,6 +69,7 @@ class Store(
     OptinQueries,
     ReportQueries,
     ThrottleQueries,
+    UnknownQueries,
     StoreBase,
 ):
     """All of drip's queries. Construct it with an Engine; share it within a process."""
@@ -103,10 +105,12 @@ __all__ = [
     "SendFilter",
     "SendRow",
     "Sending",
+    "Settled",
     "StateCount",
     "StepCounts",
     "Store",
     "SubscriberRow",
     "Timeline",
+    "UnknownBatch",
     "WentOut",
 ]

@@ -106,6 +106,11 @@ class Outcome(NamedTuple):
     message_id: str | None = None
     error: str | None = None
     retry_at: datetime | None = None
+    #: The try did not count against the email's attempts: the provider was failing for
+    #: everyone (an outage, a rate limit), not refusing this email.
+    refund_attempt: bool = False
+    #: The provider request an `unknown` email went out in (SendResult.batch_key).
+    batch_key: str | None = None
 
 
 class Move(NamedTuple):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, case, select, update
 
 from drip.clock import as_utc
 from drip.models import Circuit
@@ -44,10 +44,14 @@ class CircuitQueries(StoreBase):
         statement = self._insert(Circuit).values(
             provider=provider, state="open", reason=reason, failures=0, opened_at=now,
             retry_at=retry_at, updated_at=now)
+        # Re-opened after a failed probe, it keeps the time the outage began: the wait
+        # before the next probe is counted from it, so it doubles (Dispatcher._open_circuit).
         statement = statement.on_conflict_do_update(
             index_elements=["provider"],
             set_={"state": "open", "reason": reason, "retry_at": retry_at, "updated_at": now,
-                  "opened_at": statement.excluded.opened_at},
+                  "opened_at": case((and_(Circuit.state == "open", Circuit.opened_at.is_not(None)),
+                                     Circuit.opened_at),
+                                    else_=statement.excluded.opened_at)},
         )
         with self._session() as s, s.begin():
             s.execute(statement)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     and_,
     bindparam,
+    case,
     func,
     or_,
     select,
@@ -47,6 +48,10 @@ from drip.store._base import (
     rowcount,
 )
 
+#: Why the reaper made an email unknown (drip status tells this cause from "no answer").
+WORKER_STOPPED = ("The worker stopped after handing this email to the provider and before "
+                  "recording the answer, so it may or may not have gone out.")
+
 # PostgreSQL takes a whole batch as a few array parameters and joins them with
 # unnest(): one statement and one round trip per batch instead of one per row.
 # `d.id = ANY(:ids)` repeats the join key as an index condition: without it the planner
@@ -60,7 +65,7 @@ _PG_MARK_SENDING = text("""
     UPDATE deliveries AS d
        SET state = 'sending', sending_at = :now, lease_until = :lease_until,
            attempts = d.attempts + 1, step_key = v.step_key, variant = v.variant,
-           nudge = v.nudge, content_hash = v.content_hash
+           nudge = v.nudge, content_hash = v.content_hash, batch_key = :batch_key
       FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:variants AS text[]),
                   CAST(:nudges AS text[]), CAST(:hashes AS text[]))
            AS v(id, step_key, variant, nudge, content_hash)
@@ -79,11 +84,15 @@ _PG_RECORD_OUTCOMES = text(f"""
                           ELSE d.sent_at END,
            finished_at = CASE WHEN v.state IN ({", ".join(f"'{s}'" for s in FINAL_STATES)})
                               THEN CAST(:now AS timestamptz) END,
-           claimed_by = NULL, lease_until = NULL
+           claimed_by = NULL, lease_until = NULL,
+           attempts = d.attempts - v.refund,
+           batch_key = CASE WHEN v.state = 'unknown' THEN coalesce(v.batch_key, d.batch_key)
+                       END
       FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), CAST(:providers AS text[]),
                   CAST(:message_ids AS text[]), CAST(:errors AS text[]),
-                  CAST(:due_ats AS timestamptz[]))
-           AS v(id, state, provider, message_id, error, due_at)
+                  CAST(:due_ats AS timestamptz[]), CAST(:refunds AS int[]),
+                  CAST(:batch_keys AS text[]))
+           AS v(id, state, provider, message_id, error, due_at, refund, batch_key)
      WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
        AND CASE WHEN d.state = ANY(CAST(:from_states AS text[])) THEN true
                 WHEN d.state = 'unknown' THEN v.state IN ('sent', 'failed')
@@ -114,7 +123,8 @@ _PG_SEND_LOCKED = text("""
     UPDATE deliveries AS d
        SET state = 'sending', sending_at = :now, lease_until = :lease_until,
            claimed_by = :worker, attempts = d.attempts + 1, step_key = v.step_key,
-           variant = v.variant, nudge = v.nudge, content_hash = v.content_hash
+           variant = v.variant, nudge = v.nudge, content_hash = v.content_hash,
+           batch_key = :batch_key
       FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:variants AS text[]),
                   CAST(:nudges AS text[]), CAST(:hashes AS text[]))
            AS v(id, step_key, variant, nudge, content_hash)
@@ -173,8 +183,7 @@ class DeliveryQueries(StoreBase):
                 .where(Delivery.state == "sending", Delivery.lease_until < now)
                 .values(
                     state="unknown", lease_until=None, finished_at=now,
-                    last_error="The worker stopped after handing this email to the provider "
-                    "and before recording the answer, so it may or may not have gone out.",
+                    last_error=WORKER_STOPPED,
                 )
                 .returning(Delivery.id)
             ).scalars().all()
@@ -306,7 +315,7 @@ class DeliveryQueries(StoreBase):
         return [_claimed(r) for r in rows]
 
     def mark_sending(self, sending: Sequence[Sending], worker: str, now: datetime,
-                     lease_until: datetime) -> set[int]:
+                     lease_until: datetime, batch_key: str | None = None) -> set[int]:
         """Commit that these claimed emails, exactly as decided, are about to go to the
         provider.
 
@@ -317,16 +326,17 @@ class DeliveryQueries(StoreBase):
             return set()
         with self._session() as s, s.begin():
             return self._mark_sending(s, sending, worker, now, lease_until, _PG_MARK_SENDING,
-                                      "claimed")
+                                      "claimed", batch_key)
 
     def _mark_sending(self, s: Session, sending: Sequence[Sending], worker: str,
                       now: datetime, lease_until: datetime, pg_statement: Any,
-                      from_state: str) -> set[int]:
+                      from_state: str, batch_key: str | None) -> set[int]:
         ids = [item.delivery_id for item in sending]
         t = DELIVERIES
         if self.dialect == "postgresql":
             return set(s.execute(pg_statement, {
                 "now": now, "lease_until": lease_until, "worker": worker, "ids": pg_array(ids),
+                "batch_key": batch_key,
                 "steps": pg_array(i.step_key for i in sending),
                 "variants": pg_array(i.variant for i in sending),
                 "nudges": pg_array(i.nudge for i in sending),
@@ -337,7 +347,7 @@ class DeliveryQueries(StoreBase):
             .where(self._ids_in(Delivery.id, ids), Delivery.state == from_state,
                    Delivery.claimed_by == worker)
             .values(state="sending", sending_at=now, lease_until=lease_until,
-                    attempts=Delivery.attempts + 1)
+                    attempts=Delivery.attempts + 1, batch_key=batch_key)
             .returning(Delivery.id)
         ).scalars())
         if held:
@@ -403,6 +413,8 @@ class DeliveryQueries(StoreBase):
                 "message_ids": pg_array([o.message_id for o in outcomes]),
                 "errors": pg_array([o.error for o in outcomes]),
                 "due_ats": pg_array([o.retry_at for o in outcomes]),
+                "refunds": pg_array([int(o.refund_attempt) for o in outcomes]),
+                "batch_keys": pg_array([o.batch_key for o in outcomes]),
             })
         elif outcomes:
             self._record_rows(conn, [{
@@ -414,6 +426,8 @@ class DeliveryQueries(StoreBase):
                 "b_due": o.retry_at,
                 "b_sent": now if o.state == "sent" else None,
                 "b_finished": now if o.state in FINAL_STATES else None,
+                "b_refund": int(o.refund_attempt),
+                "b_batch_key": o.batch_key,
             } for o in outcomes], from_states)
         holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
         if holds:
@@ -464,6 +478,10 @@ class DeliveryQueries(StoreBase):
                 finished_at=bindparam("b_finished"),
                 claimed_by=None,
                 lease_until=None,
+                attempts=t.c.attempts - bindparam("b_refund"),
+                # an unknown email keeps the key it went with; settled, it needs none
+                batch_key=case((bindparam("b_state") == "unknown",
+                                func.coalesce(bindparam("b_batch_key"), t.c.batch_key))),
             ),
             rows,
         )
@@ -692,11 +710,14 @@ class DueBatch:
                   "b_step": m.step_key, "b_variant": m.variant} for m in moves],
             )
 
-    def send(self, sending: Sequence[Sending], now: datetime, lease_until: datetime) -> set[int]:
+    def send(self, sending: Sequence[Sending], now: datetime, lease_until: datetime,
+             batch_key: str | None = None) -> set[int]:
         """Mark these emails `sending`, exactly as decided, at `now` with a lease counted
         from then (on PostgreSQL a batch is claimed while the one before is still out, so
-        a lease counted from the claim would be partly spent); the ids that were marked."""
+        a lease counted from the claim would be partly spent), under the provider batch
+        key they go with; the ids that were marked."""
         if not sending:
             return set()
         return self._store._mark_sending(self._session, sending, self._worker, now,
-                                         lease_until, _PG_SEND_LOCKED, self._from_states[0])
+                                         lease_until, _PG_SEND_LOCKED, self._from_states[0],
+                                         batch_key)

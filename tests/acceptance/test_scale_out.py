@@ -328,10 +328,21 @@ def test_workers_killed_mid_send_never_send_twice_and_leave_only_in_flight_unkno
         final = start_worker(env, next(logs))
         assert_clean_exit(final, finish(final, time.monotonic() + 120))
         accepted = accepted_steps(standin)
+        rows = week_one(pg_url, tmp_path)
+        listed = listed_as_unknown(pg_url, tmp_path)
+        # Then SendGrid is asked about each batch in doubt (the dead workers recorded their
+        # batch keys with `sending`): what it holds is sent, the rest goes once more.
+        asked = subprocess.run(
+            [sys.executable, "-m", "drip", "reconcile", "--json", "--limit", "1000"],
+            cwd=ROOT, env={**env, "DRIP_SENDGRID_SETTLE_SECONDS": "0"}, capture_output=True,
+            text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        resend = start_worker(env, next(logs))
+        assert_clean_exit(resend, finish(resend, time.monotonic() + 120))
+        accepted_after = accepted_steps(standin)
         standin.assert_no_violations()
     elapsed = time.monotonic() - started
 
-    rows = week_one(pg_url, tmp_path)
     states = Counter(r.state for r in rows)
     unknown = {r.email for r in rows if r.state == "unknown"}
     unanswered = sum(len(k.unanswered) for k in kills)
@@ -353,10 +364,18 @@ def test_workers_killed_mid_send_never_send_twice_and_leave_only_in_flight_unkno
     assert unknown <= in_flight, f"unknown but not in flight: {sorted(unknown - in_flight)[:10]}"
     # What a killed worker had committed as `sending` is exactly what is now unknown.
     assert unknown == frozenset().union(*(k.sending for k in kills))
-    assert listed_as_unknown(pg_url, tmp_path) == unknown
+    assert listed == unknown
     sent = {r.email for r in rows if r.state == "sent"}
     assert sent <= reached, "recorded as sent but never reached SendGrid"
     assert len(sent) + len(unknown) + states["failed"] == EMAILS
+
+    settled = week_one(pg_url, tmp_path)
+    print(f"after drip reconcile: states {dict(Counter(r.state for r in settled))}, "
+          f"{len(json.loads(asked.stdout))} batches asked about")
+    assert [key for key, n in accepted_after.items() if n > 1] == [], "sent twice after asking"
+    assert {r.state for r in settled} <= {"sent", "failed"}
+    assert listed_as_unknown(pg_url, tmp_path) == set()
+    assert {e for e, _ in accepted_after} == {r.email for r in settled if r.state == "sent"}
 
 
 # --- 3. DB outage -----------------------------------------------------------------------------

@@ -82,3 +82,28 @@ def test_events_are_tied_kept_as_sent_and_confirm_deliveries_once(
     assert confirmations() == {d0: ("sent", sent_at, heard),  # first heard of, kept
                                d1: ("sent", heard, heard),
                                d2: ("sent", sent_at, clock.now())}
+
+
+def test_a_drop_a_bounce_or_a_deferral_settles_an_unknown_email_as_sent(
+        drip: Drip, clock: FixedClock) -> None:
+    """SendGrid reports those only for mail it accepted: the email went out."""
+    for n in range(5):
+        enroll(drip.store, drip.library, email=f"u{n}@example.com", sequence_key="pht-7-week",
+               now=clock.now(), timezone="UTC")
+    drip.dispatcher().run_once()
+    ids = [r.id for r in drip.store.deliveries(states=["sent"]) if r.step_key == "week-1"]
+    with drip.store.engine.begin() as conn:
+        conn.execute(text("UPDATE deliveries SET state = 'unknown', sent_at = NULL "
+                          "WHERE step_key = 'week-1'"))
+    stamp = int(clock.now().timestamp())
+    d0, d1, d2, d3, d4 = sorted(ids)
+    burst = [
+        event("dropped", "u0@example.com", "x-1", stamp, d0, reason="Bounced Address"),
+        event("dropped", "u1@example.com", "x-2", stamp, d1, reason="Unsubscribed Address"),
+        event("bounce", "u2@example.com", "x-3", stamp, d2, type="bounce", reason="550"),
+        event("deferred", "u3@example.com", "x-4", stamp, d3, response="421 try later"),
+        event("open", "u4@example.com", "x-5", stamp, d4),
+    ]
+    events.ingest(drip.store, parse_events(burst), clock.now())
+    states = {r.id: r.state for r in drip.store.deliveries() if r.step_key == "week-1"}
+    assert states == {d0: "sent", d1: "sent", d2: "sent", d3: "sent", d4: "unknown"}

@@ -251,3 +251,22 @@ def test_message_ids_are_stored_and_week_two_is_planned(sg: Drip, standin: SendG
     pending = sg.store.pending_deliveries()
     assert len(pending) == 2
     assert all(p.due_at - clock.now() > timedelta(days=6) for p in pending)
+
+
+def test_every_request_names_its_batch_in_each_personalization(
+    tmp_path: Path, database_url: str, clock: FixedClock, standin: SendGridStandIn
+) -> None:
+    drip = sendgrid_drip(tmp_path, database_url, clock, standin.url, batch_size=3)
+    join_many(drip, 7)
+    standin.fail_next(503, count=1)
+    dispatcher = drip.dispatcher()
+    dispatcher.run_once()
+    clock.advance(hours=2)
+    dispatcher.run_once()
+    keys = [{p["custom_args"]["batch_key"] for p in body["personalizations"]}
+            for body in standin.requests]
+    assert all(len(k) == 1 for k in keys), "one batch key per request, in every personalization"
+    flat = [next(iter(k)) for k in keys]
+    assert len(flat) == len(set(flat)) == len(standin.requests) >= 3
+    assert all(len(k) == 16 and all(c in "0123456789abcdef" for c in k) for k in flat)
+    drip.close()

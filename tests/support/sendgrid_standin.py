@@ -3,6 +3,9 @@
 It checks the Bearer key, validates every body against Twilio's published OpenAPI schema
 (../shared/sendgrid/tsg_mail_v3.json), records each personalization, and can be told to
 misbehave: 429, 5xx, 400 for one address, a late answer, a dropped connection, 413.
+
+It also answers the Email Activity API's `GET /v3/messages?query=unique_args['batch_key']=
+"..."&limit=N` from what it actually accepted (it can be told to fail those too).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import secrets
 import signal
 import socket
@@ -23,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 
@@ -73,6 +78,9 @@ def violations_of(body: Any) -> list[str]:
     return found
 
 
+_BATCH_QUERY = re.compile(r"unique_args\['batch_key'\]=\"([0-9A-Za-z_-]{1,64})\"")
+
+
 def _recipients(body: Any) -> list[str]:
     if not isinstance(body, dict):
         return []
@@ -91,6 +99,8 @@ class _Faults:
     delays: list[float] = field(default_factory=list)
     drops: list[bool] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    closes: int = 0
+    activity: list[int] = field(default_factory=list)
 
 
 class SendGridStandIn:
@@ -110,6 +120,12 @@ class SendGridStandIn:
         self.requests: list[dict[str, Any]] = []
         self.personalizations: list[dict[str, Any]] = []
         self.violations: list[str] = []
+        #: TCP connections accepted: a client that reuses its connections opens few.
+        self.connections = 0
+        #: Mail Send requests received, answered or failed on purpose (faults included).
+        self.posts = 0
+        #: The batch keys of the Email Activity queries received, in order.
+        self.activity_queries: list[str] = []
         self.lock = threading.Lock()
         #: Recipients of each request read but not yet answered, by request number.
         self._unanswered: dict[int, list[str]] = {}
@@ -189,6 +205,17 @@ class SendGridStandIn:
         with self.lock:
             self._faults.drops += [record] * count
 
+    def fail_activity_next(self, status: int, count: int = 1) -> None:
+        """Answer the next `count` Email Activity queries with `status` (429, 5xx...)."""
+        with self.lock:
+            self._faults.activity += [status] * count
+
+    def close_after_answer(self, count: int = 1) -> None:
+        """Close the connection after the next `count` answers, without saying so in them
+        (as a server ending an idle keep-alive connection does)."""
+        with self.lock:
+            self._faults.closes += count
+
     def reset_faults(self) -> None:
         with self.lock:
             self._faults = _Faults()
@@ -204,11 +231,16 @@ class SendGridStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
+            def setup(self) -> None:  # once per connection; a keep-alive one serves many
+                super().setup()
+                with standin.lock:
+                    standin.connections += 1
+
             def do_POST(self) -> None:
                 standin._handle(self)
 
             def do_GET(self) -> None:
-                self._answer(404, _error_body("not found"))
+                standin._activity(self)
 
             def _answer(self, status: int, body: bytes = b"",
                         headers: Mapping[str, str] | None = None) -> None:
@@ -231,6 +263,8 @@ class SendGridStandIn:
         if request.path.rstrip("/") != "/v3/mail/send":
             request._answer(404, _error_body("not found"))
             return
+        with self.lock:
+            self.posts += 1
         if self.latency:
             time.sleep(self.latency)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -306,6 +340,43 @@ class SendGridStandIn:
         # A client that gave up waiting gets nothing; SendGrid took the mail all the same.
         with contextlib.suppress(OSError):
             request._answer(200 if sandbox else 202, b"", {"X-Message-Id": message_id})
+        with self.lock:
+            if self._faults.closes:
+                self._faults.closes -= 1
+                request.close_connection = True
+
+    def _activity(self, request: Any) -> None:
+        """GET /v3/messages: the messages it accepted whose batch_key the query names."""
+        url = urlsplit(request.path)
+        if url.path.rstrip("/") != "/v3/messages":
+            request._answer(404, _error_body("not found"))
+            return
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            request._answer(401, _error_body("authorization required"))
+            return
+        params = parse_qs(url.query)
+        query = (params.get("query") or [""])[0]
+        match = _BATCH_QUERY.fullmatch(query.strip())
+        try:
+            limit = int((params.get("limit") or ["10"])[0])
+        except ValueError:
+            limit = -1
+        if match is None or not 1 <= limit <= 1000:
+            request._answer(400, _error_body("invalid query or limit", "query"))
+            return
+        with self.lock:
+            self.activity_queries.append(match.group(1))
+            fault = self._faults.activity.pop(0) if self._faults.activity else None
+            found = [p for p in self.personalizations
+                     if p["custom_args"].get("batch_key") == match.group(1)][:limit]
+        if fault is not None:
+            request._answer(fault, _error_body(f"stand-in fault {fault}"))
+            return
+        messages = [{"from_email": (p.get("from") or {}).get("email"), "msg_id": p["message_id"],
+                     "subject": p.get("subject"), "to_email": p["to_email"],
+                     "status": "delivered", "opens_count": 0, "clicks_count": 0,
+                     "last_event_time": "2026-03-02T12:00:00Z"} for p in found]
+        request._answer(200, json.dumps({"messages": messages}).encode())
 
     def _violation(self, problem: str) -> None:
         with self.lock:
@@ -341,6 +412,8 @@ def main() -> None:
     with server:
         print(f"SendGrid stand-in listening on {server.url}", flush=True)
         stop.wait()
+    # what the benchmark reads back: how many TCP connections and requests it served
+    print(json.dumps({"connections": server.connections, "posts": server.posts}), flush=True)
 
 
 if __name__ == "__main__":
