@@ -97,7 +97,8 @@ def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
 def every_email(library: Library) -> Iterator[tuple[Sequence, str, str, str | None]]:
     """Every (sequence, step, variant, nudge) drip could send: each step in each variant
     the sequence defines, its main email also with the no-answer note (where silence on the
-    step before moves the subscriber on), and main emails with each offer or none (no other email carries one)."""
+    step before moves the subscriber on), and main emails with each offer or none (no other
+    email carries one)."""
     offers: list[str | None] = [None, *(o.key for o in library.offers.offers)]
     for sequence in library.sequences.values():
         for index, step in enumerate(sequence.steps):
