@@ -5,8 +5,8 @@ out only while its question is open; answering early moves it out of the way."""
 from __future__ import annotations
 
 import email
-import re
 import email.policy
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
