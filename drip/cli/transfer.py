@@ -93,7 +93,9 @@ def import_csv(
     verb = "Would enroll" if dry_run else "Enrolled"
     console.print(
         f"{verb} {result.enrolled} of {len(parsed.rows)} people in {sequence} "
-        f"({result.new_subscribers} new subscribers); {result.already_enrolled} already "
+        f"({result.new_subscribers} new subscribers"
+        + (f", {result.paused} of them paused" if result.paused else "") +
+        f"); {result.already_enrolled} already "
         f"enrolled, {result.unsubscribed} unsubscribed and {result.suppressed} suppressed "
         "left as they are." + (" Nothing was written (--dry-run)." if dry_run else ""),
         highlight=False)
