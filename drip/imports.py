@@ -17,12 +17,11 @@ from typing import Any
 from drip.addresses import clean_name, normalise_email, validate_timezone
 from drip.clock import parse_instant
 from drip.errors import InvalidInput
+from drip.import_formats import TOOL_NAMES, ColumnMap, column_map
 from drip.planner import first_email_of_import
 from drip.sequence import Library
 from drip.store import ImportPerson, ImportResult, Store
 
-COLUMNS = ("email", "name", "timezone", "joined_at", "source", "state", "unsubscribed_at",
-           "suppressed_at", "suppressed_reason", "sequences")
 Progress = Callable[[int], None]
 
 #: What a file may say about a person, onto drip's four states. `drip export subscribers`
@@ -33,8 +32,12 @@ STATES = {
     "unsubscribed": "unsubscribed", "cancelled": "unsubscribed", "canceled": "unsubscribed",
     "suppressed": "suppressed", "bounced": "suppressed", "cleaned": "suppressed",
     "complained": "suppressed",
+    "cold": "active",  # Kit: subscribed, but has not opened in a while
+    "inactive": "unconfirmed", "unconfirmed": "unconfirmed", "pending": "unconfirmed",
 }
 LEFT = ("unsubscribed", "suppressed")
+#: A consent column (Shopify's Accepts Email Marketing) must say yes, or the row is refused.
+CONSENTED = ("yes", "true", "1", "y", "subscribed", "opted_in")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class ImportRow:
     left_at: datetime | None = None  # when they unsubscribed or were suppressed
     reason: str | None = None  # why they were suppressed
     sequences: tuple[str, ...] | None = None  # the sequences a drip export says they were in
+    evidence: tuple[tuple[str, str], ...] = ()  # the export's opt-in and confirm times and IPs
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,12 @@ class InvalidFile(InvalidInput):
                          f"(fix them, or pass --skip-invalid): {listed}{more}.")
 
 
-def parse_csv(data: bytes, *, progress: Progress | None = None) -> ParsedFile:
+def parse_csv(data: bytes, *, columns: ColumnMap | None = None,
+              progress: Progress | None = None) -> ParsedFile:
     """Check every row of a CSV file whose header names the columns email, name, timezone,
-    joined_at and source (only email is required; other columns are ignored)."""
+    joined_at and source (only email is required; other columns are ignored), or the
+    columns of another tool's export (`columns`, from drip.import_formats.column_map)."""
+    columns = columns or column_map()
     parsed = ParsedFile()
     # Physical lines keep their endings, so csv.reader reads a quoted field that holds a
     # line break (a Shopify note or address) as one field of one row.
@@ -103,7 +110,7 @@ def parse_csv(data: bytes, *, progress: Progress | None = None) -> ParsedFile:
         text_lines.append(text)
     parsed.lines = len(text_lines)
     reader = csv.reader(text_lines)
-    header = _header(next(reader, None), parsed)
+    header = _header(next(reader, None), parsed, columns)
     first_seen: dict[str, int] = {}
     ended = reader.line_num  # the physical line the previous row ended on
     for fields in reader:
@@ -116,7 +123,8 @@ def parse_csv(data: bytes, *, progress: Progress | None = None) -> ParsedFile:
             parsed.problems.append(Problem(line, f"{len(fields)} columns, but the header has "
                                            f"{len(header)}"))
             continue
-        row = _row(line, dict(zip(header, fields, strict=True)), parsed)
+        row = _row(line, {h: f for h, f in zip(header, fields, strict=True) if h},
+                   parsed, columns)
         if row is None:
             continue
         earlier = first_seen.get(row.email)
@@ -138,30 +146,40 @@ def parse_csv(data: bytes, *, progress: Progress | None = None) -> ParsedFile:
     return parsed
 
 
-def _header(fields: list[str] | None, parsed: ParsedFile) -> list[str]:
+def _header(fields: list[str] | None, parsed: ParsedFile, columns: ColumnMap) -> list[str]:
+    """The field each column holds, in order ('' for a column that is ignored)."""
+    example = ("email,name,timezone,joined_at,source" if columns.tool == "csv"
+               else ",".join(c for c in list(columns.columns)[:3]))
     if fields is None:
-        raise InvalidInput("The file is empty; it needs a header row such as "
-                           "email,name,timezone,joined_at,source.")
+        raise InvalidInput(f"The file is empty; it needs a header row such as {example}.")
     header = [f.strip().lower() for f in fields]
-    if "email" not in header:
+    wanted = columns.email_column
+    if wanted not in header:
         for separator, called in ((";", "semicolons"), ("\t", "tabs")):
-            if any("email" in [c.strip() for c in h.split(separator)] for h in header):
+            if any(wanted in [c.strip() for c in h.split(separator)] for h in header):
                 raise InvalidInput(f"The header row is separated by {called}, not commas; "
                                    "save the file as comma-separated CSV, with a header "
-                                   "such as email,name,timezone,joined_at,source.")
-        raise InvalidInput("The header row has no 'email' column; name the columns on the "
-                           "first line, such as email,name,timezone,joined_at,source.")
-    for name in COLUMNS:  # two columns of one name: which one would count is a guess
-        where = [str(n) for n, h in enumerate(header, start=1) if h == name]
-        if len(where) > 1:
-            raise InvalidInput(f"The header row has the column '{name}' more than once "
+                                   f"such as {example}.")
+        if columns.tool == "csv" and wanted == "email":
+            raise InvalidInput("The header row has no 'email' column; name the columns on "
+                               "the first line, such as email,name,timezone,joined_at,"
+                               "source.")
+        raise InvalidInput(f"The header row has no '{wanted}' column, which is where "
+                           f"{TOOL_NAMES.get(columns.tool, columns.tool)}'s export has the "
+                           "address; pass the --from of the tool that wrote the file, or "
+                           "--map 'YOUR COLUMN=email'.")
+    for column in set(header):  # two columns of one name: which one would count is a guess
+        where = [str(n) for n, h in enumerate(header, start=1) if h == column]
+        if column in columns.columns and len(where) > 1:
+            raise InvalidInput(f"The header row has the column '{column}' more than once "
                                f"(columns {' and '.join(where)}); rename or remove all "
                                "but one.")
-    parsed.ignored_columns = [h for h in header if h not in COLUMNS]
-    return header
+    parsed.ignored_columns = [h for h in header if h not in columns.columns]
+    return [columns.columns.get(h, "") for h in header]
 
 
-def _row(line: int, values: dict[str, str], parsed: ParsedFile) -> ImportRow | None:
+def _row(line: int, values: dict[str, str], parsed: ParsedFile,
+         columns: ColumnMap) -> ImportRow | None:
     try:
         email = normalise_email(values["email"])
         given = values.get("timezone", "").strip()
@@ -170,6 +188,8 @@ def _row(line: int, values: dict[str, str], parsed: ParsedFile) -> ImportRow | N
         joined_at = _instant(values.get("joined_at", ""))
         unsubscribed_at = _instant(values.get("unsubscribed_at", ""))
         suppressed_at = _instant(values.get("suppressed_at", ""))
+        optin_at = _instant(values.get("optin_at", ""))
+        confirmed_at = _instant(values.get("confirmed_at", ""))
     except InvalidInput as exc:
         parsed.problems.append(Problem(line, str(exc).rstrip(".")))
         return None
@@ -182,6 +202,18 @@ def _row(line: int, values: dict[str, str], parsed: ParsedFile) -> ImportRow | N
     # A time of leaving counts even where the state column is blank or says otherwise.
     if state not in LEFT and (suppressed_at or unsubscribed_at):
         state = "suppressed" if suppressed_at else "unsubscribed"
+    consent = values.get("consent")
+    if state not in LEFT and consent is not None and consent.strip().lower() not in CONSENTED:
+        column = next(c for c, f in columns.columns.items() if f == "consent")
+        parsed.problems.append(Problem(line, f"{email} has no marketing consent ('{column}' "
+                                       f"is '{consent.strip()}'); only people who agreed to "
+                                       "marketing email can be imported"))
+        return None
+    if state == "unconfirmed":
+        parsed.problems.append(Problem(line, f"{email} never confirmed their subscription "
+                                       f"(state '{said}'), so there is no consent to email "
+                                       "them"))
+        return None
     left_at = suppressed_at if state == "suppressed" else (
         unsubscribed_at if state == "unsubscribed" else None)
     reason = values.get("suppressed_reason", "").strip() or None
@@ -190,13 +222,21 @@ def _row(line: int, values: dict[str, str], parsed: ParsedFile) -> ImportRow | N
     listed = values.get("sequences")
     sequences = tuple(k.strip() for k in listed.split(";") if k.strip()) if listed is not None \
         else None
-    name = clean_name(values.get("name", ""), limit=None)
+    name = clean_name(values.get("name", "") or " ".join(
+        values.get(part, "") for part in ("first_name", "last_name")), limit=None)
     if len(name) > 200:
         parsed.problems.append(Problem(line, "the name is longer than 200 characters"))
         return None
-    return ImportRow(line, email, name, timezone, joined_at,
-                     values.get("source", "").strip()[:100] or "import", state,
-                     left_at, reason if state == "suppressed" else None, sequences)
+    evidence = tuple((k, v) for k, v in (
+        ("optin_at", optin_at.isoformat() if optin_at else ""),
+        ("optin_ip", values.get("optin_ip", "").strip()[:64]),
+        ("confirmed_at", confirmed_at.isoformat() if confirmed_at else ""),
+        ("confirm_ip", values.get("confirm_ip", "").strip()[:64])) if v)
+    source = values.get("source", "").strip()[:100] or (
+        "import" if columns.tool == "csv" else columns.tool)
+    return ImportRow(line, email, name, timezone, joined_at or optin_at or confirmed_at,
+                     source, state, left_at, reason if state == "suppressed" else None,
+                     sequences, evidence)
 
 
 def _instant(text: str) -> datetime | None:
@@ -209,9 +249,9 @@ def _merge(first: ImportRow, again: ImportRow) -> tuple[ImportRow, str | None]:
     """One row from two rows of the same address; a clash when both say different things."""
     changes: dict[str, Any] = {}
     for name in ("name", "timezone", "joined_at", "source", "state", "left_at", "reason",
-                 "sequences"):
+                 "sequences", "evidence"):
         mine, theirs = getattr(first, name), getattr(again, name)
-        default = {"source": "import", "state": "active"}.get(name)
+        default = {"source": "import", "state": "active", "evidence": ()}.get(name)
         if theirs in (None, "", default) or theirs == mine:
             continue
         if mine in (None, "", default):
@@ -242,14 +282,18 @@ def import_rows(store: Store, library: Library, parsed: ParsedFile, *, sequence_
         if row.timezone not in slots:
             slots[row.timezone] = first_email_of_import(sequence, row.timezone, now)
         first = slots[row.timezone]
+        evidence = dict(row.evidence)
         people.append(ImportPerson(
             email=row.email, name=row.name, timezone=row.timezone,
             consented_at=row.joined_at or now, first_step=first.step_key,
             state=row.state, left_at=row.left_at, reason=row.reason,
             was_in_sequence=row.sequences is not None and sequence.key in row.sequences,
+            ip=evidence.get("confirm_ip") or evidence.get("optin_ip"),
+            confirmed_at=parse_instant(evidence["confirmed_at"]) if "confirmed_at" in evidence
+            else None,
             due_at=first.slot.due_at, window_end_at=first.slot.window_end_at,
             details={"source": row.source, "file": file_name, "line": row.line,
-                     "imported_at": now.isoformat()},
+                     "imported_at": now.isoformat(), **dict(row.evidence)},
         ))
     return store.import_enrollments(people, sequence_key=sequence.key, now=now,
                                     dry_run=dry_run, progress=progress)

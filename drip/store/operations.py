@@ -81,10 +81,14 @@ _PG_IMPORT_ENROLLMENTS = text("""
     RETURNING subscriber_id, id
 """)
 _PG_IMPORT_CONSENTS = text("""
-    INSERT INTO consents (subscriber_id, sequence_key, source, created_at, details)
-    SELECT v.subscriber_id, :sequence_key, 'import', v.created_at, v.details
+    INSERT INTO consents (subscriber_id, sequence_key, source, created_at, details, ip,
+                          confirmed_at)
+    SELECT v.subscriber_id, :sequence_key, 'import', v.created_at, v.details, v.ip,
+           v.confirmed_at
       FROM unnest(CAST(:subscriber_ids AS bigint[]), CAST(:created_ats AS timestamptz[]),
-                  CAST(:details AS json[])) AS v(subscriber_id, created_at, details)
+                  CAST(:details AS json[]), CAST(:ips AS text[]),
+                  CAST(:confirmed_ats AS timestamptz[]))
+           AS v(subscriber_id, created_at, details, ip, confirmed_at)
 """)
 _PG_IMPORT_DELIVERIES = text("""
     INSERT INTO deliveries (enrollment_id, subscriber_id, sequence_key, seq_no, step_key,
@@ -304,6 +308,8 @@ class ImportPerson:
     left_at: datetime | None = None
     reason: str | None = None
     was_in_sequence: bool = False  # a left person's stopped enrollment keeps that on record
+    ip: str | None = None  # the consent's evidence from the tool they came from
+    confirmed_at: datetime | None = None
 
     def subscriber_row(self, now: datetime) -> dict[str, Any]:
         """The subscribers row of someone new: joined when they consented, left if they did."""
@@ -709,7 +715,9 @@ class OperationQueries(StoreBase):
             conn.execute(_PG_IMPORT_CONSENTS, {
                 "sequence_key": sequence_key, "subscriber_ids": pg_array(people),
                 "created_ats": pg_array([p.consented_at for p in joining]),
-                "details": pg_array([json.dumps(p.details) for p in joining])})
+                "details": pg_array([json.dumps(p.details) for p in joining]),
+                "ips": pg_array([p.ip for p in joining]),
+                "confirmed_ats": pg_array([p.confirmed_at for p in joining])})
             conn.execute(_PG_IMPORT_DELIVERIES, {
                 "now": now, "sequence_key": sequence_key, "subscriber_ids": pg_array(people),
                 "enrollment_ids": pg_array([enrollment_ids[i] for i in people]),
@@ -720,7 +728,8 @@ class OperationQueries(StoreBase):
             return
         conn.execute(insert(Consent), [
             {"subscriber_id": ids[p.email], "sequence_key": sequence_key, "source": "import",
-             "created_at": p.consented_at, "details": p.details} for p in joining])
+             "created_at": p.consented_at, "details": p.details, "ip": p.ip,
+             "confirmed_at": p.confirmed_at} for p in joining])
         conn.execute(insert(Delivery), [
             {"enrollment_id": enrollment_ids[ids[p.email]], "subscriber_id": ids[p.email],
              "sequence_key": sequence_key, "seq_no": 1, "step_key": p.first_step,

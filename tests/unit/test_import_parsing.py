@@ -40,7 +40,8 @@ def test_leaving_is_read_from_the_state_or_from_a_time_of_leaving() -> None:
     assert states["d@example.com"][0] == "paused"
     assert [str(p) for p in parsed.problems] == [
         "line 6: the state 'gone' is not one of active, subscribed, paused, unsubscribed, "
-        "cancelled, canceled, suppressed, bounced, cleaned, complained"]
+        "cancelled, canceled, suppressed, bounced, cleaned, complained, cold, inactive, "
+        "unconfirmed, pending"]
 
 
 def test_an_imported_person_gets_week_1_in_the_next_send_slot_of_their_day() -> None:
