@@ -58,6 +58,9 @@ VARIABLES: dict[str, str] = {
     "DRIP_WEBHOOK_SECRET": "HMAC key for POST /hooks/purchase",
     "DRIP_STRIPE_WEBHOOK_SECRET": "Stripe endpoint secret (whsec_...) for POST /hooks/stripe",
     "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid event webhook verification key (base64 or PEM)",
+    "DRIP_SHOPIFY_WEBHOOK_SECRET": "Shopify webhook signing secret for POST /hooks/shopify",
+    "DRIP_LEMONSQUEEZY_WEBHOOK_SECRET": "Lemon Squeezy signing secret for POST /hooks/lemonsqueezy",
+    "DRIP_GUMROAD_SECRET": "the secret in the Gumroad ping URL /hooks/gumroad/SECRET",
     "DRIP_CONSENT_TEXT_VERSION": "consent text version kept with each opt-in (default 2026-01)",
     "DRIP_SUBSCRIBE_LIMIT": "opt-in requests one IP address may make per hour (default 10)",
     "DRIP_EVENTS_MAX_BYTES": "largest SendGrid event POST accepted, in bytes (default 8388608)",
@@ -101,6 +104,9 @@ class Settings(BaseModel):
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
     webhook_secret: str = Field(default="", repr=False)
     stripe_webhook_secret: str = Field(default="", repr=False)
+    shopify_webhook_secret: str = Field(default="", repr=False)
+    lemonsqueezy_webhook_secret: str = Field(default="", repr=False)
+    gumroad_secret: str = Field(default="", repr=False)
     sendgrid_webhook_public_key: str = ""
     consent_text_version: str = Field(default="2026-01", min_length=1, max_length=40)
     subscribe_limit: int = Field(default=10, ge=1, le=100_000)

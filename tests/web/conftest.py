@@ -101,24 +101,7 @@ def body_of(data: Any) -> bytes:
 @pytest.fixture
 def live_url(web_drip: Drip) -> Iterator[str]:
     """The app under a real uvicorn server on loopback, in a thread of this process."""
-    import socket
-    import threading
+    from tests.support.loopback import serving
 
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(web_drip), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(web_drip)) as url:
+        yield url
