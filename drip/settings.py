@@ -61,6 +61,7 @@ VARIABLES: dict[str, str] = {
     "DRIP_SHOPIFY_WEBHOOK_SECRET": "Shopify webhook signing secret for POST /hooks/shopify",
     "DRIP_LEMONSQUEEZY_WEBHOOK_SECRET": "Lemon Squeezy signing secret for POST /hooks/lemonsqueezy",
     "DRIP_GUMROAD_SECRET": "the secret in the Gumroad ping URL /hooks/gumroad/SECRET",
+    "DRIP_METRICS_TOKEN": "bearer token for GET /metrics from other machines (loopback needs none)",
     "DRIP_CONSENT_TEXT_VERSION": "consent text version kept with each opt-in (default 2026-01)",
     "DRIP_SUBSCRIBE_LIMIT": "opt-in requests one IP address may make per hour (default 10)",
     "DRIP_EVENTS_MAX_BYTES": "largest SendGrid event POST accepted, in bytes (default 8388608)",
@@ -107,6 +108,7 @@ class Settings(BaseModel):
     shopify_webhook_secret: str = Field(default="", repr=False)
     lemonsqueezy_webhook_secret: str = Field(default="", repr=False)
     gumroad_secret: str = Field(default="", repr=False)
+    metrics_token: str = Field(default="", repr=False)
     sendgrid_webhook_public_key: str = ""
     consent_text_version: str = Field(default="2026-01", min_length=1, max_length=40)
     subscribe_limit: int = Field(default=10, ge=1, le=100_000)

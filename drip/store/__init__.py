@@ -32,6 +32,7 @@ from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.events import EventQueries
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
+from drip.store.metrics import MetricsQueries, MetricsSnapshot
 from drip.store.operations import (
     HeartbeatRow,
     ImportPerson,
@@ -61,6 +62,7 @@ class Store(
     DigestQueries,
     LifecycleQueries,
     LivenessQueries,
+    MetricsQueries,
     PositionQueries,
     OperationQueries,
     PurchaseQueries,
@@ -89,6 +91,7 @@ __all__ = [
     "HeartbeatRow",
     "ImportPerson",
     "ImportResult",
+    "MetricsSnapshot",
     "MissedWindow",
     "Move",
     "NextSteps",

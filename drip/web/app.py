@@ -41,6 +41,7 @@ from drip.runtime import Drip
 from drip.signatures import sendgrid_public_key, verify_purchase, verify_sendgrid, verify_stripe
 from drip.tokens import Purpose
 from drip.web.limits import RateLimiter, read_body
+from drip.web.metrics import metrics_routes
 from drip.web.shops import shop_routes
 from drip.web.words import checkpoint_outcome
 
@@ -80,6 +81,7 @@ def create_app(drip: Drip) -> Starlette:
         Route("/hooks/stripe", web.stripe_hook, methods=["POST"]),
         Route("/hooks/sendgrid", web.sendgrid_hook, methods=["POST"]),
         *shop_routes(drip),
+        *metrics_routes(drip),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         HTTPException: web.http_error, DripError: web.drip_error, Exception: web.server_error,
