@@ -287,3 +287,17 @@ class Circuit(Base):
     opened_at: Mapped[datetime | None]
     retry_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """A key another system (Zapier, Make) calls the API with. Only its SHA-256 is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to tell apart
+    scopes: Mapped[str] = mapped_column(String(200))  # space-separated
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -12,7 +12,7 @@ from drip.sequence import Library, RestartAfter, Sequence
 from drip.store import ConsentRecord, EnrollOutcome, Store
 
 Source = Literal["purchase", "optin", "manual", "import"]
-SOURCES: tuple[str, ...] = ("purchase", "optin", "manual", "import")
+SOURCES: tuple[str, ...] = ("purchase", "optin", "manual", "import", "api")
 
 
 def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now: datetime,

@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+from drip.cli import api_key as _api_key  # noqa: E402
 from drip.cli import circuit as _circuit  # noqa: E402
 from drip.cli import coach as _coach  # noqa: E402
 from drip.cli import db as _db  # noqa: E402
@@ -31,6 +32,7 @@ from drip.cli import web as _web  # noqa: E402
 
 app.add_typer(_db.app, name="db")
 app.add_typer(_circuit.app, name="circuit")
+app.add_typer(_api_key.app, name="api-key")
 _delivery.register(app)
 _demo.register(app)
 _digest.register(app)

@@ -25,6 +25,7 @@ from drip.store._base import (
     StoreBase,
     WentOut,
 )
+from drip.store.api_keys import ApiKeyQueries, ApiKeyRow
 from drip.store.checkpoints import AnsweredDelivery, CheckpointQueries
 from drip.store.circuits import CircuitQueries, CircuitRow
 from drip.store.deliveries import DeliveryQueries, DueBatch
@@ -56,6 +57,7 @@ from drip.store.throttle import ThrottleQueries
 
 class Store(
     SubscriberQueries,
+    ApiKeyQueries,
     DeliveryQueries,
     CircuitQueries,
     CheckpointQueries,
@@ -79,6 +81,7 @@ __all__ = [
     "DELIVERIES",
     "FINAL_STATES",
     "AnsweredDelivery",
+    "ApiKeyRow",
     "CircuitRow",
     "ClaimedDelivery",
     "ConsentRecord",
