@@ -53,6 +53,7 @@ from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
 from drip.store.throttle import ThrottleQueries
+from drip.store.webhooks import WebhookQueries, WebhookRow
 
 
 class Store(
@@ -72,6 +73,7 @@ class Store(
     OptinQueries,
     ReportQueries,
     ThrottleQueries,
+    WebhookQueries,
     StoreBase,
 ):
     """All of drip's queries. Construct it with an Engine; share it within a process."""
@@ -114,5 +116,6 @@ __all__ = [
     "Store",
     "SubscriberRow",
     "Timeline",
+    "WebhookRow",
     "WentOut",
 ]
