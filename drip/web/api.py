@@ -7,6 +7,7 @@ a sub-application, so even a 404 or 405 under /api/v1 answers as a problem.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from http import HTTPStatus
@@ -47,7 +48,11 @@ def api_mount(drip: Drip) -> Mount:
         HTTPException: api.http_problem, DripError: api.drip_problem,
         Exception: api.server_problem})
     app.router.redirect_slashes = False
-    return Mount("/api/v1", app=app)
+    mount = Mount("/api/v1", app=app)
+    # Starlette's Mount pattern ends in `.*`, which stops at a line break: a path with an
+    # encoded newline would fall through to the pages' HTML 404 instead of a problem.
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount
 
 
 def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:

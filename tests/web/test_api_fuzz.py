@@ -7,7 +7,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
@@ -45,6 +45,7 @@ def test_enrollments_never_fail(web_drip: Drip, client: TestClient, data: Any,
 
 @FUZZ
 @given(order=orders | json_values, email=st.text(max_size=40))
+@example(order={}, email="\n0")  # a line break in the path once fell through to HTML
 def test_purchases_and_look_ups_never_fail(web_drip: Drip, client: TestClient, order: Any,
                                            email: str) -> None:
     headers = key_for(web_drip)
