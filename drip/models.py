@@ -295,3 +295,38 @@ class Circuit(Base):
     opened_at: Mapped[datetime | None]
     retry_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """A key another system (Zapier, Make) calls the API with. Only its SHA-256 is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to tell apart
+    scopes: Mapped[str] = mapped_column(String(200))  # space-separated
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class WebhookMessage(Base):
+    """One outgoing webhook event, queued with the change it reports and posted to every
+    URL in DRIP_WEBHOOK_URLS until all accept it. `msg_id` never changes across retries."""
+
+    __tablename__ = "webhook_messages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(40), unique=True)
+    event: Mapped[str] = mapped_column(String(40))
+    subscriber_id: Mapped[int | None] = mapped_column(Id)  # no foreign key: kept as a log
+    payload: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_webhook_messages_pending", "state", "subscriber_id", "id"),)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from drip.addresses import zone
-from drip.schedule import Slot, immediate_slot, slot_after, slot_on
+from drip.schedule import Slot, immediate_slot, next_open_slot, slot_after, slot_on
 from drip.sequence import Sequence, Step
 
 PASSED = "passed"
@@ -236,6 +236,16 @@ def first_email(sequence: Sequence, timezone: str, joined_at: datetime) -> NextE
         return NextEmail(step.key, immediate_slot(joined_at))
     slot = slot_after(joined_at, step, sequence.schedule, zone(timezone), after_immediate=False)
     return NextEmail(step.key, slot)
+
+
+def first_email_of_import(sequence: Sequence, timezone: str, now: datetime) -> NextEmail:
+    """An imported person's first email. Nobody imported is waiting for it, so a step
+    sent 'immediately' to someone who just joined goes out in the next send slot of their
+    own day instead: never at 21:55 in Berlin or 05:55 in Tokyo."""
+    step = sequence.steps[0]
+    if step.immediate:
+        return NextEmail(step.key, next_open_slot(now, sequence.schedule, zone(timezone)))
+    return first_email(sequence, timezone, now)
 
 
 def email_after(sequence: Sequence, timezone: str, step_key: str, variant: str,

@@ -2,7 +2,8 @@
 
 Buying is the relationship, so no double opt-in is needed. The catalog says which
 sequence a product starts and which tags it sets; a product without a sequence is a
-conversion, recorded so that the nudge rules stop offering it.
+conversion, recorded so that the nudge rules stop offering it. A refund is recorded
+too, and the buyer is never offered that product again; it never unsubscribes anyone.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ STRIPE_PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_paym
 
 @dataclass(frozen=True)
 class Order:
-    source: str  # "shop" (POST /hooks/purchase) or "stripe"
+    source: str  # "shop" (POST /hooks/purchase), "stripe", or a drip.shops module's name
     order_id: str
     email: str
     product: str
@@ -68,7 +69,53 @@ def record_order(store: Store, library: Library, catalog: Catalog, order: Order,
     created = store.record_purchase(source=order.source, order_id=order.order_id,
                                     subscriber_id=subscriber_id, product=product.key, now=now,
                                     tags=product.tags, payload=payload)
+    if created:
+        store.enqueue_webhook("purchased", subscriber_id, {
+            "email": address, "product": product.key, "order_id": order.order_id,
+            "source": order.source}, now)
     return PurchaseOutcome(created, subscriber_id, enrolled_in, note)
+
+
+@dataclass(frozen=True)
+class Refund:
+    """Money given back for (part of) an order recorded earlier."""
+
+    source: str
+    refund_id: str
+    order_id: str
+    products: tuple[str, ...] = ()  # the products refunded; empty: the whole order
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    recorded: bool  # False: seen before, or no such order was recorded
+    products: tuple[str, ...] = ()
+    note: str = ""
+
+
+def record_refund(store: Store, refund: Refund, now: datetime) -> RefundOutcome:
+    """Record a refund once per product refunded. The buyer keeps the program they are
+    in and is never unsubscribed: they asked for their money back, not for silence. They
+    are not offered that product again (drip.nudges reads refunds as owned)."""
+    bought = store.order_purchases(refund.source, refund.order_id)
+    if not bought:
+        return RefundOutcome(False, note="No order with this id was recorded, so there is "
+                                         "nothing to refund.")
+    chosen = [(sid, product) for sid, product in bought
+              if not refund.products or product in refund.products]
+    recorded = tuple(product for sid, product in chosen if store.record_refund(
+        source=refund.source, refund_id=refund.refund_id, order_id=refund.order_id,
+        subscriber_id=sid, product=product, now=now))
+    return RefundOutcome(bool(recorded), recorded,
+                         "" if recorded else "This refund was already recorded.")
+
+
+def order_from(source: str, data: dict[str, Any]) -> Order:
+    """An order from a shop's fields ({order_id, email, product, name?, timezone?}),
+    each checked as the generic webhook's are."""
+    order = shop_order(data)
+    return Order(source=source, order_id=order.order_id, email=order.email,
+                 product=order.product, name=order.name, timezone=order.timezone)
 
 
 def _text(data: dict[str, Any], name: str, *, required: bool = True) -> str:
@@ -117,9 +164,7 @@ def stripe_order(data: Any) -> Order | None:
     product = metadata.get("product") or session.get("client_reference_id")
     merged = {"order_id": session.get("id"), "email": email, "product": product,
               "name": details.get("name") or "", "timezone": metadata.get("timezone") or ""}
-    order = shop_order(merged)
-    return Order(source="stripe", order_id=order.order_id, email=order.email,
-                 product=order.product, name=order.name, timezone=order.timezone)
+    return order_from("stripe", merged)
 
 
 def _object(value: Any) -> dict[str, Any]:

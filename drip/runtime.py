@@ -46,8 +46,9 @@ class Drip:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Drip:
-        return cls(settings=settings, store=Store(make_engine(settings.database_url)),
-                   clock=clock or SystemClock())
+        store = Store(make_engine(settings.database_url))
+        store.outgoing_webhooks = bool(settings.webhook_targets)  # queue events only if posted
+        return cls(settings=settings, store=store, clock=clock or SystemClock())
 
     @property
     def library(self) -> Library:

@@ -62,6 +62,12 @@ VARIABLES: dict[str, str] = {
     "DRIP_WEBHOOK_SECRET": "HMAC key for POST /hooks/purchase",
     "DRIP_STRIPE_WEBHOOK_SECRET": "Stripe endpoint secret (whsec_...) for POST /hooks/stripe",
     "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid event webhook verification key (base64 or PEM)",
+    "DRIP_SHOPIFY_WEBHOOK_SECRET": "Shopify webhook signing secret for POST /hooks/shopify",
+    "DRIP_LEMONSQUEEZY_WEBHOOK_SECRET": "Lemon Squeezy signing secret for POST /hooks/lemonsqueezy",
+    "DRIP_GUMROAD_SECRET": "the secret in the Gumroad ping URL /hooks/gumroad/SECRET",
+    "DRIP_WEBHOOK_URLS": "comma-separated URLs drip posts its events to (Standard Webhooks)",
+    "DRIP_WEBHOOK_SIGNING_SECRET": "whsec_... secret that signs the outgoing webhooks",
+    "DRIP_METRICS_TOKEN": "bearer token for GET /metrics from other machines (loopback needs none)",
     "DRIP_CONSENT_TEXT_VERSION": "consent text version kept with each opt-in (default 2026-01)",
     "DRIP_SUBSCRIBE_LIMIT": "opt-in requests one IP address may make per hour (default 10)",
     "DRIP_TRUSTED_PROXIES": "comma-separated IPs or networks of the reverse proxies whose "
@@ -109,6 +115,12 @@ class Settings(BaseModel):
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
     webhook_secret: str = Field(default="", repr=False)
     stripe_webhook_secret: str = Field(default="", repr=False)
+    shopify_webhook_secret: str = Field(default="", repr=False)
+    lemonsqueezy_webhook_secret: str = Field(default="", repr=False)
+    gumroad_secret: str = Field(default="", repr=False)
+    metrics_token: str = Field(default="", repr=False)
+    webhook_urls: str = ""
+    webhook_signing_secret: str = Field(default="", repr=False)
     sendgrid_webhook_public_key: str = ""
     consent_text_version: str = Field(default="2026-01", min_length=1, max_length=40)
     subscribe_limit: int = Field(default=10, ge=1, le=100_000)
@@ -130,6 +142,15 @@ class Settings(BaseModel):
             raise ValueError("must not contain & < > \" or ' (the links in every email start "
                              "with it); use a plain address such as https://coach.example.com")
         return value.rstrip("/")
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls_are_http(cls, value: str) -> str:
+        wrong = [u.strip() for u in value.split(",")
+                 if u.strip() and not u.strip().startswith(("https://", "http://"))]
+        if wrong:
+            raise ValueError(f"must be http(s) URLs separated by commas, not {wrong[0][:80]}")
+        return value
 
     @field_validator("secret_key_fallbacks", "trusted_proxies", mode="before")
     @classmethod
@@ -195,6 +216,15 @@ class Settings(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_urls.strip() and not self.webhook_signing_secret:
+            raise ValueError(
+                "DRIP_WEBHOOK_URLS is set but DRIP_WEBHOOK_SIGNING_SECRET is not, so the "
+                "receivers could not tell drip's posts from forgeries; set it to whsec_ and "
+                "base64 (whsec_$(openssl rand -base64 32))")
+        return self
+
+    @model_validator(mode="after")
     def _real_email_works(self) -> Settings:
         """Email that reaches inboxes carries a working https unsubscribe link and the
         sender's real postal address, never the defaults meant for trying drip out."""
@@ -241,6 +271,11 @@ class Settings(BaseModel):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def webhook_targets(self) -> tuple[str, ...]:
+        """DRIP_WEBHOOK_URLS as a list (the outgoing webhooks' receivers)."""
+        return tuple(u.strip() for u in self.webhook_urls.split(",") if u.strip())
 
 
 def _truthy(value: str) -> bool:

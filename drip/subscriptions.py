@@ -12,7 +12,7 @@ from drip.sequence import Library, RestartAfter, Sequence
 from drip.store import ConsentRecord, EnrollOutcome, Store
 
 Source = Literal["purchase", "optin", "manual", "import"]
-SOURCES: tuple[str, ...] = ("purchase", "optin", "manual", "import")
+SOURCES: tuple[str, ...] = ("purchase", "optin", "manual", "import", "api")
 
 
 def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now: datetime,
@@ -25,7 +25,7 @@ def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now
         raise InvalidInput(f"'{source}' is not a source; use one of {', '.join(SOURCES)}.")
     sequence = library.sequence(sequence_key)
     first = first_email(sequence, zone_name, now)
-    return store.enroll(
+    outcome = store.enroll(
         email=address, name=clean_name(name), timezone=zone_name, sequence_key=sequence.key,
         source=source, now=now, first_step=first.step_key, first_due_at=first.slot.due_at,
         first_window_end_at=first.slot.window_end_at,
@@ -33,6 +33,11 @@ def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now
         restart_if=lambda state, finished_at: may_restart(sequence, source, state, finished_at,
                                                           now),
     )
+    if outcome.created:
+        store.enqueue_webhook("enrolled", outcome.subscriber_id, {
+            "email": address, "sequence": sequence.key, "source": source,
+            "enrollment_id": outcome.enrollment_id}, now)
+    return outcome
 
 
 #: Enrollments that ended because the person left; a new opt-in or purchase starts afresh.

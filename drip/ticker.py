@@ -62,6 +62,11 @@ class Ticker:
             misfire_grace_time=None, next_run_time=self.drip.clock.now(),
             replace_existing=True,
         )
+        if self.drip.settings.webhook_targets:
+            self.scheduler.add_job(
+                self.webhooks, IntervalTrigger(seconds=5, timezone="UTC"), id="webhooks",
+                name="outgoing webhooks", coalesce=True, max_instances=1,
+                misfire_grace_time=None, replace_existing=True)
         if self.drip.settings.coach_email:
             self.scheduler.add_job(
                 self.digest, CronTrigger(day_of_week="mon", hour=7,
@@ -113,6 +118,17 @@ class Ticker:
             return
         if sent:
             log.info("sent %d queued confirmation email(s)", sent)
+
+    def webhooks(self) -> None:
+        """Post the outgoing webhooks that are due (drip.webhooks), every few seconds."""
+        from drip.webhooks import deliver_due
+
+        settings = self.drip.settings
+        try:
+            deliver_due(self.drip.store, settings.webhook_targets,
+                        settings.webhook_signing_secret, self.drip.clock.now())
+        except Exception:  # keep ticking: messages stay queued and are retried
+            log.exception("outgoing webhook pass failed")
 
     def digest(self) -> None:
         """Send the weekly digest once per week, however many schedulers are running."""

@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+from drip.cli import api_key as _api_key  # noqa: E402
 from drip.cli import circuit as _circuit  # noqa: E402
 from drip.cli import coach as _coach  # noqa: E402
 from drip.cli import db as _db  # noqa: E402
@@ -29,9 +30,12 @@ from drip.cli import status as _status  # noqa: E402
 from drip.cli import steering as _steering  # noqa: E402
 from drip.cli import transfer as _transfer  # noqa: E402
 from drip.cli import web as _web  # noqa: E402
+from drip.cli import webhook as _webhook  # noqa: E402
 
 app.add_typer(_db.app, name="db")
 app.add_typer(_circuit.app, name="circuit")
+app.add_typer(_api_key.app, name="api-key")
+app.add_typer(_webhook.app, name="webhook")
 _delivery.register(app)
 _demo.register(app)
 _digest.register(app)

@@ -33,6 +33,11 @@ def import_csv(
     file: Annotated[Path, typer.Argument(help="CSV file with a header row: email, name, "
                                          "timezone, joined_at, source.")],
     sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
+    tool: Annotated[str, typer.Option("--from", help="The tool that wrote the file: kit, "
+                                      "mailchimp, shopify or csv (drip's own columns).")]
+    = "csv",
+    mapping: Annotated[list[str] | None, typer.Option(
+        "--map", help="A column of your own: 'Their Column=field' (repeatable).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and count; write "
                                           "nothing.")] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the valid "
@@ -48,8 +53,10 @@ def import_csv(
         TimeElapsedColumn,
     )
 
+    from drip.import_formats import column_map
     from drip.imports import InvalidFile, import_rows, parse_csv
 
+    columns = column_map(tool.strip().lower(), mapping or ())
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -60,7 +67,8 @@ def import_csv(
         disable=not errors.is_terminal,
     ) as progress:
         checking = progress.add_task("Checking rows", total=data.count(b"\n") or 1)
-        parsed = parse_csv(data, progress=lambda n: progress.advance(checking, n))
+        parsed = parse_csv(data, columns=columns,
+                           progress=lambda n: progress.advance(checking, n))
         writing = progress.add_task("Importing" if not dry_run else "Comparing",
                                     total=len(parsed.rows) or 1)
         try:
@@ -93,7 +101,9 @@ def import_csv(
     verb = "Would enroll" if dry_run else "Enrolled"
     console.print(
         f"{verb} {result.enrolled} of {len(parsed.rows)} people in {sequence} "
-        f"({result.new_subscribers} new subscribers); {result.already_enrolled} already "
+        f"({result.new_subscribers} new subscribers"
+        + (f", {result.paused} of them paused" if result.paused else "") +
+        f"); {result.already_enrolled} already "
         f"enrolled, {result.unsubscribed} unsubscribed and {result.suppressed} suppressed "
         "left as they are." + (" Nothing was written (--dry-run)." if dry_run else ""),
         highlight=False)

@@ -25,6 +25,7 @@ from drip.store._base import (
     StoreBase,
     WentOut,
 )
+from drip.store.api_keys import ApiKeyQueries, ApiKeyRow
 from drip.store.checkpoints import AnsweredDelivery, CheckpointQueries
 from drip.store.circuits import CircuitQueries, CircuitRow
 from drip.store.deliveries import DeliveryQueries, DueBatch
@@ -32,6 +33,7 @@ from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.events import EventQueries
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
+from drip.store.metrics import MetricsQueries, MetricsSnapshot
 from drip.store.operations import (
     HeartbeatRow,
     ImportPerson,
@@ -52,16 +54,19 @@ from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
 from drip.store.throttle import ThrottleQueries
 from drip.store.unknowns import Settled, UnknownBatch, UnknownQueries
+from drip.store.webhooks import WebhookQueries, WebhookRow
 
 
 class Store(
     SubscriberQueries,
+    ApiKeyQueries,
     DeliveryQueries,
     CircuitQueries,
     CheckpointQueries,
     DigestQueries,
     LifecycleQueries,
     LivenessQueries,
+    MetricsQueries,
     PositionQueries,
     OperationQueries,
     PurchaseQueries,
@@ -70,6 +75,7 @@ class Store(
     ReportQueries,
     ThrottleQueries,
     UnknownQueries,
+    WebhookQueries,
     StoreBase,
 ):
     """All of drip's queries. Construct it with an Engine; share it within a process."""
@@ -79,6 +85,7 @@ __all__ = [
     "DELIVERIES",
     "FINAL_STATES",
     "AnsweredDelivery",
+    "ApiKeyRow",
     "CircuitRow",
     "ClaimedDelivery",
     "ConsentRecord",
@@ -91,6 +98,7 @@ __all__ = [
     "HeartbeatRow",
     "ImportPerson",
     "ImportResult",
+    "MetricsSnapshot",
     "MissedWindow",
     "Move",
     "NextSteps",
@@ -112,5 +120,6 @@ __all__ = [
     "SubscriberRow",
     "Timeline",
     "UnknownBatch",
+    "WebhookRow",
     "WentOut",
 ]

@@ -25,6 +25,7 @@ from drip.models import (
     CheckpointAnswer,
     Delivery,
     Enrollment,
+    Event,
     Pause,
     Purchase,
     Subscriber,
@@ -603,11 +604,15 @@ class DeliveryQueries(StoreBase):
         if not ids:
             return {}
         owned: dict[int, set[str]] = {i: set() for i in ids}
-        for subscriber_id, item in s.execute(union_all(
+        rows: list[Any] = list(s.execute(union_all(
             select(Purchase.subscriber_id, Purchase.product)
             .where(self._ids_in(Purchase.subscriber_id, ids)),
             select(Tag.subscriber_id, Tag.tag).where(self._ids_in(Tag.subscriber_id, ids)),
-        )).all():
+            # a refunded product is not offered again, though it is no longer bought
+            select(Event.subscriber_id, Event.detail)
+            .where(Event.kind == "refunded", self._ids_in(Event.subscriber_id, ids)),
+        )).all())
+        for subscriber_id, item in rows:
             owned[subscriber_id].add(item)
         return owned
 

@@ -45,10 +45,15 @@ from drip.store.lifecycle import SubscriberRow, _subscriber_row
 # `unnest`, never compared with `= ANY`: on tables without statistics (a first import) the
 # planner chose a sequential scan comparing every row with every address.
 _PG_IMPORT_SUBSCRIBERS = text("""
-    INSERT INTO subscribers (email, name, timezone, created_at)
-    SELECT v.email, v.name, v.timezone, :now
-      FROM unnest(CAST(:emails AS text[]), CAST(:names AS text[]), CAST(:zones AS text[]))
-           AS v(email, name, timezone)
+    INSERT INTO subscribers (email, name, timezone, created_at, unsubscribed_at,
+                             suppressed_at, suppressed_reason)
+    SELECT v.email, v.name, v.timezone, v.created_at, v.unsubscribed_at, v.suppressed_at,
+           v.suppressed_reason
+      FROM unnest(CAST(:emails AS text[]), CAST(:names AS text[]), CAST(:zones AS text[]),
+                  CAST(:created_ats AS timestamptz[]), CAST(:unsubscribed_ats AS timestamptz[]),
+                  CAST(:suppressed_ats AS timestamptz[]), CAST(:reasons AS text[]))
+           AS v(email, name, timezone, created_at, unsubscribed_at, suppressed_at,
+                suppressed_reason)
         ON CONFLICT (email) DO NOTHING
     RETURNING id, email
 """)
@@ -64,27 +69,36 @@ _PG_IMPORT_ENROLLED = text("""
      WHERE e.sequence_key = :sequence_key
 """)
 _PG_IMPORT_ENROLLMENTS = text("""
-    INSERT INTO enrollments (subscriber_id, sequence_key, cycle, state, source, enrolled_at)
-    SELECT v.subscriber_id, :sequence_key, 1, 'active', 'import', :now
-      FROM unnest(CAST(:subscriber_ids AS bigint[])) AS v(subscriber_id)
+    INSERT INTO enrollments (subscriber_id, sequence_key, cycle, state, source, enrolled_at,
+                             paused_at, finished_at, stop_reason)
+    SELECT v.subscriber_id, :sequence_key, 1, v.state, 'import', :now, v.paused_at,
+           v.finished_at, v.stop_reason
+      FROM unnest(CAST(:subscriber_ids AS bigint[]), CAST(:states AS text[]),
+                  CAST(:paused_ats AS timestamptz[]), CAST(:finished_ats AS timestamptz[]),
+                  CAST(:stop_reasons AS text[]))
+           AS v(subscriber_id, state, paused_at, finished_at, stop_reason)
         ON CONFLICT (subscriber_id, sequence_key, cycle) DO NOTHING
     RETURNING subscriber_id, id
 """)
 _PG_IMPORT_CONSENTS = text("""
-    INSERT INTO consents (subscriber_id, sequence_key, source, created_at, details)
-    SELECT v.subscriber_id, :sequence_key, 'import', v.created_at, v.details
+    INSERT INTO consents (subscriber_id, sequence_key, source, created_at, details, ip,
+                          confirmed_at)
+    SELECT v.subscriber_id, :sequence_key, 'import', v.created_at, v.details, v.ip,
+           v.confirmed_at
       FROM unnest(CAST(:subscriber_ids AS bigint[]), CAST(:created_ats AS timestamptz[]),
-                  CAST(:details AS json[])) AS v(subscriber_id, created_at, details)
+                  CAST(:details AS json[]), CAST(:ips AS text[]),
+                  CAST(:confirmed_ats AS timestamptz[]))
+           AS v(subscriber_id, created_at, details, ip, confirmed_at)
 """)
 _PG_IMPORT_DELIVERIES = text("""
     INSERT INTO deliveries (enrollment_id, subscriber_id, sequence_key, seq_no, step_key,
                             variant, state, due_at, window_end_at, attempts, created_at)
     SELECT v.enrollment_id, v.subscriber_id, :sequence_key, 1, v.step_key, 'main',
-           'scheduled', v.due_at, v.window_end_at, 0, :now
+           v.state, v.due_at, v.window_end_at, 0, :now
       FROM unnest(CAST(:enrollment_ids AS bigint[]), CAST(:subscriber_ids AS bigint[]),
                   CAST(:steps AS text[]), CAST(:due_ats AS timestamptz[]),
-                  CAST(:window_end_ats AS timestamptz[]))
-           AS v(enrollment_id, subscriber_id, step_key, due_at, window_end_at)
+                  CAST(:window_end_ats AS timestamptz[]), CAST(:states AS text[]))
+           AS v(enrollment_id, subscriber_id, step_key, due_at, window_end_at, state)
 """)
 
 #: The states `drip status` lists, in the order a delivery moves through them.
@@ -288,6 +302,32 @@ class ImportPerson:
     due_at: datetime
     window_end_at: datetime | None
     details: dict[str, Any] = field(default_factory=dict)
+    #: "active", "paused" (enrolled, first email held), or "unsubscribed" / "suppressed":
+    #: the person left elsewhere, so they are recorded as such and never enrolled
+    state: str = "active"
+    left_at: datetime | None = None
+    reason: str | None = None
+    was_in_sequence: bool = False  # a left person's stopped enrollment keeps that on record
+    ip: str | None = None  # the consent's evidence from the tool they came from
+    confirmed_at: datetime | None = None
+
+    def subscriber_row(self, now: datetime) -> dict[str, Any]:
+        """The subscribers row of someone new: joined when they consented, left if they did."""
+        left = self.left_at or now
+        return {"email": self.email, "name": self.name, "timezone": self.timezone,
+                "created_at": self.consented_at,
+                "unsubscribed_at": left if self.state == "unsubscribed" else None,
+                "suppressed_at": left if self.state == "suppressed" else None,
+                "suppressed_reason": self.reason if self.state == "suppressed" else None}
+
+    def enrollment_row(self, now: datetime) -> dict[str, Any]:
+        left = self.state in ("unsubscribed", "suppressed")
+        return {"state": "unsubscribed" if left else self.state,
+                "paused_at": now if self.state == "paused" else None,
+                "finished_at": (self.left_at or now) if left else None,
+                "stop_reason": (f"{self.state} before the import" if left
+                                else "paused before the import" if self.state == "paused"
+                                else None)}
 
 
 @dataclass(frozen=True)
@@ -299,6 +339,12 @@ class ImportResult:
     already_enrolled: int = 0
     unsubscribed: int = 0
     suppressed: int = 0
+    paused: int = 0  # of those enrolled, enrolled paused
+
+
+def _first_state(person: ImportPerson) -> str:
+    """A paused person's first email is held until they are resumed, as a pause holds it."""
+    return "held" if person.state == "paused" else "scheduled"
 
 
 def _why_not_active(enrollment: str) -> str:
@@ -591,17 +637,20 @@ class OperationQueries(StoreBase):
         result["new_subscribers"] += len(fresh)
         ids = {email: row[0] for email, row in known.items()}
         if fresh and not dry_run:
+            rows = [p.subscriber_row(now) for p in fresh]
             if pg:
                 inserted = conn.execute(_PG_IMPORT_SUBSCRIBERS, {
-                    "now": now, "emails": pg_array([p.email for p in fresh]),
-                    "names": pg_array([p.name for p in fresh]),
-                    "zones": pg_array([p.timezone for p in fresh])}).all()
+                    "emails": pg_array([r["email"] for r in rows]),
+                    "names": pg_array([r["name"] for r in rows]),
+                    "zones": pg_array([r["timezone"] for r in rows]),
+                    "created_ats": pg_array([r["created_at"] for r in rows]),
+                    "unsubscribed_ats": pg_array([r["unsubscribed_at"] for r in rows]),
+                    "suppressed_ats": pg_array([r["suppressed_at"] for r in rows]),
+                    "reasons": pg_array([r["suppressed_reason"] for r in rows])}).all()
             else:
                 inserted = conn.execute(
                     self._insert(Subscriber).on_conflict_do_nothing(index_elements=["email"])
-                    .returning(Subscriber.id, Subscriber.email),
-                    [{"email": p.email, "name": p.name, "timezone": p.timezone,
-                      "created_at": now} for p in fresh]).all()
+                    .returning(Subscriber.id, Subscriber.email), rows).all()
             ids.update({email: sid for sid, email in inserted})
             raced = [p.email for p in fresh if p.email not in ids]
             if raced:  # created since the lookup, by a concurrent import or opt-in
@@ -617,7 +666,7 @@ class OperationQueries(StoreBase):
             enrolled.update(conn.execute(select(Enrollment.subscriber_id).where(
                 Enrollment.sequence_key == sequence_key,
                 Enrollment.subscriber_id.in_(present))).scalars())
-        joining = []
+        joining, stopped = [], []
         for p in chunk:
             row = known.get(p.email)
             if row is not None and row[0] in enrolled:
@@ -626,28 +675,39 @@ class OperationQueries(StoreBase):
                 result["suppressed"] += 1
             elif row is not None and row[2] is not None:
                 result["unsubscribed"] += 1
+            elif p.state in ("unsubscribed", "suppressed"):
+                # left elsewhere: recorded as such when new here, never enrolled
+                result[p.state] += 1
+                if row is None and p.was_in_sequence:
+                    stopped.append(p)
             else:
                 joining.append(p)
-        if dry_run or not joining:
+        if dry_run or not (joining or stopped):
             result["enrolled"] += len(joining)
+            result["paused"] += sum(p.state == "paused" for p in joining)
             return
         # A concurrent import may enroll the same people first: its rows win, ours are
         # counted as already enrolled, and nothing of theirs is written twice.
+        writing = [(p, p.enrollment_row(now)) for p in joining + stopped]
         if pg:
             enrollment_ids = pairs(conn.execute(_PG_IMPORT_ENROLLMENTS, {
                 "now": now, "sequence_key": sequence_key,
-                "subscriber_ids": pg_array([ids[p.email] for p in joining])}).all())
+                "subscriber_ids": pg_array([ids[p.email] for p, _ in writing]),
+                **{f"{name}s": pg_array([r[name] for _, r in writing])
+                   for name in ("state", "paused_at", "finished_at", "stop_reason")}}).all())
         else:
             enrollment_ids = pairs(conn.execute(
                 self._insert(Enrollment)
                 .on_conflict_do_nothing(index_elements=["subscriber_id", "sequence_key", "cycle"])
                 .returning(Enrollment.subscriber_id, Enrollment.id),
                 [{"subscriber_id": ids[p.email], "sequence_key": sequence_key, "cycle": 1,
-                  "state": "active", "source": "import", "enrolled_at": now} for p in joining],
+                  "source": "import", "enrolled_at": now, **r} for p, r in writing],
             ).all())
-        result["already_enrolled"] += len(joining) - len(enrollment_ids)
-        joining = [p for p in joining if ids[p.email] in enrollment_ids]
+        joined = [p for p in joining if ids[p.email] in enrollment_ids]
+        result["already_enrolled"] += len(joining) - len(joined)
+        joining = joined
         result["enrolled"] += len(joining)
+        result["paused"] += sum(p.state == "paused" for p in joining)
         if not joining:
             return
         if pg:
@@ -655,21 +715,25 @@ class OperationQueries(StoreBase):
             conn.execute(_PG_IMPORT_CONSENTS, {
                 "sequence_key": sequence_key, "subscriber_ids": pg_array(people),
                 "created_ats": pg_array([p.consented_at for p in joining]),
-                "details": pg_array([json.dumps(p.details) for p in joining])})
+                "details": pg_array([json.dumps(p.details) for p in joining]),
+                "ips": pg_array([p.ip for p in joining]),
+                "confirmed_ats": pg_array([p.confirmed_at for p in joining])})
             conn.execute(_PG_IMPORT_DELIVERIES, {
                 "now": now, "sequence_key": sequence_key, "subscriber_ids": pg_array(people),
                 "enrollment_ids": pg_array([enrollment_ids[i] for i in people]),
                 "steps": pg_array([p.first_step for p in joining]),
                 "due_ats": pg_array([p.due_at for p in joining]),
-                "window_end_ats": pg_array([p.window_end_at for p in joining])})
+                "window_end_ats": pg_array([p.window_end_at for p in joining]),
+                "states": pg_array([_first_state(p) for p in joining])})
             return
         conn.execute(insert(Consent), [
             {"subscriber_id": ids[p.email], "sequence_key": sequence_key, "source": "import",
-             "created_at": p.consented_at, "details": p.details} for p in joining])
+             "created_at": p.consented_at, "details": p.details, "ip": p.ip,
+             "confirmed_at": p.confirmed_at} for p in joining])
         conn.execute(insert(Delivery), [
             {"enrollment_id": enrollment_ids[ids[p.email]], "subscriber_id": ids[p.email],
              "sequence_key": sequence_key, "seq_no": 1, "step_key": p.first_step,
-             "variant": "main", "state": "scheduled", "due_at": p.due_at,
+             "variant": "main", "state": _first_state(p), "due_at": p.due_at,
              "window_end_at": p.window_end_at, "attempts": 0, "created_at": now}
             for p in joining])
 
@@ -699,14 +763,20 @@ class OperationQueries(StoreBase):
                     Enrollment.subscriber_id, Enrollment.sequence_key, Enrollment.state)
                     .order_by(Enrollment.id)):
                 joined.setdefault(sid, []).append((key, state))
+            # joined when they first consented (an import keeps the date of the tool they
+            # came from), or when the row was made if no consent is on record
+            consented = pairs(s.execute(select(Consent.subscriber_id, func.min(
+                Consent.created_at)).group_by(Consent.subscriber_id)).all())
         rows = []
         for sid, email, name, tz, created, unsubscribed, suppressed, reason in people:
+            first = consented.get(sid)
+            joined_at = min(as_utc(created), as_utc(first)) if first else as_utc(created)
             states = {state for _, state in joined.get(sid, [])}
             state = ("suppressed" if suppressed else "unsubscribed" if unsubscribed
                      else "paused" if "paused" in states and "active" not in states
                      else "active")
             rows.append({"email": email, "name": name, "timezone": tz,
-                         "joined_at": as_utc(created), "state": state,
+                         "joined_at": joined_at, "state": state,
                          "unsubscribed_at": _utc(unsubscribed),
                          "suppressed_at": _utc(suppressed), "suppressed_reason": reason,
                          "sequences": sorted({key for key, _ in joined.get(sid, [])})})

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
-from drip.models import Purchase, Subscriber, Tag
+from drip.models import Event, Purchase, Subscriber, Tag
 from drip.store._base import StoreBase
 
 
@@ -46,3 +46,26 @@ class PurchaseQueries(StoreBase):
         with self._session() as s, s.begin():
             s.execute(statement)
             return int(s.scalars(select(Subscriber.id).where(Subscriber.email == email)).one())
+
+    def order_purchases(self, source: str, order_id: str) -> list[tuple[int, str]]:
+        """(subscriber id, product) of each purchase recorded for an order: the order id
+        itself, or one line of it (`ORDER:PRODUCT`, as a shop with several line items
+        records them)."""
+        with self._session() as s:
+            rows = s.execute(select(Purchase.subscriber_id, Purchase.product).where(
+                Purchase.source == source,
+                or_(Purchase.order_id == order_id,
+                    Purchase.order_id.startswith(f"{order_id}:", autoescape=True)))
+                .order_by(Purchase.id)).all()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def record_refund(self, *, source: str, refund_id: str, order_id: str,
+                      subscriber_id: int, product: str, now: datetime) -> bool:
+        """Record a refund of one product once (a `refunded` event); True if it is new."""
+        statement = self._insert(Event).values(
+            provider_event_id=f"{source}:refund:{refund_id}:{product}"[:200], kind="refunded",
+            subscriber_id=subscriber_id, occurred_at=now, received_at=now, detail=product,
+            payload={"source": source, "order_id": order_id, "refund_id": refund_id},
+        ).on_conflict_do_nothing(index_elements=["provider_event_id"]).returning(Event.id)
+        with self._session() as s, s.begin():
+            return s.execute(statement).first() is not None

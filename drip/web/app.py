@@ -40,7 +40,10 @@ from drip.purchases import parse_json, record_order, shop_order, stripe_order
 from drip.runtime import Drip
 from drip.signatures import sendgrid_public_key, verify_purchase, verify_sendgrid, verify_stripe
 from drip.tokens import Purpose
+from drip.web.api import api_mount
 from drip.web.limits import RateLimiter, read_body
+from drip.web.metrics import metrics_routes
+from drip.web.shops import shop_routes
 from drip.web.words import checkpoint_outcome
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,9 @@ def create_app(drip: Drip) -> Starlette:
         Route("/hooks/purchase", web.purchase_hook, methods=["POST"]),
         Route("/hooks/stripe", web.stripe_hook, methods=["POST"]),
         Route("/hooks/sendgrid", web.sendgrid_hook, methods=["POST"]),
+        *shop_routes(drip),
+        *metrics_routes(drip),
+        api_mount(drip),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         HTTPException: web.http_error, DripError: web.drip_error,
