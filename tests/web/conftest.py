@@ -23,6 +23,8 @@ from drip.signatures import sign_purchase, sign_stripe
 from drip.web import create_app
 from tests.conftest import make_settings
 from tests.integration.test_smtp_delivery import Sink
+from tests.support import loopback
+from tests.support.loopback import free_port
 
 WEBHOOK_SECRET = "shop-secret-for-tests"
 STRIPE_SECRET = "whsec_test_secret"
@@ -121,35 +123,11 @@ def smtp_sink() -> Iterator[tuple[Sink, int]]:
         controller.stop()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def serving(drip: Drip) -> Iterator[str]:
     """The app over `drip` under a real uvicorn server on loopback, in a thread."""
-    import threading
-
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(drip), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with loopback.serving(create_app(drip)) as url:
+        yield url
 
 
 @pytest.fixture
