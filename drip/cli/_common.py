@@ -24,6 +24,7 @@ from drip.errors import (
     ProviderError,
 )
 from drip.runtime import Drip
+from drip.sequence import Library
 from drip.settings import Settings, load_settings
 
 # Piped output is not squeezed into 80 columns: tables stay readable in files and logs.
@@ -93,6 +94,31 @@ def drip_from_env(now: str | None = None, *, migrated: bool = True) -> Iterator[
         yield drip
     finally:
         drip.close()
+
+
+def sequence_key(given: str | None, library: Library, option: str = "--sequence") -> str:
+    """The sequence an operator means: the one given, or the library's only sequence.
+
+    Raises InvalidInput (exit 2) naming the sequences there are when none is given and
+    there are several, or when the one given does not exist (with a "did you mean").
+    """
+    import difflib
+
+    known = sorted(library.sequences)
+    listed = ", ".join(known) if known else "none"
+    if given is None:
+        if len(known) == 1:
+            return known[0]
+        if not known:
+            raise InvalidInput("There are no sequences yet; add one to the sequences folder "
+                               "(DRIP_SEQUENCES_DIR), see docs/writing-sequences.md.")
+        raise InvalidInput(f"Give {option}: there are {len(known)} sequences ({listed}).")
+    if given in library.sequences:
+        return given
+    close = difflib.get_close_matches(given, known, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise InvalidInput(f"There is no sequence '{given}'; {hint}Use {option} with one of: "
+                       f"{listed}.")
 
 
 def guarded(function: Callable[..., T]) -> Callable[..., T]:

@@ -8,7 +8,15 @@ import typer
 from rich.markup import escape
 
 from drip.addresses import zone
-from drip.cli._common import EXIT_FAILED, EXIT_PROVIDER, console, drip_from_env, guarded, print_json
+from drip.cli._common import (
+    EXIT_FAILED,
+    EXIT_PROVIDER,
+    console,
+    drip_from_env,
+    guarded,
+    print_json,
+    sequence_key,
+)
 from drip.operations import plural
 from drip.subscriptions import enroll as enroll_subscriber
 
@@ -21,7 +29,9 @@ def register(app: typer.Typer) -> None:
 @guarded
 def enroll(
     email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
-    sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
+    sequence: Annotated[str | None, typer.Option(
+        "--sequence", "-s", metavar="KEY",
+        help="Sequence key (may be left out when there is only one).")] = None,
     name: Annotated[str, typer.Option(help="The subscriber's name.")] = "",
     timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. Europe/London.")] = "UTC",
     source: Annotated[str, typer.Option(help="purchase, optin or manual.")] = "manual",
@@ -29,6 +39,7 @@ def enroll(
 ) -> None:
     """Enroll EMAIL in a sequence. Enrolling someone twice changes nothing."""
     with drip_from_env(now) as drip:
+        sequence = sequence_key(sequence, drip.library)
         outcome = enroll_subscriber(
             drip.store, drip.library, email=email, sequence_key=sequence,
             now=drip.clock.now(), name=name, timezone=timezone, source=source,

@@ -16,6 +16,7 @@ from drip.cli._common import (
     fail,
     guarded,
     print_json,
+    sequence_key,
 )
 
 
@@ -32,7 +33,9 @@ def register(app: typer.Typer) -> None:
 def import_csv(
     file: Annotated[Path, typer.Argument(help="CSV file with a header row: email, name, "
                                          "timezone, joined_at, source.")],
-    sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
+    sequence: Annotated[str | None, typer.Option(
+        "--sequence", "-s", metavar="KEY",
+        help="Sequence key (may be left out when there is only one).")] = None,
     tool: Annotated[str, typer.Option("--from", help="The tool that wrote the file: kit, "
                                       "mailchimp, shopify or csv (drip's own columns).")]
     = "csv",
@@ -66,6 +69,7 @@ def import_csv(
         TimeElapsedColumn(), console=errors, transient=True,
         disable=not errors.is_terminal,
     ) as progress:
+        sequence = sequence_key(sequence, drip.library)
         checking = progress.add_task("Checking rows", total=data.count(b"\n") or 1)
         parsed = parse_csv(data, columns=columns,
                            progress=lambda n: progress.advance(checking, n))
