@@ -122,8 +122,9 @@ def render(current: Status) -> RenderableType:
         parts.append(Text(f"Paused sequences: {', '.join(sorted(sequence_pauses))}.",
                           style="yellow"))
     health = current.health
-    parts.append(Text(health.verdict, style="green" if health.alive else "bold red"))
-    if health.detail:
+    parts.append(Text(health.verdict, style="green" if health.alive
+                      else "yellow" if health.stopped else "bold red"))
+    if health.detail and not health.stopped:
         parts.append(Text(f"Its last pass: {health.detail}."))
     if len(health.workers) > 1:
         workers = Table("scheduler", "state", "last tick", "last pass", box=None,
@@ -164,7 +165,8 @@ def as_dict(current: Status) -> dict[str, Any]:
         "paused_sequences": sorted(scope.removeprefix("sequence:")
                                    for scope, _, _ in current.pauses
                                    if scope.startswith("sequence:")),
-        "scheduler": {"alive": health.alive, "last_tick": health.last_tick,
+        "scheduler": {"alive": health.alive, "stopped": health.stopped,
+                      "last_tick": health.last_tick,
                       "worker": health.worker, "detail": health.detail,
                       "seconds_since_tick": health.seconds_since_tick,
                       "stale_after_seconds": health.stale_after,
