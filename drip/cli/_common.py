@@ -39,6 +39,11 @@ EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_CONFIG = 5  # configuration or database not ready
 EXIT_PROVIDER = 6  # the email provider refused to work
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as a shell reports it
+
+#: Said when Ctrl-C ends a command that does not stop on its own: each store method is
+#: one transaction, so the one it was in is rolled back.
+INTERRUPTED = "Interrupted (Ctrl-C); the change in progress was rolled back."
 
 #: The largest id or count a database column holds (a 64-bit integer): a longer number
 #: typed by mistake is a usage error, not an OverflowError from the database driver.
@@ -131,8 +136,52 @@ def guarded(function: Callable[..., T]) -> Callable[..., T]:
             return function(*args, **kwargs)
         except DripError as exc:
             fail(str(exc), exit_code_for(exc))
+        except KeyboardInterrupt:
+            errors.print(f"\n[yellow]{INTERRUPTED}[/]", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+class Stop:
+    """Which signal, if any, asked a long command to stop (see `stopping_on_signals`)."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a command a signal ended."""
+        import signal
+
+        return 128 + int(signal.Signals[self.signal]) if self.signal else EXIT_OK
+
+
+@contextmanager
+def stopping_on_signals(stop: Callable[[], None], doing: str) -> Iterator[Stop]:
+    """Turn SIGINT (Ctrl-C) and SIGTERM into a request to stop cleanly, as scheduler.py does.
+
+    The first signal calls `stop` (the command then finishes `doing` and returns); later
+    ones only repeat that it is stopping, so a second Ctrl-C cannot leave work half done.
+    """
+    import signal
+    from types import FrameType
+
+    asked = Stop()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if asked.signal is None:
+            asked.signal = name
+            stop()
+        errors.print(f"[yellow]{name}:[/] stopping after {doing}.", highlight=False)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield asked
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def print_json(data: Any) -> None:
