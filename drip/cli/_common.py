@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from drip.clock import Clock, FixedClock, SystemClock, parse_instant
-from drip.db import require_current
+from drip.db import require_current, require_existing
 from drip.errors import (
     ConfigError,
     Conflict,
@@ -92,6 +92,8 @@ def clock_for(now: str | None, current: Settings) -> Clock:
 @contextmanager
 def drip_from_env(now: str | None = None, *, migrated: bool = True) -> Iterator[Drip]:
     current = settings()
+    if migrated:
+        require_existing(current.database_url)
     drip = Drip.from_settings(current, clock_for(now, current))
     try:
         if migrated:
@@ -101,15 +103,18 @@ def drip_from_env(now: str | None = None, *, migrated: bool = True) -> Iterator[
         drip.close()
 
 
-def sequence_key(given: str | None, library: Library, option: str = "--sequence") -> str:
+def sequence_key(given: str | None, library: Library, option: str = "--sequence",
+                 also: Iterable[str] = ()) -> str:
     """The sequence an operator means: the one given, or the library's only sequence.
 
     Raises InvalidInput (exit 2) naming the sequences there are when none is given and
     there are several, or when the one given does not exist (with a "did you mean").
+    `also`: more keys that count as known (a listing may name a sequence whose file is gone).
     """
     import difflib
 
-    known = sorted(library.sequences)
+    known = sorted(set(library.sequences) | set(also)) if given is not None \
+        else sorted(library.sequences)
     listed = ", ".join(known) if known else "none"
     if given is None:
         if len(known) == 1:
@@ -118,11 +123,11 @@ def sequence_key(given: str | None, library: Library, option: str = "--sequence"
             raise InvalidInput("There are no sequences yet; add one to the sequences folder "
                                "(DRIP_SEQUENCES_DIR), see docs/writing-sequences.md.")
         raise InvalidInput(f"Give {option}: there are {len(known)} sequences ({listed}).")
-    if given in library.sequences:
+    if given in known:
         return given
     close = difflib.get_close_matches(given, known, n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]}? " if close else ""
-    raise InvalidInput(f"There is no sequence '{given}'; {hint}Use {option} with one of: "
+    hint = f"did you mean {close[0]}? Use" if close else "use"
+    raise InvalidInput(f"There is no sequence '{given}'; {hint} {option} with one of: "
                        f"{listed}.")
 
 

@@ -189,11 +189,15 @@ class SendFilter:
 
 @dataclass(frozen=True)
 class ConsentRow:
+    """A consent record as stored, every column of it (the evidence behind each email)."""
+
+    id: int
     sequence_key: str | None
     source: str
     created_at: datetime
     confirmed_at: datetime | None
     ip: str | None
+    user_agent: str | None
     text_version: str | None
     details: dict[str, Any] | None
 
@@ -457,8 +461,9 @@ class OperationQueries(StoreBase):
                 raise NotFound(f"No subscriber has the address {email}.")
             sid = person.id
             consents = [
-                ConsentRow(c.sequence_key, c.source, as_utc(c.created_at),
-                           _utc(c.confirmed_at), c.ip, c.text_version, c.details)
+                ConsentRow(c.id, c.sequence_key, c.source, as_utc(c.created_at),
+                           _utc(c.confirmed_at), c.ip, c.user_agent, c.text_version,
+                           c.details)
                 for c in s.scalars(select(Consent).where(Consent.subscriber_id == sid)
                                    .order_by(Consent.created_at, Consent.id))
             ]
