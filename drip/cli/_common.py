@@ -52,6 +52,59 @@ MAX_ID = 2**63 - 1
 T = TypeVar("T")
 
 
+def within(low: float | None = None, high: float | None = None) -> Callable[[Any], Any]:
+    """A callback that keeps a number (or each of a list) between low and high.
+
+    Instead of click's min=/max=, whose help tags read [x<=9223372036854775807]: the
+    bounds are checked the same way (exit 2), and the help says them in words if it must.
+    """
+    def check(value: Any) -> Any:
+        for number in value if isinstance(value, list | tuple) else [value]:
+            if number is None:
+                continue
+            if low is not None and number < low:
+                raise typer.BadParameter(f"{number} is too small; give {low:g} or more.")
+            if high is not None and number > high:
+                raise typer.BadParameter(f"{number} is too large; give {high:g} or less.")
+        return value
+
+    return check
+
+
+#: Metavars for options whose name alone would not say what to type.
+METAVARS = {"sequence": "KEY", "now": "WHEN", "since": "WHEN", "until": "WHEN",
+            "joined": "WHEN", "resolution": "sent|resend", "file_format": "csv|json",
+            "tool": "TOOL", "mapping": "'COLUMN=field'"}
+
+
+def readable_metavars(command: Any) -> None:
+    """Help a person reads: a flag shows no type tag (not <bool>), and an option without a
+    metavar of its own shows its name (SINCE), not <str> or <list[str]>."""
+    from typer.core import TyperArgument, TyperOption
+
+    # --help is made on demand; make it now, so that it is a flag like the others
+    command.get_help_option(typer.Context(command))
+    for param in [*command.params, command.get_help_option(typer.Context(command))]:
+        if param.metavar is not None:
+            continue
+        if isinstance(param, TyperOption):
+            param.metavar = "" if param.is_flag else METAVARS.get(
+                param.name or "", (param.name or "value").upper())
+        elif isinstance(param, TyperArgument):
+            param.metavar = (param.name or "value").upper()
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            # An argument's name (EMAIL, PATH) is its metavar: Typer would add <str>
+            # beside it whatever the metavar says, so this instance shows no tag.
+            setattr(param, "display_type_rich", _no_type_tag)  # noqa: B010
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
+
+
+def _no_type_tag(ctx: Any) -> None:
+    return None
+
+
 def exit_code_for(error: DripError) -> int:
     for kind, code in ((InvalidInput, EXIT_INVALID), (NotFound, EXIT_NOT_FOUND),
                        (Conflict, EXIT_CONFLICT), (ConfigError, EXIT_CONFIG),

@@ -11,7 +11,15 @@ from rich import box
 from rich.text import Text
 
 from drip.addresses import zone
-from drip.cli._common import MAX_ID, console, drip_from_env, guarded, print_json, sequence_key
+from drip.cli._common import (
+    MAX_ID,
+    console,
+    drip_from_env,
+    guarded,
+    print_json,
+    sequence_key,
+    within,
+)
 from drip.exports import send_record
 from drip.operations import find_sends, timeline
 from drip.store import ConsentRow, Timeline
@@ -79,9 +87,11 @@ def sends(
         help="From this time: ISO 8601, or an age such as 24h or 7d.")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time (same forms).")] = None,
     email: Annotated[str | None, typer.Option(help="Only this subscriber.")] = None,
-    limit: Annotated[int, typer.Option(max=MAX_ID, help="At most this many, newest first.")]
+    limit: Annotated[int, typer.Option(callback=within(0, MAX_ID), metavar="N",
+                                         help="At most this many, newest first.")]
     = 50,
-    offset: Annotated[int, typer.Option(max=MAX_ID, help="Skip this many first (the next "
+    offset: Annotated[int, typer.Option(callback=within(0, MAX_ID), metavar="N",
+                                          help="Skip this many first (the next "
                                         "page: --offset 50).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.text import Text
 
-from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json
+from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json, within
 from drip.operations import Status, duration, status
 from drip.runtime import Drip
 
@@ -28,12 +28,14 @@ def status_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     max_lag: Annotated[int, typer.Option(
-        min=0, help="Seconds the oldest due email may wait before --check fails.")] = 900,
+        callback=within(0), metavar="SECONDS",
+        help="Seconds the oldest due email may wait before --check fails.")] = 900,
     stale_after: Annotated[int | None, typer.Option(
-        min=1, help="Seconds without a heartbeat before the scheduler counts as dead "
+        callback=within(1), metavar="SECONDS",
+        help="Seconds without a heartbeat before the scheduler counts as dead "
              "(default: three ticks, at least 3 minutes).")] = None,
     interval: Annotated[float, typer.Option(
-        min=0, help="Seconds between --watch refreshes.")] = 2.0,
+        callback=within(0), metavar="SECONDS", help="Seconds between --watch refreshes.")] = 2.0,
     refreshes: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Deliveries by state, what is due, subscribers, the circuit and the scheduler's health."""
