@@ -518,7 +518,7 @@ class OperationQueries(StoreBase):
         """
         t = DELIVERIES
         query = (select(t.c.id, t.c.state, t.c.enrollment_id, t.c.seq_no, t.c.subscriber_id,
-                        Enrollment.state)
+                        Enrollment.state, t.c.last_error)
                  .join(Enrollment, Enrollment.id == t.c.enrollment_id))
         query = query.where(t.c.id.in_(list(ids))) if ids else query.where(t.c.state == state)
         retried: list[int] = []
@@ -527,7 +527,8 @@ class OperationQueries(StoreBase):
             rows = {r[0]: r for r in s.execute(query.order_by(t.c.id)).all()}
             for missing in [i for i in ids if i not in rows]:
                 raise NotFound(f"No delivery has the id {missing}.")
-            for did, current, enrollment_id, seq_no, subscriber_id, enrollment in rows.values():
+            for (did, current, enrollment_id, seq_no, subscriber_id, enrollment,
+                 error) in rows.values():
                 if current != state:
                     skipped.append((did, f"it is {current}, not {state}"))
                     continue
@@ -542,11 +543,14 @@ class OperationQueries(StoreBase):
                     skipped.append((did, "a later email of its enrollment is already planned "
                                          "or sent"))
                     continue
+                # A fresh try starts with no error; the one it had stays in the event log.
                 s.execute(update(Delivery).where(Delivery.id == did).values(
                     state="scheduled", due_at=now, attempts=0, finished_at=None,
-                    claimed_by=None, lease_until=None))
+                    claimed_by=None, lease_until=None, last_error=None))
                 s.add(Event(kind="retried", delivery_id=did, subscriber_id=subscriber_id,
-                            occurred_at=now, received_at=now, detail="by an operator"))
+                            occurred_at=now, received_at=now,
+                            detail="by an operator" + (f"; it had: {error}"[:490]
+                                                       if error else "")))
                 retried.append(did)
         return retried, skipped
 

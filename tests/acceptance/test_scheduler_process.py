@@ -103,6 +103,8 @@ def test_a_second_scheduler_on_one_sqlite_file_refuses_to_start(
     ("DRIP_LEASE_SECONDS", "1000000000000"),
     # no TCP port: with DRIP_BACKEND=smtp every email would be retried for ever
     ("DRIP_SMTP_PORT", "99999"),
+    # a SendGrid request that may hang for a day, holding its emails' fate
+    ("DRIP_SENDGRID_TIMEOUT", "86400"),
     # a port that is not a number, and a driver drip does not ship
     ("DRIP_DATABASE_URL", "postgresql://postgres@127.0.0.1:54x2/drip"),
     ("DRIP_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1/drip"),
