@@ -277,6 +277,7 @@ CLICK_EVENTS = ("clicked",)
 @dataclass(frozen=True)
 class StepCounts:
     step_key: str
+    variant: str
     sent: int
     delivered: int
     opened: int
@@ -794,7 +795,8 @@ class OperationQueries(StoreBase):
     # --- stats -----------------------------------------------------------------------------
 
     def step_counts(self, sequence_key: str) -> list[StepCounts]:
-        """Per step of a sequence: emails sent, provider events and checkpoint answers."""
+        """Per step and variant of a sequence: emails sent, provider events and checkpoint
+        answers (the answer counts on the email it was given on)."""
         t = DELIVERIES
 
         def events(kinds: tuple[str, ...]) -> Any:
@@ -804,26 +806,33 @@ class OperationQueries(StoreBase):
         delivered, opened, clicked = (events(DELIVERED_EVENTS), events(OPEN_EVENTS),
                                       events(CLICK_EVENTS))
         went_out = and_(t.c.sequence_key == sequence_key, t.c.state.in_(("sent", "unknown")))
+        kind = (t.c.step_key, t.c.variant)
+
+        def keyed(rows: Any) -> dict[tuple[str, str], int]:
+            return {(r[0], r[1]): int(r[2]) for r in rows}
+
         with self._session() as s:
-            sent: dict[str, int] = pairs(s.execute(
-                select(t.c.step_key, func.count()).where(went_out).group_by(t.c.step_key)))
-            with_event: dict[str, dict[str, int]] = {}
+            sent = keyed(s.execute(select(*kind, func.count()).where(went_out)
+                                   .group_by(*kind)))
+            with_event: dict[str, dict[tuple[str, str], int]] = {}
             for name, sub in (("delivered", delivered), ("opened", opened),
                               ("clicked", clicked)):
-                with_event[name] = pairs(s.execute(
-                    select(t.c.step_key, func.count()).join(sub, sub.c.delivery_id == t.c.id)
-                    .where(went_out).group_by(t.c.step_key)).all())
-            answers: dict[tuple[str, str], int] = {
-                (r[0], r[1]): int(r[2]) for r in s.execute(
-                    select(t.c.step_key, CheckpointAnswer.answer, func.count())
+                with_event[name] = keyed(s.execute(
+                    select(*kind, func.count()).join(sub, sub.c.delivery_id == t.c.id)
+                    .where(went_out).group_by(*kind)).all())
+            answers: dict[tuple[str, str, str], int] = {
+                (r[0], r[1], r[2]): int(r[3]) for r in s.execute(
+                    select(*kind, CheckpointAnswer.answer, func.count())
                     .join(CheckpointAnswer, CheckpointAnswer.delivery_id == t.c.id)
-                    .where(went_out).group_by(t.c.step_key, CheckpointAnswer.answer))}
+                    .where(went_out).group_by(*kind, CheckpointAnswer.answer))}
         return [StepCounts(
-            step_key=step, sent=int(n), delivered=int(with_event["delivered"].get(step, 0)),
-            opened=int(with_event["opened"].get(step, 0)),
-            clicked=int(with_event["clicked"].get(step, 0)),
-            passed=answers.get((step, "passed"), 0), not_yet=answers.get((step, "not-yet"), 0),
-        ) for step, n in sent.items()]
+            step_key=step, variant=variant, sent=n,
+            delivered=with_event["delivered"].get((step, variant), 0),
+            opened=with_event["opened"].get((step, variant), 0),
+            clicked=with_event["clicked"].get((step, variant), 0),
+            passed=answers.get((step, variant, "passed"), 0),
+            not_yet=answers.get((step, variant, "not-yet"), 0),
+        ) for (step, variant), n in sent.items()]
 
     def nudge_counts(self, sequence_key: str) -> list[NudgeCounts]:
         """Per offer nudged in a sequence: emails carrying it, their clicks, and purchases

@@ -67,7 +67,8 @@ def test_stats_counts_the_funnel_answers_and_nudges(cli: Cli, live: Drip,
     screen = cli("stats").stdout
     assert "Basic Test Sequence (basic)" in screen
     line = next(row for row in screen.splitlines() if "week-1" in row)
-    assert line.split()[:8] == ["week-1", "3", "2", "(67%)", "1", "(33%)", "2", "(67%)"]
+    assert line.split()[:9] == ["week-1", "weekly", "3", "2", "(67%)", "1", "(33%)", "2",
+                               "(67%)"]
     assert "█" in line
     nudges = next(row for row in screen.splitlines() if "Offer A" in row)
     assert nudges.split() == ["Offer", "A", "3", "3", "1", "1", "(33%)"]
