@@ -29,6 +29,7 @@ from drip.planner import (
 from drip.sequence import Checkpoint, Library, Sequence, Step
 from drip.store import AnsweredDelivery, Store
 from drip.store.checkpoints import ReminderMove
+from drip.tags import answer_tags
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,10 @@ def answer(store: Store, library: Library, delivery_id: int, choice: str,
                        "settled. Answer the checkpoint in your latest email instead.")
     sequence = library.sequence(current.delivery.sequence_key)
     store.save_answer(current.delivery, choice, now, _reminder_move(sequence, current.delivery))
+    # the checkpoint's on_answer tags (goals and branches read them at the next dispatch)
+    tags = answer_tags(sequence, current.delivery.step_key, choice)
+    if tags:
+        store.add_tags(current.delivery.subscriber_id, tags, now)
     pending = current.delivery.pending
     if (current.delivery.enrollment_state == "paused" and pending is not None
             and pending.state == "held" and base_variant(pending.variant) == WAITING

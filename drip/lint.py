@@ -307,6 +307,7 @@ class _Linter:
         self.check_unused_templates()
         self.check_unused_offers()
         self.check_gates()
+        self.check_tags()
         self.check_nudge_rules()
         self.check_exercises()
         layouts_ok = all((self.templates_dir / name).exists()
@@ -354,7 +355,7 @@ class _Linter:
         offers = {o.key for o in self.offers.offers} if self.offers else set()
         for sequence, path in self.sequences.values():
             for index, goal in enumerate(sequence.goals):
-                if goal.purchased not in products | offers:
+                if goal.purchased is not None and goal.purchased not in products | offers:
                     self.add("error", path, line_of(path, ("goals", index, "purchased")),
                              f"goals.{index}.purchased: '{goal.purchased}' is neither a product "
                              f"in {CATALOG_FILE} nor an offer, so no purchase can reach this "
@@ -414,6 +415,9 @@ class _Linter:
             if step.waiting is not None:
                 found.append((f"{step.key} (waiting)", ("steps", index, "waiting"),
                               step.waiting.template))
+            for b_index, branch in enumerate(step.branches):
+                found.append((f"{step.key} (branch {branch.when.tag})",
+                              ("steps", index, "branches", b_index), branch.template))
         if sequence.checkpoint_reminder is not None:
             found.append(("checkpoint_reminder", ("checkpoint_reminder",),
                           sequence.checkpoint_reminder.template))
@@ -578,6 +582,32 @@ class _Linter:
                              "sent: the sequence has no 'checkpoint_reminder:' email.",
                              "add 'checkpoint_reminder: {subject: ..., preheader: ..., "
                              "template: ...}' at the top level of the sequence")
+
+    def check_tags(self) -> None:
+        """Every tag a goal or a branch reads can be set by something: a product in the
+        catalog, a checkpoint's on_answer, or the sequence's manual_tags (set by hand)."""
+        from drip.catalog import load_catalog
+        from drip.tags import settable_tags, tag_uses
+
+        library = Library({k: s for k, (s, _) in self.sequences.items()},
+                          self.offers or Offers())
+        try:
+            catalog = load_catalog(self.sequences_dir, library)
+        except SequenceError:
+            return  # check_catalog reports it
+        settable = settable_tags(library, (t for p in catalog.products for t in p.tags))
+        for sequence, path in self.sequences.values():
+            for use in tag_uses(sequence):
+                if use.tag in settable:
+                    continue
+                where = ".".join(str(p) for p in use.loc)
+                kind = "goal" if use.loc[0] == "goals" else "branch"
+                self.add("error", path, line_of(path, use.loc),
+                         f"{where}: nothing ever sets the tag '{use.tag}', so this {kind} "
+                         "can never apply.",
+                         f"set it from a product's tags in catalog.yaml or a checkpoint's "
+                         f"'on_answer:', or add '{use.tag}' to 'manual_tags:' if you set it "
+                         "by hand (drip tag add, an import's tags column, the API)")
 
     def check_nudge_rules(self) -> None:
         """What the files say about offers fits the rule: at most max_per_enrollment."""

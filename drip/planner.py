@@ -75,8 +75,19 @@ class Decision:
     hold: str | None = None
 
 
+#: Between a main email and the tag whose branch it is: "main/struggling" (drip.tags).
+BRANCH = "/"
+
+
 def base_variant(variant: str) -> str:
-    return variant.removesuffix(REMINDER)
+    """The kind of email a variant is: "main" for "main/struggling+reminder"."""
+    return variant.removesuffix(REMINDER).split(BRANCH, 1)[0]
+
+
+def branch_of(variant: str) -> str | None:
+    """The tag whose branch of the main email this variant is, if it is one."""
+    parts = variant.removesuffix(REMINDER).split(BRANCH, 1)
+    return parts[1] if len(parts) == 2 else None
 
 
 def has_reminder(variant: str) -> bool:

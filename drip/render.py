@@ -24,10 +24,12 @@ from markupsafe import Markup
 from drip.errors import TemplateError
 from drip.message import Content, html_placeholders, placeholder
 from drip.planner import (
+    BRANCH,
     CHECKPOINT_REMINDER,
     REMINDER,
     WAITING,
     base_variant,
+    branch_of,
     has_reminder,
     late_repeat_step,
     silence_moves_on,
@@ -67,8 +69,14 @@ class EmailSpec:
 
 def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
     step = sequence.step(step_key)
+    branch = branch_of(variant)
     variant = base_variant(variant)
-    if variant == "main":
+    if variant == "main" and branch is not None:  # a tag's version of the main email
+        chosen = next((b for b in step.branches if b.when.tag == branch), None)
+        if chosen is not None:
+            return EmailSpec(chosen.subject, chosen.preheader, chosen.template,
+                             step.checkpoint is not None)
+    elif variant == "main":
         return EmailSpec(step.subject, step.preheader, step.template, step.checkpoint is not None)
     if variant == "repeat" and step.repeat is not None:
         r = step.repeat
@@ -106,7 +114,9 @@ def every_email(library: Library) -> Iterator[tuple[Sequence, str, str, str | No
             previous = sequence.steps[index - 1] if index else None
             noted = (tuple(v + REMINDER for v in NOTED_VARIANTS)
                      if previous is not None and silence_moves_on(sequence, previous) else ())
-            for variant in (*VARIANTS, *noted):
+            branches = tuple(f"main{BRANCH}{b.when.tag}" for b in step.branches)
+            for variant in (*VARIANTS, *noted, *branches, *(b + n.removeprefix("main")
+                                                           for b in branches for n in noted)):
                 if variant == "graduated" and index != len(sequence.steps) - 1:
                     continue  # graduation follows the last step only
                 try:

@@ -193,6 +193,75 @@ def _days(value: str) -> int:
     return amount * 7 if match.group(2).startswith("week") else amount
 
 
+# --- tags: set by checkpoint answers, branching a step, ending a sequence (issue 20) --------
+
+TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+#: A tag a step branches on is part of the branch email's variant ("main/struggling"),
+#: which the ledger keeps in 40 characters with "+reminder".
+BRANCH_TAG_LENGTH = 24
+
+
+def _tag_like(value: str) -> str:
+    if not isinstance(value, str) or not TAG.match(value):
+        raise ValueError("must be a tag of lower-case letters, digits and hyphens (at most 40), "
+                         "like struggling or clinician-referral")
+    return value
+
+
+TagName = Annotated[str, AfterValidator(_tag_like)]
+
+
+class TagAction(_Strict):
+    """`- tag: struggling`: set this tag on the subscriber."""
+
+    tag: TagName
+
+
+class AnswerActions(_Strict):
+    """What a checkpoint answer does beside moving the program: the tags it sets.
+    `on_answer: {not_yet: [tag: struggling]}` (`notyet` and `not-yet` read the same)."""
+
+    passed: list[TagAction] = []
+    not_yet: list[TagAction] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _answer_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {("not_yet" if str(k).replace("-", "_") in ("notyet", "not_yet") else k): v
+                    for k, v in value.items()}
+        return value
+
+    def tags_for(self, answer: str) -> list[str]:
+        actions = self.passed if answer == "passed" else self.not_yet if answer == "not-yet" else []
+        return [action.tag for action in actions]
+
+
+class When(_Strict):
+    """The condition of a branch: the subscriber has this tag."""
+
+    tag: TagName
+
+    @field_validator("tag")
+    @classmethod
+    def _short(cls, value: str) -> str:
+        if len(value) > BRANCH_TAG_LENGTH:
+            raise ValueError(f"must be at most {BRANCH_TAG_LENGTH} characters for a branch, "
+                             "since the email's variant carries it")
+        return value
+
+
+class Branch(_Strict):
+    """Another version of a step's main email, sent instead of it to subscribers with a tag.
+    It asks the same checkpoint: a branch changes what an email says, never where the
+    program goes (a gate still needs its "passed")."""
+
+    when: When
+    subject: str = Field(min_length=1)
+    preheader: str = Field(min_length=1)
+    template: str
+
+
 class Checkpoint(_Strict):
     """The question an email asks, answered in one tap: "passed" or "not yet".
 
@@ -207,6 +276,8 @@ class Checkpoint(_Strict):
     no_answer: Literal["advance", "repeat", "hold"] | None = None
     gate: bool = Field(default=False, strict=True)
     remind_after: str | None = None
+    #: The tags an answer sets (issue 20).
+    on_answer: AnswerActions = AnswerActions()
 
     @field_validator("remind_after")
     @classmethod
@@ -241,6 +312,8 @@ class Step(_Strict):
     #: The email sent instead of moving on while a `no_answer: hold` checkpoint waits for
     #: an explicit "passed": the same week's plan, the question again, and why we wait.
     waiting: Variant | None = None
+    #: Versions of the main email for subscribers with a tag, first match wins (issue 20).
+    branches: list[Branch] = []
 
     @field_validator("send_after")
     @classmethod
@@ -268,10 +341,19 @@ class NudgeRules(_Strict):
 
 
 class Goal(_Strict):
-    """An exit: buying `purchased` stops the nudges, or the whole sequence."""
+    """An exit: buying `purchased`, or having the tag `tag`, stops the nudges, or the
+    whole sequence."""
 
-    purchased: str
+    purchased: str | None = None
+    tag: TagName | None = None
     stops: Literal["nudges", "sequence"]
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Goal:
+        if (self.purchased is None) == (self.tag is None):
+            raise ValueError("a goal needs either 'purchased: PRODUCT' or 'tag: TAG', "
+                             "not both or neither")
+        return self
 
 
 class RestartAfter(_Strict):
@@ -300,6 +382,9 @@ class Sequence(_Strict):
     nudges: NudgeRules = NudgeRules()
     goals: list[Goal] = []
     re_entry: Literal["once", "restart"] | RestartAfter = "once"
+    #: Tags set by hand (`drip tag add`, an import's tags column, the API) that goals and
+    #: branches may use: lint reports a tag nothing sets (issue 20).
+    manual_tags: list[TagName] = []
     content_hash: str = ""
 
     @model_validator(mode="after")

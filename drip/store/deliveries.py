@@ -32,6 +32,7 @@ from drip.models import (
     Tag,
 )
 from drip.planner import Sent
+from drip.schedule import SendPreference
 from drip.store._base import (
     DELIVERIES,
     FINAL_STATES,
@@ -48,6 +49,8 @@ from drip.store._base import (
     pg_array,
     rowcount,
 )
+from drip.store.preferences import send_preferences
+from drip.store.tags import subscriber_tags
 
 #: Why the reaper made an email unknown (drip status tells this cause from "no answer").
 WORKER_STOPPED = ("The worker stopped after handing this email to the provider and before "
@@ -694,6 +697,15 @@ class DueBatch:
 
     def ownership(self) -> dict[int, set[str]]:
         return self._store._ownership(self._session, (c.subscriber_id for c in self.rows))
+
+    def tags(self) -> dict[int, set[str]]:
+        """Each subscriber's tags (goals and branches read them)."""
+        return subscriber_tags(self._store, self._session, (c.subscriber_id for c in self.rows))
+
+    def preferences(self) -> dict[int, SendPreference]:
+        """The send preference of each subscriber of this batch who set one."""
+        return send_preferences(self._store, self._session,
+                                (c.subscriber_id for c in self.rows))
 
     def settle(self, outcomes: Sequence[Outcome], finished: Sequence[int] = (),
                moves: Sequence[Move] = ()) -> None:
