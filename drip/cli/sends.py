@@ -111,10 +111,12 @@ def subscriber(
     """One person's timeline: consents, enrollments, every delivery, events, answers, purchases."""
     with drip_from_env() as drip:
         found = timeline(drip.store, email)
+        tags = drip.store.tags_of(found.subscriber.id)
     if as_json:
-        print_json(timeline_dict(found))
+        print_json({**timeline_dict(found), "tags": tags})
         return
     print_timeline(found)
+    console.print(f"Tags: {', '.join(tags) if tags else 'none'}.")
 
 
 def timeline_dict(found: Timeline) -> dict[str, Any]:
