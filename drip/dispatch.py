@@ -773,6 +773,7 @@ class Dispatcher:
             "unsubscribe_url": self.links.unsubscribe(claimed.subscriber_id,
                                                       claimed.enrollment_id),
             "pause_url": self.links.pause(claimed.enrollment_id, claimed.id),
+            "preferences_url": self.links.preferences(claimed.subscriber_id),
             "checkpoint_passed_url": self.links.checkpoint(asked, PASSED),
             "checkpoint_not_yet_url": self.links.checkpoint(asked, NOT_YET),
         }

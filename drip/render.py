@@ -236,6 +236,7 @@ class Renderer:
             "nudge": self._nudge(offer, sequence.key, step_key),
             "unsubscribe_url": placeholder("unsubscribe_url"),
             "pause_url": placeholder("pause_url"),
+            "preferences_url": placeholder("preferences_url"),
         }
         body_html = Markup(self._markdown.render(body_md))
         html = self._template(self._html_env, HTML_LAYOUT, {**layout, "body": body_html})

@@ -14,7 +14,7 @@ import itsdangerous
 
 from drip.errors import BadSignature
 
-Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm"]
+Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm", "preferences"]
 
 
 class Signer:

@@ -43,6 +43,7 @@ from drip.tokens import Purpose
 from drip.web.api import api_mount
 from drip.web.limits import RateLimiter, read_body
 from drip.web.metrics import metrics_routes
+from drip.web.preferences import preference_routes
 from drip.web.shops import shop_routes
 from drip.web.words import checkpoint_outcome
 
@@ -84,6 +85,7 @@ def create_app(drip: Drip) -> Starlette:
         Route("/hooks/sendgrid", web.sendgrid_hook, methods=["POST"]),
         *shop_routes(drip),
         *metrics_routes(drip),
+        *preference_routes(drip),
         api_mount(drip),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
