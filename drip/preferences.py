@@ -89,8 +89,8 @@ def parse_preference(send_time: str, weekday: str,
         if at is None:
             problems["send_time"] = "Choose a time from the list, like 07:00."
         elif not (opens <= at < closes):
-            problems["send_time"] = (f"Choose a time from {opens:%H:%M} to before "
-                                     f"{_closing(closes)}: your program sends only then.")
+            problems["send_time"] = (f"Choose a time from the list: your program sends "
+                                     f"only between {opens:%H:%M} and {_closing(closes)}.")
     day: str | None = None
     if weekday.strip():
         name = weekday_name(weekday)
