@@ -24,7 +24,9 @@ _SEPARATORS = re.compile(r"[,;|]")
 
 def clean_tag(value: str, *, field: str = "tag") -> str:
     """A tag as drip keeps it (trimmed, lower case), or InvalidInput saying how to write it."""
-    tag = value.strip().lower() if isinstance(value, str) else ""
+    # "VIP Customer" from a shop's export is vip-customer; quotes from Mailchimp's go
+    tag = (re.sub(r"[\s_]+", "-", value.strip().strip("\"'").strip().lower())
+           if isinstance(value, str) else "")
     if not TAG.match(tag):
         shown = str(value)[:60]
         raise InvalidInput(f"{field}: '{shown}' is not a tag; write lower-case letters, digits "

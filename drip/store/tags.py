@@ -21,6 +21,17 @@ class TagQueries(StoreBase):
         with self._session() as s, s.begin():
             return _add(self, s, subscriber_id, tags, now)
 
+    def tag_people(self, tagged: Iterable[tuple[str, Iterable[str]]], now: datetime) -> int:
+        """Set tags on people by address (an import's tags column); how many tags were new.
+        An address nobody has is left out."""
+        added = 0
+        with self._session() as s, s.begin():
+            for email, tags in tagged:
+                found = s.scalar(select(Subscriber.id).where(Subscriber.email == email))
+                if found is not None:
+                    added += len(_add(self, s, int(found), tags, now))
+        return added
+
     def tag_subscriber(self, email: str, tag: str, now: datetime) -> bool:
         """Set a tag on the subscriber with this address; True if they did not have it."""
         with self._session() as s, s.begin():

@@ -37,7 +37,8 @@ OPENAPI: dict[str, Any] = {
                 "type": "object", "required": ["email", "sequence", "consent"],
                 "properties": {"email": {"type": "string"}, "sequence": {"type": "string"},
                                "name": {"type": "string"}, "timezone": {"type": "string"},
-                               "consent": {"const": True}}}}}},
+                               "consent": {"const": True},
+                               "tags": {"type": "array", "items": {"type": "string"}}}}}}},
             "responses": {
                 "201": _answer("Enrolled", {"$ref": "#/components/schemas/Enrollment"}),
                 "200": _answer("Already enrolled", {"$ref": "#/components/schemas/Enrollment"}),

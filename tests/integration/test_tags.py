@@ -134,3 +134,21 @@ def test_a_branch_never_moves_a_silent_runner_past_the_gate(tagged: Drip,
     assert all(variant == WAITING for step, variant in steps[2:]), steps
     (enrollment,) = tagged.store.enrollments_of("tagged")
     assert enrollment.state == "paused"
+
+
+def test_an_import_sets_the_tags_of_its_tags_column(tagged: Drip, clock: FixedClock) -> None:
+    from drip.imports import import_rows, parse_csv
+
+    parsed = parse_csv(b"email,name,timezone,tags,state\n"
+                       b"ana@example.com,Ana,Europe/Berlin,\"struggling, vip\",\n"
+                       b"bo@example.com,Bo,UTC,struggling,unsubscribed\n")
+    import_rows(tagged.store, tagged.library, parsed, sequence_key="tagged", now=clock.now(),
+                file_name="people.csv")
+    ana = tagged.store.subscriber_by_email("ana@example.com")
+    assert tagged.store.tags_of(ana.id) == ["struggling", "vip"]
+    bo = tagged.store.subscriber_by_email("bo@example.com")
+    assert tagged.store.tags_of(bo.id) == []  # who left is recorded, never tagged on
+    # the first email of an import keeps to the window and days, in the person's zone
+    (first,) = [r for r in tagged.store.deliveries(email="ana@example.com")]
+    local = first.due_at.astimezone(BERLIN)
+    assert local.weekday() != 6 and 6 <= local.hour < 20
