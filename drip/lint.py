@@ -22,7 +22,7 @@ import jinja2.meta
 from drip.errors import SequenceError, TemplateError
 from drip.links import Links
 from drip.message import Content, fill
-from drip.planner import CHECKPOINT_REMINDER, NUDGEABLE, REMINDER, WAITING
+from drip.planner import CHECKPOINT_REMINDER, NUDGEABLE, REMINDER, WAITING, branch_of
 from drip.render import HTML_LAYOUT, TEXT_LAYOUT, Renderer, Sender, email_spec, every_email
 from drip.samples import SAMPLE_SUBSCRIBERS, sample_values
 from drip.sequence import (
@@ -678,6 +678,11 @@ class _Linter:
                 continue
             path = self.sequences[sequence.key][1]
             where = self._yaml_block(sequence.step_keys.index(step_key), variant)
+            branch = branch_of(variant)  # a tag's version of the main email: its own block
+            if branch is not None:
+                where = (*where, "branches", next(
+                    i for i, b in enumerate(sequence.step(step_key).branches)
+                    if b.when.tag == branch))
             try:
                 content = renderer.content(sequence.key, step_key, variant, nudge,
                                            footer_checked=False)  # checked below, per line

@@ -73,3 +73,13 @@ def test_a_goal_with_both_a_product_and_a_tag_is_refused(tmp_path: Path) -> None
                        "  - tag: clinician-referral\n    purchased: tagged\n")
     found = errors_in(lint_project(root))
     assert len(found) == 1 and "either 'purchased: PRODUCT' or 'tag: TAG'" in found[0].message
+
+
+def test_a_branch_template_that_fails_names_its_own_file(tmp_path: Path) -> None:
+    root = tagged_copy(tmp_path, "template: tagged/gentle.md.j2", "template: tagged/gentle.md.j2")
+    gentle = root / "templates" / "tagged" / "gentle.md.j2"
+    gentle.write_text(gentle.read_text() + "\n{{ step.week / 0 }}\n")
+    found = errors_in(lint_project(root))
+    assert len(found) == 1, found
+    assert found[0].file.endswith("templates/tagged/gentle.md.j2")
+    assert "ZeroDivisionError" in found[0].message
