@@ -43,7 +43,7 @@ from drip.planner import (
 )
 from drip.providers.base import Provider, SendResult, batch_key
 from drip.render import Renderer, Sender
-from drip.schedule import SendPreference, next_open_slot
+from drip.schedule import SendPreference, next_open_slot, personal
 from drip.sequence import Library, Schedule
 from drip.sequence import Sequence as LibrarySequence
 from drip.store import (
@@ -56,6 +56,7 @@ from drip.store import (
     Store,
     WentOut,
 )
+from drip.store.preferences import preference_of
 from drip.tags import branch_variant, exit_tag, tags_stop_nudges
 
 log = logging.getLogger(__name__)
@@ -463,7 +464,9 @@ class Dispatcher:
                 schedule = sequence.schedule if sequence else None
                 if schedule is None:
                     schedule = Schedule()
-                slot = next_open_slot(now, schedule, zone(m.timezone))
+                # at the subscriber's own send time, if they chose one
+                preference = preference_of(m.send_time, m.send_weekday)
+                slot = next_open_slot(now, personal(schedule, preference), zone(m.timezone))
                 moves.append((m.delivery_id, slot.due_at, slot.window_end_at))
             self.store.move_due(moves)
             total += len(moves)

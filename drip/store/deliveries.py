@@ -199,12 +199,13 @@ class DeliveryQueries(StoreBase):
         """Scheduled deliveries whose send window closed before they could go out."""
         with self._session() as s:
             rows = s.execute(
-                select(Delivery.id, Delivery.sequence_key, Subscriber.timezone)
+                select(Delivery.id, Delivery.sequence_key, Subscriber.timezone,
+                       Subscriber.send_time, Subscriber.send_weekday)
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .where(Delivery.state == "scheduled", Delivery.window_end_at <= now)
                 .limit(limit)
             ).all()
-        return [MissedWindow(r[0], r[1], r[2]) for r in rows]
+        return [MissedWindow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def move_due(self, moves: Sequence[tuple[int, datetime, datetime | None]]) -> None:
         if not moves:
