@@ -80,6 +80,14 @@ def lint(sequences_dir: Path, templates_dir: Path, sender: Sender, links: Links,
     return linter.result()
 
 
+def findings_behind(error: SequenceError, sequences_dir: Path, templates_dir: Path,
+                    sender: Sender, links: Links) -> list[Finding]:
+    """Why the files failed to load or render (for preview, simulate and the preview page):
+    every error lint finds, in lint's words, or `error` itself if lint finds none."""
+    found = errors_in(lint(sequences_dir, templates_dir, sender, links))
+    return found or [_from(error)]
+
+
 def _from(error: SequenceError, severity: Severity = "error") -> Finding:
     message = error.problem
     if error.field:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -131,3 +132,49 @@ def test_the_command_prints_the_calendar_and_writes_the_emails(tmp_path: Path) -
     sent = parsedate_to_datetime(parsed["Date"])
     assert sent == datetime.fromisoformat("2026-04-18T20:30:00+00:00")
     assert (out / "05-week-3-see-a-clinician.html").read_text().count("Unsubscribe") >= 1
+
+
+def simulate_command(tmp_path: Path, sequences: Path, templates: Path,
+                     *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "220", "DRIP_SECRET_KEY": "k",
+           "DRIP_VAR_DIR": str(tmp_path / "var"), "DRIP_SEQUENCES_DIR": str(sequences),
+           "DRIP_TEMPLATES_DIR": str(templates)}
+    return subprocess.run([sys.executable, "-m", "drip", "simulate", *args],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+def copy_of_the_sample(tmp_path: Path) -> tuple[Path, Path]:
+    shutil.copytree(ROOT / "sequences", tmp_path / "sequences")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    return tmp_path / "sequences", tmp_path / "templates"
+
+
+def test_the_command_needs_no_sequence_when_there_is_one(tmp_path: Path) -> None:
+    sequences, templates = copy_of_the_sample(tmp_path)
+    done = simulate_command(tmp_path, sequences, templates, "--answers", ALL_PASS)
+    assert done.returncode == 0, done.stderr
+    assert "pht-7-week for someone in UTC" in done.stdout and "graduated" in done.stdout
+    other = (sequences / "pht-7-week.yaml").read_text().replace("key: pht-7-week", "key: other")
+    (sequences / "other.yaml").write_text(other)
+    done = simulate_command(tmp_path, sequences, templates)
+    assert done.returncode == 2
+    assert "say which one with --sequence KEY" in " ".join(done.stderr.split())
+
+
+def test_the_command_reports_every_template_mistake_as_lint_does(tmp_path: Path) -> None:
+    sequences, templates = copy_of_the_sample(tmp_path)
+    signoff = templates / "pht-7-week" / "_signoff.md.j2"
+    signoff.write_text(signoff.read_text().replace("Happy running,",
+                                                   "Happy running, {{ subscriber.firstname }}"))
+    week = templates / "pht-7-week" / "week-6.md.j2"
+    week.write_text(week.read_text() + "\n{% if step.week > 5 %}Nearly there.\n")
+    out = tmp_path / "emails"
+    done = simulate_command(tmp_path, sequences, templates, "--out", str(out))
+    assert done.returncode == 2
+    said = done.stderr
+    assert "_signoff.md.j2:1: error: Unknown variable: 'firstname'" in said
+    lines = len(week.read_text().splitlines())
+    assert f"week-6.md.j2:{lines}: error: The {{% if %}} on line {lines} is never closed." \
+        in said
+    assert "dict object" not in said and "2 errors" in said
+    assert not out.exists()
