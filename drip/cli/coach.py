@@ -198,7 +198,7 @@ def simulate(
                                   answers=parse_answers(answers), buys=parse_buys(buys or []),
                                   pauses=pause or [])
     if out is not None:
-        write_emails(result, library, sender_of(current), links_of(current), out)
+        write_emails(result, library, renderer, sender_of(current), links_of(current), out)
     if as_json:
         print_json({"sequence": result.sequence_key, "timezone": result.timezone,
                     "ended": result.ended, "emails": [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -178,3 +179,35 @@ def test_the_command_reports_every_template_mistake_as_lint_does(tmp_path: Path)
         in said
     assert "dict object" not in said and "2 errors" in said
     assert not out.exists()
+
+
+def test_written_emails_link_each_answer_to_the_email_it_brings(tmp_path: Path) -> None:
+    # the buttons used to be sample links that led nowhere: now the coach clicks through
+    sequences, templates = copy_of_the_sample(tmp_path)
+    out = tmp_path / "emails"
+    done = simulate_command(tmp_path, sequences, templates, "--answers", "pass,notyet,pass,-",
+                            "--out", str(out))
+    assert done.returncode == 0, done.stderr
+
+    def buttons(name: str) -> list[str]:
+        html = (out / name).read_text()
+        return re.findall(r'href="([^"]+)"', html)
+
+    first = buttons("01-week-1-main.html")
+    assert "02-week-2-main.html" in first            # passed: what the persona did
+    assert "01-if-not-yet-week-1-repeat.html" in first  # not yet: the branch, written too
+    assert not [h for h in first if "/c/" in h]
+    branch = (out / "01-if-not-yet-week-1-repeat.html").read_text()
+    assert "Week 1 again" in branch
+    # two "not yet"s on week 2 would bring the clinician email; one more pass, week 3
+    assert "03-if-not-yet-week-2-see-a-clinician.html" in buttons("03-week-2-repeat.html")
+    assert "04-week-3-main.html" in buttons("03-week-2-repeat.html")
+    # the no-answer note's "Repeat Week 3 instead" leads to week 3's repeat
+    assert "06-if-repeat-last-week-3-repeat.html" in buttons("06-week-4-main-reminder.html")
+    for name in {h for p in out.glob("*.html") for h in buttons(p.name)
+                 if not h.startswith("https://")}:
+        assert (out / name).is_file(), name
+    parsed = email.message_from_bytes((out / "01-week-1-main.eml").read_bytes(),
+                                      policy=email.policy.default)
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"Passed:  {(out / '02-week-2-main.html').resolve().as_uri()}" in text
