@@ -134,6 +134,8 @@ def lint_findings_on_failure(current: Settings) -> Iterator[None]:
     try:
         yield
     except SequenceError as exc:
+        if exc.file is None:
+            raise  # not a file's mistake (an unknown --sequence, say): said as it is
         found = findings_behind(exc, current.sequences_dir, current.templates_dir,
                                 sender_of(current), links_of(current))
         show(found, current.sequences_dir, current.templates_dir, errors)
