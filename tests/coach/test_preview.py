@@ -151,12 +151,18 @@ def test_the_page_notices_a_changed_template(server: str, project: Path) -> None
     assert "class='error'" in httpx.get(f"{server}/email/pht-7-week/week-2").text
 
 
-def test_the_page_shows_every_mistake_in_lints_words(server: str, project: Path) -> None:
+def misspell_two_variables(project: Path) -> None:
+    """subscriber.firstname in the sign-off every email includes (line 1), step.weeks in
+    week 5 (line 3): two mistakes, in two files."""
     signoff = project / "templates" / "pht-7-week" / "_signoff.md.j2"
     signoff.write_text(signoff.read_text().replace("Happy running,",
                                                    "Happy running, {{ subscriber.firstname }}"))
     week = project / "templates" / "pht-7-week" / "week-5.md.j2"
     week.write_text(week.read_text().replace("Week {{ step.week }}!", "Week {{ step.weeks }}!"))
+
+
+def test_the_page_shows_every_mistake_in_lints_words(server: str, project: Path) -> None:
+    misspell_two_variables(project)
     page = httpx.get(f"{server}/email/pht-7-week/week-2").text
     assert "_signoff.md.j2:1</b>: Unknown variable: &#x27;firstname&#x27;" in page
     assert "week-5.md.j2:3</b>: Unknown variable: &#x27;weeks&#x27;" in page
@@ -206,11 +212,7 @@ def test_preview_refuses_an_offer_in_an_email_that_never_carries_one(project: Pa
 
 
 def test_preview_reports_every_mistake_as_lint_does(project: Path, tmp_path: Path) -> None:
-    signoff = project / "templates" / "pht-7-week" / "_signoff.md.j2"
-    signoff.write_text(signoff.read_text().replace("Happy running,",
-                                                   "Happy running, {{ subscriber.firstname }}"))
-    week = project / "templates" / "pht-7-week" / "week-5.md.j2"
-    week.write_text(week.read_text().replace("Week {{ step.week }}!", "Week {{ step.weeks }}!"))
+    misspell_two_variables(project)
     done = preview(project, tmp_path, "week-1", "--out", str(tmp_path / "x"))
     assert done.returncode == 2
     said = done.stderr
