@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from drip.errors import TemplateError
 from drip.message import Content, html_placeholders, placeholder
+from drip.plaintext import markdown_to_text
 from drip.planner import (
     CHECKPOINT_REMINDER,
     REMINDER,
@@ -405,30 +406,6 @@ def _template_position(tb: TracebackType | None, fallback: Path) -> tuple[str, i
 
 
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
-_LINK = re.compile(r"!?\[([^\]]+)\]\((\S+?)\)")  # an image reads as its words and address
-#: An inline HTML tag (<strong>, </span>, <br/>), not an autolink such as <https://...>.
-_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
-_STRONG = re.compile(r"(\*\*|__)(.+?)\1")
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-
-
-def markdown_to_text(markdown: str) -> str:
-    """Markdown made to read well as a plain-text email: links spelled out, no markup noise."""
-    lines: list[str] = []
-    for line in markdown.splitlines():
-        line = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", line)
-        line = _STRONG.sub(r"\2", line)
-        line = _TAG.sub("", line)
-        heading = _HEADING.match(line)
-        if heading:
-            level, title = len(heading.group(1)), heading.group(2)
-            underline = "=" if level == 1 else "-" if level == 2 else ""
-            lines.append(title.upper() if level <= 2 else title)
-            if underline:
-                lines.append(underline * len(title))
-            continue
-        lines.append(line)
-    return "\n".join(lines)
 
 
 def squeeze_blank_lines(text: str) -> str:
