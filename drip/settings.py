@@ -47,7 +47,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_LEASE_SECONDS": "how long a claim or an in-flight send is held "
                           "(default 300, at most 86400)",
     "DRIP_SENDGRID_HOST": "SendGrid API host (default https://api.sendgrid.com)",
-    "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30)",
+    "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30, at "
+                             "most 300)",
     "DRIP_SENDGRID_SANDBOX": "1 to set SendGrid's sandbox mode: accepted but never delivered",
     "SENDGRID_API_KEY": "SendGrid API key, for DRIP_BACKEND=sendgrid",
     "DRIP_SENDGRID_ACTIVITY": "1 to settle unknown emails by asking SendGrid's Email Activity "
@@ -103,7 +104,7 @@ class Settings(BaseModel):
     # A day at most: a dead worker's claims wait this long before another worker takes them.
     lease_seconds: int = Field(default=300, ge=5, le=86_400)
     sendgrid_host: str = SENDGRID_DEFAULT_HOST
-    sendgrid_timeout: float = Field(default=30.0, gt=0)
+    sendgrid_timeout: float = Field(default=30.0, gt=0, le=300)
     sendgrid_sandbox: bool = False
     sendgrid_api_key: str = Field(default="", repr=False)
     sendgrid_activity: bool = False

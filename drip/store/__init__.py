@@ -35,6 +35,7 @@ from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRo
 from drip.store.liveness import LivenessQueries
 from drip.store.metrics import MetricsQueries, MetricsSnapshot
 from drip.store.operations import (
+    ConsentRow,
     HeartbeatRow,
     ImportPerson,
     ImportResult,
@@ -89,6 +90,7 @@ __all__ = [
     "CircuitRow",
     "ClaimedDelivery",
     "ConsentRecord",
+    "ConsentRow",
     "DeliveryRow",
     "DeliveryState",
     "DueBatch",
