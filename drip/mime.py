@@ -21,7 +21,7 @@ from email.headerregistry import Address
 from email.utils import format_datetime, make_msgid
 
 from drip.errors import InvalidInput
-from drip.message import MIME_POLICY, Content, Message, header_value, to_mime
+from drip.message import MIME_POLICY, Content, Message, header_value, to_mime, value_of
 
 _PLACEHOLDER = re.compile(r"%%([a-z_]+(?::html)?)%%")
 _WIRE_POLICY = MIME_POLICY.clone(linesep="\r\n")
@@ -60,12 +60,15 @@ class _Body:
         self.longest = max(len(_PLACEHOLDER.sub("", line).encode()) for line in lines)
         self.crowded = max(len(_PLACEHOLDER.findall(line)) for line in lines)
 
-    def fill(self, values: Mapping[str, bytes]) -> bytes:
+    def fill(self, values: Mapping[str, bytes], raw: Mapping[str, str]) -> bytes:
         pieces = self.pieces
         out = [pieces[0]]
         for name, piece in zip(self.names, pieces[1:], strict=True):
             value = values.get(name)
-            out.append(value if value is not None else f"%%{name}%%".encode())
+            if value is None:  # an HTML twin left out, or a placeholder fill leaves as it is
+                text = value_of(raw, name)
+                value = (f"%%{name}%%" if text is None else text).encode()
+            out.append(value)
             out.append(piece)
         return b"".join(out)
 
@@ -150,8 +153,8 @@ class MimeWriter:
         except ValueError as exc:
             raise _unwritable(message, exc) from None
         ascii_values = all(map(bytes.isascii, encoded.values()))
-        text = group.text.fill(encoded)
-        html = group.html.fill(encoded)
+        text = group.text.fill(encoded, raw)
+        html = group.html.fill(encoded, raw)
         cte = "7bit" if group.ascii and ascii_values else "8bit"
         data = b"".join([
             "".join(head).encode(), group.tail,
