@@ -60,6 +60,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_SMTP_USER": "SMTP user name, if the server wants AUTH",
     "DRIP_SMTP_PASSWORD": "SMTP password",
     "DRIP_SMTP_TLS": "starttls (default), ssl (implicit TLS) or none",
+    "DRIP_SMTP_CONNECTIONS": "SMTP connections each worker keeps open and sends over at once "
+                             "(default 4)",
     "DRIP_WEBHOOK_SECRET": "HMAC key for POST /hooks/purchase",
     "DRIP_STRIPE_WEBHOOK_SECRET": "Stripe endpoint secret (whsec_...) for POST /hooks/stripe",
     "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid event webhook verification key (base64 or PEM)",
@@ -114,6 +116,7 @@ class Settings(BaseModel):
     smtp_user: str = ""
     smtp_password: str = Field(default="", repr=False)
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_connections: int = Field(default=4, ge=1, le=64)
     webhook_secret: str = Field(default="", repr=False)
     stripe_webhook_secret: str = Field(default="", repr=False)
     shopify_webhook_secret: str = Field(default="", repr=False)
