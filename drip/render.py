@@ -6,6 +6,7 @@ each group's Content is rendered once per process and cached.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html as htmllib
 import re
@@ -32,7 +33,7 @@ from drip.planner import (
     late_repeat_step,
     silence_moves_on,
 )
-from drip.sequence import Exercise, Library, Offer, Sequence
+from drip.sequence import Exercise, Library, Offer, Offers, Sequence
 
 HTML_LAYOUT = "layout.html.j2"
 TEXT_LAYOUT = "layout.txt.j2"
@@ -48,11 +49,44 @@ DEFAULT_REMINDER = (
 
 @dataclass(frozen=True)
 class Sender:
-    """Who the email is from, and the address the law asks us to print."""
+    """Who the email is from, the address the law asks us to print, and the letterhead."""
 
     name: str
     email: str
     postal_address: str
+    #: The name and logo at the top of every email (DRIP_BRAND_NAME, DRIP_BRAND_LOGO_URL).
+    brand_name: str = ""
+    logo_url: str = ""
+    #: Where the layout is, so the letters drip writes itself wear it too (`letter`).
+    templates_dir: Path = Path("templates")
+
+    @property
+    def brand(self) -> dict[str, str]:
+        return {"name": self.brand_name or self.name, "logo_url": self.logo_url}
+
+
+@dataclass(frozen=True)
+class Action:
+    """The one button a letter asks the reader to press."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Letter:
+    """An email that is not a step of a sequence (the opt-in confirmation, the coach's
+    digest), written in the same layout: `body_html` is HTML, `body_text` plain text;
+    `kicker` is the small line above the heading, `reason` the footer's "why you got this"."""
+
+    key: str
+    subject: str
+    preheader: str
+    kicker: str
+    body_html: str
+    body_text: str
+    reason: str
+    action: Action | None = None
 
 
 @dataclass(frozen=True)
@@ -226,13 +260,10 @@ class Renderer:
             "nudge": self._nudge(offer, sequence.key, step_key),
             "unsubscribe_url": placeholder("unsubscribe_url"),
             "pause_url": placeholder("pause_url"),
+            "letter": None,
         }
-        body_html = Markup(self._markdown.render(body_md))
-        html = self._template(self._html_env, HTML_LAYOUT, {**layout, "body": body_html})
-        html = html_placeholders(self._inliner.inline(html))
-        text = self._template(
-            self._text_env, TEXT_LAYOUT, {**layout, "body": markdown_to_text(body_text_md)}
-        )
+        html, text = self._wrap(layout, Markup(self._markdown.render(body_md)),
+                                markdown_to_text(body_text_md))
         digest = hashlib.sha256(
             "\0".join([sequence.content_hash, subject, html, text]).encode()
         ).hexdigest()[:16]
@@ -245,6 +276,43 @@ class Renderer:
             content_hash=digest,
         )
 
+    def letter(self, letter: Letter) -> Content:
+        """A letter in the layout: no checkpoint, nudge or unsubscribe link (nobody is on a
+        list: it is a confirmation request, or the coach's own digest)."""
+        layout: dict[str, Any] = {
+            "subscriber": {"first_name": "", "email": ""},
+            "sequence": {"key": "", "name": letter.kicker},
+            "step": {"key": "", "week": 0, "subject": letter.subject},
+            "variant": "main",
+            "coach": {"name": self.sender.name, "email": self.sender.email},
+            "brand": self.sender.brand,
+            "subject": letter.subject,
+            "preheader": letter.preheader,
+            "disclaimer": "",
+            "reminder": "",
+            "reminder_repeat_url": None,
+            "reminder_repeat_label": None,
+            "postal_address": self.sender.postal_address,
+            "checkpoint": None,
+            "nudge": None,
+            "unsubscribe_url": "",
+            "pause_url": "",
+            "letter": {"reason": letter.reason, "action": letter.action},
+        }
+        html, text = self._wrap(layout, Markup(letter.body_html), letter.body_text)
+        return Content(key=letter.key, subject=letter.subject, preheader=letter.preheader,
+                       html=html, text=squeeze_blank_lines(text),
+                       content_hash=hashlib.sha256(f"{html}\0{text}".encode()).hexdigest()[:16])
+
+    def _wrap(self, layout: Mapping[str, Any], body_html: Markup,
+              body_text: str) -> tuple[str, str]:
+        """The body in the HTML and text layouts; the HTML's CSS inlined (the @media rules
+        stay in a <style> block, where only their !important beats the inlined styles)."""
+        html = self._template(self._html_env, HTML_LAYOUT, {**layout, "body": body_html})
+        html = html_placeholders(self._inliner.inline(html))
+        text = self._template(self._text_env, TEXT_LAYOUT, {**layout, "body": body_text})
+        return html, text
+
     def _context(self, sequence: Sequence, step_key: str, variant: str) -> dict[str, Any]:
         step = sequence.step(step_key)
         return {
@@ -254,6 +322,7 @@ class Renderer:
             "step": {"key": step.key, "week": step.week, "subject": step.subject},
             "variant": variant,
             "coach": {"name": self.sender.name, "email": self.sender.email},
+            "brand": self.sender.brand,
         }
 
     def _exercise(self, key: str, dose: str = "", rest: str = "", number: int | None = None,
@@ -350,6 +419,17 @@ class Renderer:
         except Exception as exc:  # as in _template
             raise TemplateError(f"It fails when it runs: {_runtime_message(exc)}.",
                                 file=where) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _letter_renderer(sender: Sender) -> Renderer:
+    return Renderer(sender.templates_dir, Library({}, Offers()), sender)
+
+
+def write_letter(sender: Sender, letter: Letter) -> Content:
+    """A letter in the sender's layout (its templates folder), for the code that sends one
+    and holds no Renderer: the opt-in confirmation and the digest."""
+    return _letter_renderer(sender).letter(letter)
 
 
 class UnknownExercise(Exception):
