@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from drip.errors import PermanentProviderError, TransientProviderError
 from drip.message import Content, Message
@@ -166,8 +167,8 @@ def _sections(digest: Digest) -> str:
 def digest_html(digest: Digest) -> str:
     """The digest's body as HTML, for the emails' layout (`digest_letter`)."""
     e = html.escape
-    parts = [f"<p>{digest.generated_at:%A %d %B %Y}: who is where, and who might like to "
-             "hear from you.</p>"]
+    parts = [f"<p>{digest.generated_at:%A %d %B %Y}: where everyone is in each program, "
+             "and who has gone quiet or is struggling.</p>"]
     for s in digest.sequences:
         parts.append(f"<h2>{e(s.name)}</h2><p><strong>Where everyone is:</strong> "
                      + e(", ".join(f"{w}: {n}" for w, n in s.by_week) or "nobody yet")
@@ -176,8 +177,7 @@ def digest_html(digest: Digest) -> str:
             parts.append(f"<h3>{e(title)}: {len(people)}</h3>")
             if people:
                 parts.append("<ul>" + "".join(
-                    f"<li>{e(p.name or p.email)} &lt;{e(p.email)}&gt;: {e(p.note)}</li>"
-                    for p in people) + "</ul>")
+                    f"<li>{_who(p)}: {e(p.note)}</li>" for p in people) + "</ul>")
         parts.append("<h3>Offers</h3>")
         if s.conversions:
             parts.append("<ul>" + "".join(
@@ -193,11 +193,20 @@ def digest_letter(digest: Digest, sender: Sender) -> Content:
     return write_letter(sender, Letter(
         key="digest", subject=f"Your weekly drip digest: {digest.generated_at:%d %B %Y}",
         preheader=_preheader(digest), kicker="Your weekly drip digest",
+        heading="Who might like to hear from you",
         body_html=digest_html(digest),
-        body_text=f"{digest.generated_at:%A %d %B %Y}: who is where, and who might like to "
-                  f"hear from you.\n\n{_sections(digest)}",
+        body_text=f"{digest.generated_at:%A %d %B %Y}: where everyone is in each program, "
+                  f"and who has gone quiet or is struggling.\n\n{_sections(digest)}",
         reason="You are getting this because you run these programs in drip "
                "(DRIP_COACH_EMAIL)."))
+
+
+def _who(person: Person) -> str:
+    """Name and address, the address a link that starts an email to them: the digest is
+    for reaching out."""
+    link = (f'<a href="mailto:{html.escape(quote(person.email, safe="@"))}">'
+            f"{html.escape(person.email)}</a>")
+    return f"{html.escape(person.name)} ({link})" if person.name else link
 
 
 def _groups(s: SequenceDigest) -> list[tuple[str, list[Person]]]:

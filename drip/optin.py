@@ -108,9 +108,9 @@ def confirmation(sender: Sender, email: str, name: str, sequence_name: str, url:
     e = html.escape
     body_html = (f"<p>{e(greeting)}</p><p>Please confirm that you want to receive "
                  f"<strong>{e(sequence_name)}</strong> from {e(sender.name)} at "
-                 f"{e(email)}.</p>")
+                 f"{e(email)}. Nothing is sent until you do.</p>")
     body_text = (f"{greeting}\n\nPlease confirm that you want to receive {sequence_name} "
-                 f"from {sender.name} at {email}.\n")
+                 f"from {sender.name} at {email}. Nothing is sent until you do.\n")
     content = write_letter(sender, Letter(
         key=f"confirm-{request_id}", subject=f"Please confirm: {sequence_name} from {sender.name}",
         preheader=f"One tap and the first email of {sequence_name} is on its way.",
@@ -118,7 +118,7 @@ def confirmation(sender: Sender, email: str, name: str, sequence_name: str, url:
         reason=(f"You are getting this because someone, probably you, asked for "
                 f"{sequence_name} at this address. If it was not you, ignore this email and "
                 "nothing more will be sent."),
-        action=Action(label, url)))
+        action=Action(label, url), heading="Please confirm your email address"))
     return Message(delivery_id=0, enrollment_id=0, sequence_key="optin",
                    step_key=f"confirm-{request_id}", variant="main", to_email=email,
                    to_name=name, from_email=sender.email, from_name=sender.name,

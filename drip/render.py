@@ -77,7 +77,8 @@ class Action:
 class Letter:
     """An email that is not a step of a sequence (the opt-in confirmation, the coach's
     digest), written in the same layout: `body_html` is HTML, `body_text` plain text;
-    `kicker` is the small line above the heading, `reason` the footer's "why you got this"."""
+    `kicker` is the small line above the heading (the subject, unless `heading` is
+    given), `reason` the footer's "why you got this"."""
 
     key: str
     subject: str
@@ -87,6 +88,7 @@ class Letter:
     body_text: str
     reason: str
     action: Action | None = None
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -297,7 +299,8 @@ class Renderer:
             "nudge": None,
             "unsubscribe_url": "",
             "pause_url": "",
-            "letter": {"reason": letter.reason, "action": letter.action},
+            "letter": {"reason": letter.reason, "action": letter.action,
+                       "heading": letter.heading or letter.subject},
         }
         html, text = self._wrap(layout, Markup(letter.body_html), letter.body_text)
         return Content(key=letter.key, subject=letter.subject, preheader=letter.preheader,
