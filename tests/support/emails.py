@@ -17,7 +17,7 @@ from drip.message import Message
 from drip.optin import confirmation
 from drip.planner import base_variant
 from drip.render import Renderer, Sender, email_spec, every_email, with_utm
-from drip.samples import SAMPLE_SUBSCRIBERS, sample_message, sample_values
+from drip.samples import sample_message
 from drip.sequence import Library, load_library
 from drip.tokens import Signer
 
@@ -73,7 +73,7 @@ def weekly_emails(the_sender: Sender | None = None) -> list[Sample]:
         content = renderer.content(SEQUENCE, step_key, variant, nudge)
         message = sample_message(content, sequence, who, LINKS, step_key=step_key,
                                  variant=variant, nudge=nudge)
-        values = sample_values(LINKS, sequence, SAMPLE_SUBSCRIBERS[0])
+        values = message.values  # signed links carry a time: use the ones it was filled with
         asks = email_spec(sequence, step_key, variant).has_checkpoint
         checkpoint = ((values["checkpoint_passed_url"], values["checkpoint_not_yet_url"])
                       if asks else None)
