@@ -191,6 +191,8 @@ def test_the_weekly_email_passes_axe(measured: dict[str, Any], width: int) -> No
     assert violations == [], describe(violations)
 
 
-def test_the_docs_screenshots_were_made(measured: dict[str, Any]) -> None:
-    for _, _, _, file in DOCS:
+def test_the_docs_screenshots_were_made_and_are_shown(measured: dict[str, Any]) -> None:
+    guide = (ROOT / "docs" / "writing-sequences.md").read_text(encoding="utf-8")
+    for file in [f for _, _, _, f in DOCS] + ["weekly-email-phone-dark-end.png"]:
         assert (SCREENSHOTS / file).stat().st_size > 10_000, file
+        assert f"(screenshots/{file})" in guide, f"docs/writing-sequences.md does not show {file}"

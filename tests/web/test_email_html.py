@@ -5,20 +5,26 @@ digest in the same layout, and the footer the law asks for where a list is invol
 
 from __future__ import annotations
 
+import email
+import email.policy
 import html as htmllib
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from drip.errors import ConfigError
 from drip.message import fill, recipient_values, to_mime
-from drip.samples import SAMPLE_SUBSCRIBERS, sample_values
+from drip.providers.outbox import OutboxProvider
+from drip.render import Renderer
+from drip.samples import SAMPLE_SUBSCRIBERS, sample_values, send_test
 from drip.settings import load_settings
 from tests.support.emails import (
     CONFIRM_URL,
     LINKS,
     POSTAL,
+    ROOT,
     Sample,
     confirmation_email,
     digest_email,
@@ -181,3 +187,25 @@ def test_the_brand_settings_reach_the_sender() -> None:
     assert who.templates_dir == settings.templates_dir
     with pytest.raises(ConfigError, match="DRIP_BRAND_NAME must be one line"):
         load_settings({"DRIP_BRAND_NAME": "Dayna\nBcc: x", "DRIP_SECRET_KEY": "k"})
+
+
+def test_a_test_send_wears_the_same_layout(tmp_path: Path) -> None:
+    """`drip test-send` goes through a provider like any email: the .eml in the outbox
+    carries the layout, the letterhead and the checkpoint buttons."""
+    who = sender(brand_name="Dayna's Running Lab", logo_url="https://www.example.com/logo.png")
+    lib = library()
+    provider = OutboxProvider(tmp_path, lambda: datetime(2026, 3, 2, tzinfo=UTC))
+    result = send_test(lib, Renderer(ROOT / "templates", lib, who), who, LINKS, provider,
+                       sequence_key="pht-7-week", step_key="week-3", to="me@example.com",
+                       nudge="12-week-program")
+    assert result.verdict == "accepted"
+    (eml,) = tmp_path.glob("*.eml")
+    mime = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert mime["Subject"].startswith("[TEST] Week 3")
+    html = next(p.get_content() for p in mime.walk() if p.get_content_type() == "text/html")
+    assert '<!--[if mso]><table role="presentation" width="600"' in html
+    assert re.search(r'<a class="button pass" href="https://drip\.test/c/[^"]+"[^>]*>Passed</a>',
+                     html)
+    assert re.search(r'<a class="button notyet" href="https://drip\.test/c/[^"]+"[^>]*>Not yet<',
+                     html)
+    assert 'alt="Dayna\'s Running Lab"' in html and "12-week strength program" in html
