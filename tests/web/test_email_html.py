@@ -209,3 +209,10 @@ def test_a_test_send_wears_the_same_layout(tmp_path: Path) -> None:
     assert re.search(r'<a class="button notyet" href="https://drip\.test/c/[^"]+"[^>]*>Not yet<',
                      html)
     assert 'alt="Dayna\'s Running Lab"' in html and "12-week strength program" in html
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
+def test_no_email_is_long_enough_for_gmail_to_clip(sample: Sample) -> None:
+    """Gmail hides everything after the first 102 KB behind "[Message clipped]": the
+    footer with the unsubscribe link would be the first thing to go."""
+    assert len(sample.html.encode("utf-8")) < 60_000, sample.name
