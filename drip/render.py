@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import html as htmllib
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from drip.planner import (
     silence_moves_on,
 )
 from drip.sequence import Exercise, Library, Offer, Offers, Sequence
+
+log = logging.getLogger(__name__)
 
 HTML_LAYOUT = "layout.html.j2"
 TEXT_LAYOUT = "layout.txt.j2"
@@ -431,8 +434,31 @@ def _letter_renderer(sender: Sender) -> Renderer:
 
 def write_letter(sender: Sender, letter: Letter) -> Content:
     """A letter in the sender's layout (its templates folder), for the code that sends one
-    and holds no Renderer: the opt-in confirmation and the digest."""
-    return _letter_renderer(sender).letter(letter)
+    and holds no Renderer: the opt-in confirmation and the digest.
+
+    A layout that cannot print it (missing, or broken mid-edit: `drip lint` says where)
+    must not stop a confirmation going out, so the letter then goes out plain."""
+    try:
+        return _letter_renderer(sender).letter(letter)
+    except TemplateError as exc:
+        log.error("The layout cannot print the %s email, so it goes out plain: %s",
+                  letter.key, exc)
+        return _plain_letter(sender, letter)
+
+
+def _plain_letter(sender: Sender, letter: Letter) -> Content:
+    e = htmllib.escape
+    action = letter.action
+    html = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+            f"{e(letter.subject)}</title></head><body><h1>{e(letter.heading or letter.subject)}"
+            f"</h1>{letter.body_html}"
+            + (f'<p><a href="{e(action.url)}">{e(action.label)}</a></p>' if action else "")
+            + f"<p>{e(letter.reason)}</p><p>{e(sender.postal_address)}</p></body></html>")
+    text = (f"{letter.heading or letter.subject}\n\n{letter.body_text}\n"
+            + (f"{action.label}: {action.url}\n\n" if action else "")
+            + f"{letter.reason}\n{sender.postal_address}\n")
+    return Content(key=letter.key, subject=letter.subject, preheader=letter.preheader,
+                   html=html, text=squeeze_blank_lines(text), content_hash="")
 
 
 class UnknownExercise(Exception):

@@ -48,9 +48,8 @@ class Sample:
         return self.message.text()
 
 
-def sender(**brand: str) -> Sender:
-    return Sender("Dayna", "coach@example.com", POSTAL, templates_dir=ROOT / "templates",
-                  **brand)
+def sender(templates_dir: Path = ROOT / "templates", **brand: str) -> Sender:
+    return Sender("Dayna", "coach@example.com", POSTAL, templates_dir=templates_dir, **brand)
 
 
 def library() -> Library:

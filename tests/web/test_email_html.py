@@ -216,3 +216,17 @@ def test_no_email_is_long_enough_for_gmail_to_clip(sample: Sample) -> None:
     """Gmail hides everything after the first 102 KB behind "[Message clipped]": the
     footer with the unsubscribe link would be the first thing to go."""
     assert len(sample.html.encode("utf-8")) < 60_000, sample.name
+
+
+def test_a_confirmation_still_goes_out_when_the_layout_cannot_print_it(tmp_path: Path) -> None:
+    """A missing or half-edited layout is the coach's to fix (`drip lint` names the line);
+    meanwhile the person asking to join still gets a working link."""
+    (tmp_path / "layout.html.j2").write_text("{% if %}", encoding="utf-8")
+    (tmp_path / "layout.txt.j2").write_text("{{ body }}", encoding="utf-8")
+    from drip.optin import confirmation
+
+    message = confirmation(sender(templates_dir=tmp_path), "x@example.com", "Al",
+                           "7-Week Program", CONFIRM_URL, 3)
+    assert f'<a href="{CONFIRM_URL}">Yes, send it to me</a>' in message.html()
+    assert f"Yes, send it to me: {CONFIRM_URL}" in message.text()
+    assert POSTAL in message.text() and "Hi Al," in message.text()
