@@ -1,8 +1,8 @@
 """Signed tokens for every link in an email, so a link cannot be forged or altered.
 
-A token names its purpose (unsubscribe, checkpoint, pause, confirm) and carries
-only ids; the signature is an HMAC keyed with DRIP_SECRET_KEY, checked in
-constant time by itsdangerous.
+A token names its purpose (unsubscribe, checkpoint, pause, confirm, click) and carries
+only ids (a click also the address it leads to); the signature is an HMAC keyed with
+DRIP_SECRET_KEY, checked in constant time by itsdangerous.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import itsdangerous
 
 from drip.errors import BadSignature
 
-Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm"]
+Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm", "click"]
 
 
 class Signer:

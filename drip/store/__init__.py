@@ -28,9 +28,17 @@ from drip.store._base import (
 from drip.store.api_keys import ApiKeyQueries, ApiKeyRow
 from drip.store.checkpoints import AnsweredDelivery, CheckpointQueries
 from drip.store.circuits import CircuitQueries, CircuitRow
+from drip.store.clicks import ClickedDelivery, ClickQueries, LinkClicks
 from drip.store.deliveries import DeliveryQueries, DueBatch
 from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.events import EventQueries
+from drip.store.experiments import (
+    EnrollmentBought,
+    ExperimentQueries,
+    LeaderRow,
+    TestSent,
+    VariantCount,
+)
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
 from drip.store.metrics import MetricsQueries, MetricsSnapshot
@@ -63,6 +71,8 @@ class Store(
     DeliveryQueries,
     CircuitQueries,
     CheckpointQueries,
+    ClickQueries,
+    ExperimentQueries,
     DigestQueries,
     LifecycleQueries,
     LivenessQueries,
@@ -88,16 +98,20 @@ __all__ = [
     "ApiKeyRow",
     "CircuitRow",
     "ClaimedDelivery",
+    "ClickedDelivery",
     "ConsentRecord",
     "DeliveryRow",
     "DeliveryState",
     "DueBatch",
     "EnrollOutcome",
+    "EnrollmentBought",
     "EnrollmentPosition",
     "EnrollmentRow",
     "HeartbeatRow",
     "ImportPerson",
     "ImportResult",
+    "LeaderRow",
+    "LinkClicks",
     "MetricsSnapshot",
     "MissedWindow",
     "Move",
@@ -118,8 +132,10 @@ __all__ = [
     "StepCounts",
     "Store",
     "SubscriberRow",
+    "TestSent",
     "Timeline",
     "UnknownBatch",
+    "VariantCount",
     "WebhookRow",
     "WentOut",
 ]
