@@ -55,8 +55,8 @@ from drip.store import (
     Outcome,
     PlannedDelivery,
     Sending,
+    SplitSent,
     Store,
-    TestSent,
     WentOut,
 )
 
@@ -787,14 +787,14 @@ class Dispatcher:
             content=content, values=values, nudge=nudge,
         )
 
-    def _tests(self, messages: Sequence[Message]) -> list[TestSent]:
+    def _tests(self, messages: Sequence[Message]) -> list[SplitSent]:
         """The split-test variant each message carries, to record with its `sending` mark."""
         tests = []
         for m in messages:
             tested = assignment(self.library.sequence(m.sequence_key), m.step_key, m.variant,
                                 m.enrollment_id, self._leaders)
             if tested is not None:
-                tests.append(TestSent(m.delivery_id, m.enrollment_id, m.sequence_key,
+                tests.append(SplitSent(m.delivery_id, m.enrollment_id, m.sequence_key,
                                       tested.test, tested.variant))
         return tests
 

@@ -139,7 +139,8 @@ TestMetric = Literal["checkpoint_answered", "clicked", "purchased"]
 
 class SplitVariant(_Strict):
     """One version of a step's main email in a split test: only the fields written here
-    differ from the step's own; the program (step, week, checkpoint) never does."""
+    differ from the step's own (none: the step's own email); the program (step, week,
+    checkpoint) never does."""
 
     key: Annotated[str, _key_like("b")]
     #: Relative to the other variants' weights; left out on every variant, the split is even.
@@ -148,11 +149,11 @@ class SplitVariant(_Strict):
     preheader: str | None = Field(default=None, min_length=1)
     template: str | None = None
 
-    @model_validator(mode="after")
-    def _changes_something(self) -> SplitVariant:
-        if self.subject is None and self.preheader is None and self.template is None:
-            raise ValueError("a variant needs its own subject, preheader or template")
-        return self
+    @property
+    def changes(self) -> bool:
+        """Whether it differs from the step's own email (a variant that does not is the
+        step's own email: a control)."""
+        return not (self.subject is None and self.preheader is None and self.template is None)
 
 
 class SplitTest(_Strict):
@@ -174,6 +175,9 @@ class SplitTest(_Strict):
             if key in keys[:index]:
                 raise ValueError(f"variants.{index}.key: '{key}' is used twice; give each "
                                  "variant its own key")
+        if not any(v.changes for v in self.variants):
+            raise ValueError("variants: every variant is the step's own email; give one its "
+                             "own subject, preheader or template")
         weighted = [v.weight is not None for v in self.variants]
         if any(weighted) and not all(weighted):
             raise ValueError("variants: give every variant a weight, or none (an even split)")

@@ -32,7 +32,7 @@ def unit(enrollment_id: int, name: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def test_key(sequence: Sequence, test: SplitTest) -> str:
+def hash_name(sequence: Sequence, test: SplitTest) -> str:
     """What a test's assignment hashes on: two sequences may name a test alike."""
     return f"{sequence.key}/{test.name}"
 
@@ -40,7 +40,7 @@ def test_key(sequence: Sequence, test: SplitTest) -> str:
 def choose_variant(sequence: Sequence, test: SplitTest, enrollment_id: int) -> str:
     """The variant this enrollment gets, in proportion to the variants' weights."""
     weights = test.weights
-    point = unit(enrollment_id, test_key(sequence, test)) * sum(weights)
+    point = unit(enrollment_id, hash_name(sequence, test)) * sum(weights)
     for variant, weight in zip(test.variants, weights, strict=True):
         point -= weight
         if point < 0:

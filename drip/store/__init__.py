@@ -36,7 +36,7 @@ from drip.store.experiments import (
     EnrollmentBought,
     ExperimentQueries,
     LeaderRow,
-    TestSent,
+    SplitSent,
     VariantCount,
 )
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
@@ -128,11 +128,11 @@ __all__ = [
     "SendRow",
     "Sending",
     "Settled",
+    "SplitSent",
     "StateCount",
     "StepCounts",
     "Store",
     "SubscriberRow",
-    "TestSent",
     "Timeline",
     "UnknownBatch",
     "VariantCount",

@@ -24,17 +24,14 @@ from drip.models import (
 from drip.store._base import StoreBase
 
 
-class TestSent(NamedTuple):
+class SplitSent(NamedTuple):
     """The split-test variant of an email marked `sending` (drip.experiments.assignment)."""
 
     delivery_id: int
     enrollment_id: int
     sequence_key: str
-    test: str
+    test_name: str
     variant: str
-
-
-TestSent.__test__ = False  # type: ignore[attr-defined]  # not a pytest class
 
 
 @dataclass(frozen=True)
@@ -64,8 +61,8 @@ class EnrollmentBought:
     bought: bool
 
 
-def record_tests(session: Session, insert: Callable[[Any], Any],
-                 tests: Sequence[TestSent]) -> None:
+def record_splits(session: Session, insert: Callable[[Any], Any],
+                 tests: Sequence[SplitSent]) -> None:
     """Record the variants of emails being marked `sending`, in the claim's transaction
     (drip.store.deliveries.DueBatch.send). A retried email keeps its first record."""
     if not tests:
@@ -78,7 +75,7 @@ def record_tests(session: Session, insert: Callable[[Any], Any],
 class ExperimentQueries(StoreBase):
     """Counting split tests and the holdout; the leaders of `winner: auto` tests."""
 
-    def test_counts(self, sequence_key: str, test_name: str, metric: str) -> list[VariantCount]:
+    def split_counts(self, sequence_key: str, test_name: str, metric: str) -> list[VariantCount]:
         """Per variant: enrollments whose tested email went out, and how many of them
         answered its checkpoint, clicked a link in it (scanners aside), or bought
         something after it went out."""
