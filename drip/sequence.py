@@ -173,14 +173,14 @@ class SplitTest(_Strict):
         keys = [v.key for v in self.variants]
         for index, key in enumerate(keys):
             if key in keys[:index]:
-                raise ValueError(f"variants.{index}.key: '{key}' is used twice; give each "
+                raise ValueError(f"the variant key '{key}' is used twice; give each "
                                  "variant its own key")
         if not any(v.changes for v in self.variants):
-            raise ValueError("variants: every variant is the step's own email; give one its "
-                             "own subject, preheader or template")
+            raise ValueError("every variant is the step's own email; give one its own "
+                             "subject, preheader or template")
         weighted = [v.weight is not None for v in self.variants]
         if any(weighted) and not all(weighted):
-            raise ValueError("variants: give every variant a weight, or none (an even split)")
+            raise ValueError("give every variant a weight, or none (an even split)")
         return self
 
     @property
@@ -682,6 +682,10 @@ def _fix_for(kind: str, loc: tuple[Any, ...]) -> str:
         return f"write a {loc[-1]}: the line people see in their inbox before they open it"
     if loc and loc[-1] == "url":
         return "write the full address, starting with https://"
+    if loc and loc[-1] == "holdout":
+        return "write the share of enrollments that get no offers, such as 0.1 for 10%"
+    if loc and loc[-1] == "weight":
+        return "write a positive number; weights are relative, such as 50 and 50"
     if loc and loc[-1] == "send_time":
         return "write it quoted, like send_time: \"06:30\""
     if kind.startswith("int_") or kind in ("greater_than_equal", "less_than_equal"):
