@@ -145,10 +145,10 @@ def print_test(item: SplitResult) -> None:
 
     from drip.experiments.statistics import label
 
-    caption = (f"Decision: {item.decision}. The interval is the usual 95% one; the decision "
-               "uses an always-valid interval (mSPRT, docs/writing-sequences.md), so looking "
-               "every day does not make a winner out of chance, and no leader is named "
-               f"below {item.min_per_variant} per variant.")
+    caption = (f"Decision: {item.decision}. The 95% interval is right for one look; the "
+               "decision uses the always-valid interval (mSPRT, docs/writing-sequences.md), "
+               "so looking every day does not make a winner out of chance, and no leader is "
+               f"named below {item.min_per_variant} per variant.")
     if item.sent_to_everyone and item.since:
         caption += (f" Everyone has got {label(item.sent_to_everyone)} since "
                     f"{item.since:%Y-%m-%d %H:%M} UTC (winner: auto).")
@@ -156,7 +156,7 @@ def print_test(item: SplitResult) -> None:
                   title_justify="left", box=box.SIMPLE_HEAD, caption=caption,
                   caption_justify="left")
     for column in ("Variant", "Sent", item.metric.replace("_", " ").capitalize(), "Rate",
-                   "Difference (points)", "95% interval"):
+                   "Difference (points)", "95% interval", "Always-valid"):
         table.add_column(column, justify="left" if column == "Variant" else "right")
     differences = {d.key: d for d in item.differences}
     for v in item.variants:
@@ -165,6 +165,8 @@ def print_test(item: SplitResult) -> None:
                       str(v.count), f"{100 * v.rate:.1f}%" if v.sent else "-",
                       signed_points(d.difference) if d else "",
                       f"{signed_points(d.low)} to {signed_points(d.high)}"
+                      if d and v.sent else "",
+                      f"{signed_points(d.sequential_low)} to {signed_points(d.sequential_high)}"
                       if d and v.sent else "")
     console.print(table)
 
@@ -199,9 +201,15 @@ def print_learned(learned: tuple[list[LinkClicks], HoldoutResult | None]) -> Non
         console.print(table)
     if holdout is not None:
         console.print(
-            f"Nudge holdout ({100 * holdout.share:.0f}% get no offers): "
-            f"{percent(holdout.holdout_bought, holdout.holdout)} of {holdout.holdout} bought "
-            f"without offers, {percent(holdout.exposed_bought, holdout.exposed)} of "
-            f"{holdout.exposed} with them; the nudges add {signed_points(holdout.difference)} "
-            f"points (95% interval {signed_points(holdout.low)} to "
-            f"{signed_points(holdout.high)}).\n")
+            f"Nudge holdout ({100 * holdout.share:.0f}% of enrollments get no offers): "
+            f"{share(holdout.holdout_bought, holdout.holdout)} bought without offers, "
+            f"{share(holdout.exposed_bought, holdout.exposed)} with them. "
+            + (f"The nudges add {signed_points(holdout.difference)} points to the purchase "
+               f"rate (95% interval {signed_points(holdout.low)} to "
+               f"{signed_points(holdout.high)}).\n"
+               if holdout.holdout_bought + holdout.exposed_bought
+               else "Nobody in either group has bought yet.\n"))
+
+
+def share(part: int, whole: int) -> str:
+    return f"{part} of {whole} ({100 * part / whole:.1f}%)" if whole else f"{part} of 0"
