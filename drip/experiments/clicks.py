@@ -125,11 +125,16 @@ def follow(store: Store, renderer: Renderer, links: Links, token: str, now: date
 
 
 def allowed_urls(renderer: Renderer, delivery: ClickedDelivery) -> frozenset[str]:
-    """The addresses the delivery's email names, as its files render it now."""
-    try:
-        content = renderer.content(delivery.sequence_key, delivery.step_key, delivery.variant,
-                                   delivery.nudge, test_variant=delivery.test_variant)
-    except (DripError, KeyError):  # the step, variant or sequence is gone from the files
-        return frozenset()
-    return frozenset(track(content).urls)
+    """The addresses the delivery's email names, as its files render it now (its split-test
+    variant's, and the step's own in case the variant has since been taken out)."""
+    found: set[str] = set()
+    for test_variant in {delivery.test_variant, None}:
+        try:
+            content = renderer.content(delivery.sequence_key, delivery.step_key,
+                                       delivery.variant, delivery.nudge,
+                                       test_variant=test_variant)
+        except (DripError, KeyError):  # the step, variant or sequence is gone from the files
+            continue
+        found.update(track(content).urls)
+    return frozenset(found)
 

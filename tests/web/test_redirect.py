@@ -155,3 +155,51 @@ def test_a_link_of_an_email_that_is_gone_is_a_404(basic_web: Drip, live: httpx.C
     forged = basic_web.links.click(99_999, GUIDE).removeprefix("https://drip.test")
     answer = live.get(forged)
     assert answer.status_code == 404 and "location" not in answer.headers
+
+
+@pytest.fixture
+def split_web(tmp_path: Path, database_url: str, clock: FixedClock,
+              sendgrid_key: ec.EllipticCurvePrivateKey) -> Iterator[Drip]:
+    settings = web_settings(tmp_path, database_url, sendgrid_key,
+                            sequences_dir=FIXTURES / "experiments" / "sequences",
+                            templates_dir=FIXTURES / "experiments" / "templates")
+    instance = Drip.from_settings(settings, clock)
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+def test_a_variants_own_link_leads_where_that_variant_points(split_web: Drip,
+                                                             clock: FixedClock) -> None:
+    """Variant B's template has a link the step's own email lacks: its readers are sent on
+    to it, and nobody else's link can be made to point there."""
+    for n in range(8):
+        enroll(split_web.store, split_web.library, email=f"r{n}@example.com",
+               sequence_key="split", now=clock.now())
+    split_web.dispatcher().run_once()
+    video = "https://www.example.com/video"
+    tokens: dict[bool, list[tuple[int, str]]] = {True: [], False: []}
+    for eml in sorted(split_web.settings.outbox_dir.glob("*.eml")):
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        html_part = message.get_body(("html",))
+        assert html_part is not None
+        paths = [u.removeprefix("https://drip.test") for u in REDIRECT.findall(
+            html_part.get_content())]
+        read = {str(split_web.links.signer.read("click", p.removeprefix("/r/"))[1]): p
+                for p in paths}
+        delivery_id = int(split_web.links.signer.read("click", paths[0].removeprefix("/r/"))[0])
+        is_b = str(message["Subject"]).startswith("Your first week")
+        assert (video in read) == is_b
+        tokens[is_b].append((delivery_id, read.get(video, "")))
+    assert tokens[True] and tokens[False]  # eight people: both variants went out
+    clock.advance(minutes=5)
+    with serving(split_web) as url, httpx.Client(base_url=url, timeout=10) as client:
+        _, path = tokens[True][0]
+        answer = client.get(path)
+        assert answer.status_code == 302 and answer.headers["location"] == video
+        a_delivery, _ = tokens[False][0]
+        forged = split_web.links.click(a_delivery, video).removeprefix("https://drip.test")
+        assert client.get(forged).status_code == 404
+    (counted,) = split_web.store.link_clicks("split")
+    assert (counted.url, counted.people) == (video, 1)
