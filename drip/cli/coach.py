@@ -198,6 +198,8 @@ def preview(
     = False,
     host: Annotated[str, typer.Option(help="Address the page listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the preview page.")] = 8025,
+    test_variant: Annotated[str | None, typer.Option(
+        "--test-variant", help="A variant of the step's split test, e.g. b.")] = None,
 ) -> None:
     """Write one email as .html and .txt, or serve a page that shows every email live."""
     from drip.preview import Workspace, preview_app, write_preview
@@ -219,8 +221,8 @@ def preview(
     library = load_library(current.sequences_dir)
     renderer = Renderer(current.templates_dir, library, sender_of(current))
     message = render_sample(library, renderer, sender_of(current), links_of(current), sequence,
-                            step, variant, nudge)
-    for path in write_preview(message, out):
+                            step, variant, nudge, test_variant=test_variant)
+    for path in write_preview(message, out, test_variant):
         console.print(f"Wrote {path}", highlight=False, markup=False)
 
 
@@ -232,6 +234,8 @@ def test_send(
     variant: Annotated[str, typer.Option(help="main, repeat, see-a-clinician or graduated.")]
     = "main",
     nudge: Annotated[str | None, typer.Option(help="The offer shown as the nudge.")] = None,
+    test_variant: Annotated[str | None, typer.Option(
+        "--test-variant", help="A variant of the step's split test, e.g. b.")] = None,
 ) -> None:
     """Send one step, for a sample subscriber, through the configured backend, marked [TEST]."""
     from drip.addresses import normalise_email
@@ -246,7 +250,7 @@ def test_send(
     try:
         result = send_test(library, renderer, sender_of(current), links_of(current), provider,
                            sequence_key=sequence, step_key=step, to=normalise_email(to),
-                           variant=variant, nudge=nudge)
+                           variant=variant, nudge=nudge, test_variant=test_variant)
     finally:
         provider.close()
     if result.verdict != "accepted":

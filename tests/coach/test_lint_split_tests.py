@@ -91,3 +91,25 @@ def test_a_checkpoint_metric_needs_a_checkpoint(tmp_path: Path) -> None:
     (finding,) = errors(lint_project(root))
     assert "no checkpoint to answer" in finding.message
     assert finding.line == line(root, "      metric: checkpoint_answered")
+
+
+def test_preview_shows_a_test_variant_and_names_the_ones_there_are(tmp_path: Path) -> None:
+    from drip.errors import NotFound
+    from drip.render import Renderer
+    from drip.samples import render_sample
+    from drip.sequence import load_library
+    from tests.coach.conftest import LINKS, SENDER
+
+    root = project(tmp_path)
+    library = load_library(root / "sequences")
+    renderer = Renderer(root / "templates", library, SENDER)
+    b = render_sample(library, renderer, SENDER, LINKS, "split", "week-1", test_variant="b")
+    own = render_sample(library, renderer, SENDER, LINKS, "split", "week-1")
+    assert b.subject() == "Your first week, Alexandra: two holds"
+    assert own.subject() == "Week 1 for Alexandra"
+    assert "https://www.example.com/video" in b.html()
+    assert "https://www.example.com/video" not in own.html()
+    with pytest.raises(NotFound, match="its test's variants are a, b"):
+        render_sample(library, renderer, SENDER, LINKS, "split", "week-1", test_variant="c")
+    with pytest.raises(NotFound, match="no 'test:' block"):
+        render_sample(library, renderer, SENDER, LINKS, "split", "week-2", test_variant="b")
