@@ -72,8 +72,7 @@ def test_a_variant_template_that_does_not_render_is_named(tmp_path: Path) -> Non
      "        - key: a\n          weight: 3\n", "Give every variant a weight, or none"),
     ("      min_per_variant: 20", "      min_per_variant: 5", "greater than or equal to 20"),
     ("  holdout: 0.2", "  holdout: 0.9", "less than or equal to 0.5"),
-    ("      metric: checkpoint_answered", "      metric: checkpoint_answered\n      winner: yes",
-     "auto"),
+    ("      winner: auto", "      winner: yes", "auto"),
 ])
 def test_a_mistake_in_a_test_is_named_with_its_fix(tmp_path: Path, old: str, new: str,
                                                    says: str) -> None:
