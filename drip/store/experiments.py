@@ -64,12 +64,13 @@ class EnrollmentBought:
 def record_splits(session: Session, insert: Callable[[Any], Any],
                  tests: Sequence[SplitSent]) -> None:
     """Record the variants of emails being marked `sending`, in the claim's transaction
-    (drip.store.deliveries.DueBatch.send). A retried email keeps its first record."""
+    (drip.store.deliveries.DueBatch.send). A retried email records what it carries now
+    (the leader, if one was sent to everyone since its first attempt)."""
     if not tests:
         return
-    session.execute(
-        insert(DeliveryTest).values([t._asdict() for t in tests])
-        .on_conflict_do_nothing(index_elements=["delivery_id"]))
+    statement = insert(DeliveryTest).values([t._asdict() for t in tests])
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["delivery_id"], set_={"variant": statement.excluded.variant}))
 
 
 class ExperimentQueries(StoreBase):
