@@ -423,6 +423,7 @@ class _Linter:
             if step.waiting is not None:
                 found.append((f"{step.key} (waiting)", ("steps", index, "waiting"),
                               step.waiting.template))
+            found += _split_test_templates(index, step)
         if sequence.checkpoint_reminder is not None:
             found.append(("checkpoint_reminder", ("checkpoint_reminder",),
                           sequence.checkpoint_reminder.template))
@@ -663,6 +664,28 @@ class _Linter:
                 self._render_failed(exc, path, where)
                 continue
             self.check_content(content, sequence, path, where, spec.template)
+        self.check_split_test_rendering(renderer)
+
+    def check_split_test_rendering(self, renderer: Renderer) -> None:
+        """Each variant of a split test renders as the step's main email would."""
+        for sequence, path in self.sequences.values():
+            for index, step in enumerate(sequence.steps):
+                for number, variant in enumerate(step.test.variants if step.test else []):
+                    if not variant.changes:
+                        continue  # the step's own email, rendered above
+                    template = variant.template or step.template
+                    if (template in self.broken_templates
+                            or not (self.templates_dir / template).is_file()):
+                        continue  # reported by check_references
+                    where = ("steps", index, "test", "variants", number)
+                    try:
+                        content = renderer.content(sequence.key, step.key, "main", step.nudge,
+                                                   footer_checked=False,
+                                                   test_variant=variant.key)
+                    except TemplateError as exc:
+                        self._render_failed(exc, path, where)
+                        continue
+                    self.check_content(content, sequence, path, where, template)
 
     @staticmethod
     def _variant_of(where: tuple[Any, ...]) -> str:
@@ -865,3 +888,12 @@ class _Linter:
                      "Dispatch holds them until the step is back.",
                      "put the steps back under their old keys (never rename a step once "
                      "people are on it; add a new key instead)")
+
+
+def _split_test_templates(index: int, step: Any) -> list[tuple[str, tuple[Any, ...], str]]:
+    """(variant, YAML location, template) of each split-test variant with its own template."""
+    if step.test is None:
+        return []
+    return [(f"{step.key} (test {step.test.name}, variant {variant.key})",
+             ("steps", index, "test", "variants", number), variant.template)
+            for number, variant in enumerate(step.test.variants) if variant.template]

@@ -34,12 +34,15 @@ PHONE_WIDTH = 390
 DESKTOP_WIDTH = 820
 
 
-def write_preview(message: Message, out_dir: Path) -> list[Path]:
-    """The email as `<step>-<variant>[-<nudge>].html` and `.txt` in `out_dir`."""
+def write_preview(message: Message, out_dir: Path, test_variant: str | None = None
+                  ) -> list[Path]:
+    """The email as `<step>-<variant>[-<nudge>][-test-<key>].html` and `.txt` in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{message.step_key}-{message.variant.replace('+', '-')}"
     if message.nudge:
         stem += f"-{message.nudge}"
+    if test_variant:
+        stem += f"-test-{test_variant}"
     html_path, text_path = out_dir / f"{stem}.html", out_dir / f"{stem}.txt"
     html_path.write_text(message.html(), encoding="utf-8")
     text_path.write_text(f"Subject: {message.subject()}\n\n{message.text()}", encoding="utf-8")

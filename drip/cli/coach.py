@@ -248,6 +248,8 @@ def preview(
     = False,
     host: Annotated[str, typer.Option(help="Address the page listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the preview page.")] = 8025,
+    test_variant: Annotated[str | None, typer.Option(
+        "--test-variant", help="A variant of the step's split test, e.g. b.")] = None,
 ) -> None:
     """Write one email as .html and .txt, or serve a page that shows every email live."""
     from drip.preview import Workspace, preview_app, preview_nudge, write_preview
@@ -272,8 +274,8 @@ def preview(
         key = only_sequence(library, sequence)
         shown = preview_nudge(library, key, step, variant, nudge, no_nudge=no_nudge)
         message = render_sample(library, renderer, sender_of(current), links_of(current), key,
-                                step, variant, shown)
-    for path in write_preview(message, out):
+                                step, variant, shown, test_variant=test_variant)
+    for path in write_preview(message, out, test_variant):
         console.print(f"Wrote {path}", highlight=False, markup=False)
 
 
@@ -284,6 +286,8 @@ def test_send(
     to: Annotated[str, typer.Option("--to", help="Where to send it (your own address).")],
     variant: Annotated[str, typer.Option(help=VARIANT_HELP)] = "main",
     nudge: Annotated[str | None, typer.Option(help="The offer shown as the nudge.")] = None,
+    test_variant: Annotated[str | None, typer.Option(
+        "--test-variant", help="A variant of the step's split test, e.g. b.")] = None,
 ) -> None:
     """Send one step, for a sample subscriber, through the configured backend, marked [TEST]."""
     from drip.addresses import normalise_email
@@ -298,7 +302,7 @@ def test_send(
     try:
         result = send_test(library, renderer, sender_of(current), links_of(current), provider,
                            sequence_key=sequence, step_key=step, to=normalise_email(to),
-                           variant=variant, nudge=nudge)
+                           variant=variant, nudge=nudge, test_variant=test_variant)
     finally:
         provider.close()
     if result.verdict != "accepted":
