@@ -7,13 +7,17 @@ on the webhooks) without tracebacks.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
+from importlib import resources
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -29,6 +33,7 @@ from drip.errors import (
     ConfigError,
     Conflict,
     DripError,
+    InvalidFields,
     InvalidInput,
     NotFound,
     ProviderError,
@@ -38,13 +43,14 @@ from drip.planner import ANSWERS, REPEAT_LAST
 from drip.providers.sendgrid import parse_events
 from drip.purchases import parse_json, record_order, shop_order, stripe_order
 from drip.runtime import Drip
+from drip.sequence import Sequence
 from drip.signatures import sendgrid_public_key, verify_purchase, verify_sendgrid, verify_stripe
 from drip.tokens import Purpose
 from drip.web.api import api_mount
 from drip.web.limits import RateLimiter, read_body
 from drip.web.metrics import metrics_routes
 from drip.web.shops import shop_routes
-from drip.web.words import checkpoint_outcome
+from drip.web.words import checkpoint_outcome, program_facts, zone_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,12 +59,17 @@ ANSWER_LABELS = {"passed": "Passed", "not-yet": "Not yet",
                  "repeat-last": "Repeat last week"}
 CONSENT_TEXT = ("By pressing the button you agree that {coach} may email you this program "
                 "and, now and then, an offer. Every email has a one-click unsubscribe link.")
+#: The one script: the sign-up form fills its timezone from the browser. The CSP allows
+#: exactly this text (its hash), nothing else; without it the form works the same.
+TIMEZONE_SCRIPT = resources.files("drip.web").joinpath("templates/timezone.js").read_text()
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(TIMEZONE_SCRIPT.encode()).digest()).decode()
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),  # the signed token is in the URL
     (b"x-frame-options", b"DENY"),
     (b"content-security-policy",
-     b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+     b"default-src 'none'; style-src 'unsafe-inline'; "
+     + f"script-src 'sha256-{_SCRIPT_HASH}'; ".encode() + b"form-action 'self'; "
      b"frame-ancestors 'none'; base-uri 'none'"),
     (b"cache-control", b"no-store"),
 ]
@@ -283,15 +294,39 @@ class _Web:
         keys = sorted(self.drip.library.sequences)
         return keys[0] if len(keys) == 1 else ""
 
+    def sequence_for(self, key: str) -> Sequence:
+        sequence = self.drip.library.sequences.get(key or self.default_sequence())
+        if sequence is None:
+            raise NotFound("There is no such program.")
+        return sequence
+
+    def subscribe_page(self, sequence: Sequence, values: Mapping[str, str] | None = None,
+                       refused: InvalidFields | None = None) -> Response:
+        """The sign-up form; after a refusal, what was typed and a sentence by each field."""
+        values = dict(values or {})
+        problems = dict(refused.problems) if refused else {}
+        zone_guess = refused.suggestions.get("timezone") if refused else None
+        if zone_guess:
+            problems["timezone"] += " It is selected below: check it, then press the button."
+        return self.page(
+            "subscribe.html", 400 if refused else 200, title=sequence.name,
+            sequence=sequence.key, sequence_name=sequence.name,
+            description=sequence.description, facts=program_facts(sequence),
+            disclaimer=sequence.disclaimer, send_time=f"{sequence.schedule.send_time:%H:%M}",
+            action="/subscribe", consent_text=self.consent_text, values=values,
+            problems=problems, zone_options=zone_options(),
+            selected_zone=zone_guess or ("" if "timezone" in problems
+                                         else values.get("timezone", "")),
+            timezone_script=Markup(TIMEZONE_SCRIPT))
+
+    @property
+    def consent_text(self) -> str:
+        return CONSENT_TEXT.format(coach=self.settings.from_name)
+
     async def subscribe(self, request: Request) -> Response:
         if request.method != "POST":  # GET or HEAD (scanners send both)
-            key = request.query_params.get("sequence", "") or self.default_sequence()
-            sequence = self.drip.library.sequences.get(key)
-            if sequence is None:
-                raise NotFound("There is no such program.")
-            return self.page("subscribe.html", title=sequence.name, sequence=sequence.key,
-                             sequence_name=sequence.name, action="/subscribe",
-                             consent_text=CONSENT_TEXT.format(coach=self.settings.from_name))
+            return self.subscribe_page(self.sequence_for(
+                request.query_params.get("sequence", "")))
         wants_json = request.headers.get("content-type", "").startswith("application/json")
         requester = self.requester(request)
         if not self.limiter.allow(requester.ip or "?", self.now().timestamp()):
@@ -301,23 +336,33 @@ class _Web:
                      else await self.form(request))
         if not isinstance(data, dict | FormData):
             raise InvalidInput("Send a JSON object with email, name, timezone and sequence.")
+        values = {"email": self.field(data, "email"), "name": self.field(data, "name", 400),
+                  "timezone": self.field(data, "timezone", 64),
+                  "sequence": self.field(data, "sequence", 100) or self.default_sequence()}
         provider = self.drip.provider()
         try:
             await self.call(
                 optin.request_optin, self.drip.store, self.drip.library, provider,
-                self.drip.links, self.drip.sender, email=self.field(data, "email"),
-                sequence_key=self.field(data, "sequence", 100) or self.default_sequence(),
-                name=self.field(data, "name", 200), timezone=self.field(data, "timezone", 64),
-                requester=requester, text_version=self.settings.consent_text_version,
-                now=self.now(), consent_text=None if wants_json else CONSENT_TEXT.format(
-                    coach=self.settings.from_name))
+                self.drip.links, self.drip.sender, email=values["email"],
+                sequence_key=values["sequence"], name=values["name"],
+                timezone=values["timezone"], requester=requester,
+                text_version=self.settings.consent_text_version, now=self.now(),
+                consent_text=None if wants_json else self.consent_text)
+        except InvalidFields as refused:
+            if wants_json:
+                raise
+            return self.subscribe_page(self.sequence_for(values["sequence"]), values, refused)
         finally:
             provider.close()
-        text = "Check your inbox: we sent a link to confirm your address."
         if wants_json:
-            return JSONResponse({"status": "pending", "message": text}, status_code=202)
-        return self.message("Check your inbox", text,
-                            "If it does not arrive in a few minutes, look in your spam folder.")
+            return JSONResponse({"status": "pending", "message": "Check your inbox: we sent "
+                                 "a link to confirm the address."}, status_code=202)
+        return self.message(
+            "Check your inbox",
+            f"We sent a link to {values['email'].strip()}. Press it to confirm your address, "
+            "and the first email is on its way.",
+            "Nothing there in a few minutes? Look in your spam folder, or check the address "
+            "and sign up again.")
 
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -382,13 +427,17 @@ class _Web:
     # --- errors ---------------------------------------------------------------------------
 
     def error(self, request: Request, status: int, text: str,
-              headers: Mapping[str, str] | None = None) -> Response:
+              headers: Mapping[str, str] | None = None,
+              fields: Mapping[str, str] | None = None) -> Response:
         # a message may echo the input: one that is not text (a lone surrogate) must not
         # stop the answer from being written
         text = text.encode("utf-8", "replace").decode()
         if request.url.path.startswith("/hooks/") or request.headers.get(
                 "content-type", "").startswith("application/json"):
-            return JSONResponse({"error": text}, status_code=status, headers=headers)
+            body: dict[str, Any] = {"error": text}
+            if fields:
+                body["fields"] = dict(fields)
+            return JSONResponse(body, status_code=status, headers=headers)
         response = self.message(STATUS_TITLES.get(status, "That did not work"), text,
                                 status=status)
         response.headers.update(headers or {})
@@ -407,6 +456,8 @@ class _Web:
                                             "no longer exists.")
         if isinstance(exc, BadSignature):
             return self.error(request, 401, exc.message)
+        if isinstance(exc, InvalidFields):
+            return self.error(request, 400, exc.message, fields=exc.problems)
         if isinstance(exc, InvalidInput):
             return self.error(request, 400, exc.message)
         if isinstance(exc, Conflict):

@@ -4,17 +4,45 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from drip.addresses import zone
+from drip.addresses import zone, zones_by_region
 from drip.checkpoints import CheckpointView, NextUp
 from drip.planner import NOT_YET, PASSED, REPEAT_LAST, WAITING, base_variant
-from drip.sequence import Library
+from drip.sequence import Library, Sequence
 
 
 def local_when(moment: datetime, timezone: str) -> str:
-    """'Sunday, December 13 at 6:30 AM' in the subscriber's own timezone."""
+    """'Sunday 13 December at 06:30' in the subscriber's own timezone (24-hour clock, as
+    the sequence files write send times)."""
     local = moment.astimezone(zone(timezone))
-    clock = local.strftime("%I:%M %p").lstrip("0")
-    return f"{local:%A, %B} {local.day} at {clock}"
+    return f"{local:%A} {local.day} {local:%B} at {local:%H:%M}"
+
+
+def program_facts(sequence: Sequence) -> list[str]:
+    """What a sign-up form says arrives, and when, from the sequence file itself."""
+    schedule = sequence.schedule
+    day = f"every {schedule.weekday.capitalize()}" if schedule.weekday else "a week"
+    when = f"one {day} at {schedule.send_time:%H:%M} in the morning, your time"
+    count = f"{len(sequence.steps)} weekly emails"
+    if sequence.steps[0].immediate:
+        facts = [f"{count}. The first comes as soon as you confirm your address, then {when}."]
+    else:
+        facts = [f"{count}, {when}, starting after you confirm your address."]
+    checkpoints = [step.checkpoint for step in sequence.steps if step.checkpoint]
+    if checkpoints:
+        text = ("Each week ends with a one-tap checkpoint: your answer decides whether you "
+                "move on or repeat the week.")
+        if any(checkpoint.gate for checkpoint in checkpoints):
+            text += " The weeks that start you running wait for your answer: silence never "
+            text += "moves you on."
+        facts.append(text)
+    return facts
+
+
+def zone_options() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The sign-up form's timezone choices: (region, [(IANA name, label)]), then UTC."""
+    groups = [(region, [(name, name.split("/", 1)[1].replace("_", " ").replace("/", " / "))
+                        for name in names]) for region, names in zones_by_region()]
+    return [*groups, ("Other", [("UTC", "UTC (no timezone)")])]
 
 
 def _email_name(next_up: NextUp, library: Library, sequence_key: str) -> str:

@@ -182,7 +182,8 @@ def test_head_requests_change_nothing(web_drip: Drip, client: TestClient) -> Non
     subscriber, enrollment = join(web_drip)
     delivery = week_one(web_drip)
     (before,) = [r for r in web_drip.store.deliveries() if r.state == "scheduled"]
-    client.post("/subscribe", data={"email": "eve@example.com", "sequence": "pht-7-week"})
+    client.post("/subscribe", data={"email": "eve@example.com", "sequence": "pht-7-week",
+                                    "timezone": "UTC"})
     (eml,) = [f for f in outbox(web_drip) if "confirm" in f.name]
     paths = [unsubscribe_url(web_drip, subscriber, enrollment),
              web_drip.links.pause(enrollment).removeprefix("https://drip.test"),
