@@ -86,7 +86,7 @@ def view(store: Store, library: Library, delivery_id: int) -> CheckpointView:
     return CheckpointView(delivery, step.checkpoint, step.week,
                           repeat_step=late_repeat_step(sequence, step.key, delivery.variant),
                           gate=is_gate(sequence, step),
-                          next_up=_next_up(store, sequence, delivery))
+                          next_up=next_up(store, sequence, delivery))
 
 
 def answer(store: Store, library: Library, delivery_id: int, choice: str,
@@ -129,7 +129,7 @@ def _reminder_move(sequence: Sequence, delivery: AnsweredDelivery) -> ReminderMo
                         following.slot.window_end_at, following.step_key, following.variant)
 
 
-def _next_up(store: Store, sequence: Sequence, delivery: AnsweredDelivery) -> NextUp | None:
+def next_up(store: Store, sequence: Sequence, delivery: AnsweredDelivery) -> NextUp | None:
     """What the answers so far make the next weekly email, and when it is planned."""
     pending = delivery.pending
     if pending is None or delivery.superseded:

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from drip import checkpoints, lifecycle, optin
+from drip import checkpoints, lifecycle, optin, pause_week
 from drip.errors import (
     BadSignature,
     ConfigError,
@@ -50,7 +50,7 @@ from drip.web.api import api_mount
 from drip.web.limits import RateLimiter, read_body
 from drip.web.metrics import metrics_routes
 from drip.web.shops import shop_routes
-from drip.web.words import checkpoint_outcome, program_facts, zone_options
+from drip.web.words import checkpoint_outcome, pause_outcome, program_facts, zone_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -241,14 +241,28 @@ class _Web:
     async def pause(self, request: Request) -> Response:
         ids = self.token("pause", request.path_params["token"], 1, 2)  # 1: links made before
         enrollment_id, from_delivery = ids[0], (ids[1] if len(ids) == 2 else None)
+        store, library = self.drip.store, self.drip.library
         if request.method != "POST":  # GET or HEAD (scanners send both)
-            await self.call(self.drip.store.enrollment_owner, enrollment_id)
-            return self.page("pause.html", title="Pause a week")
-        await self.form(request)
-        await self.call(lifecycle.postpone, self.drip.store, self.drip.library, enrollment_id,
-                        self.now(), days=7, from_delivery=from_delivery)
-        return self.message("Paused for a week",
-                            "Your next email will come a week later than planned.")
+            view = await self.call(pause_week.view, store, library, enrollment_id,
+                                   from_delivery)
+            return self.pause_page(view)
+        action = self.field(await self.form(request), "action", 20) or "pause"
+        if action not in ("pause", "resume"):
+            raise InvalidInput("Press 'Pause one week' or 'Resume now'.")
+        act = pause_week.pause if action == "pause" else pause_week.resume
+        try:
+            view = await self.call(act, store, library, enrollment_id, from_delivery,
+                                   self.now())
+        except Conflict:
+            view = await self.call(pause_week.view, store, library, enrollment_id,
+                                   from_delivery)
+            return self.pause_page(view, status=409)
+        return self.pause_page(view)
+
+    def pause_page(self, view: pause_week.PauseView, status: int = 200) -> Response:
+        heading, lines = pause_outcome(view)
+        return self.page("pause.html", status, title=heading, heading=heading, lines=lines,
+                         state=view.state)
 
     async def checkpoint(self, request: Request) -> Response:
         (delivery_id,) = self.token("checkpoint", request.path_params["token"], 1)
@@ -274,7 +288,7 @@ class _Web:
         closed = view.closed or ("The next week's email has already gone out, so this "
                                  "checkpoint is settled. Please answer the checkpoint in your "
                                  "latest email instead.")
-        heading, lines, until = checkpoint_outcome(view, self.drip.library)
+        heading, lines, until = checkpoint_outcome(view)
         labels = dict(ANSWER_LABELS)
         if view.repeat_step is not None:
             labels[REPEAT_LAST] = f"Repeat Week {view.repeat_step.week} instead"

@@ -118,7 +118,7 @@ def test_pause_a_week(web_drip: Drip, client: TestClient, clock: FixedClock) -> 
     (unchanged,) = [r for r in web_drip.store.deliveries() if r.state == "scheduled"]
     assert unchanged.due_at == before.due_at
     done = client.post(url)
-    assert done.status_code == 200 and "a week later" in done.text
+    assert done.status_code == 200 and "Paused for a week" in done.text
     (after,) = [r for r in web_drip.store.deliveries() if r.state == "scheduled"]
     assert after.due_at.date() == (before.due_at + timedelta(days=7)).date()
     web_drip.store.set_unsubscribed(web_drip.store.subscriber_id("ana@example.com"),
