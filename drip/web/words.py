@@ -80,9 +80,22 @@ def checkpoint_outcome(view: CheckpointView) -> tuple[str, list[str], str | None
     elif next_up is not None and next_up.held:
         lines.append("Your program is paused for now, so the coach can check in with you "
                      "personally before anything more is sent.")
-    if answer == NOT_YET and view.gate:
+    clinician = next_up is not None and base_variant(next_up.variant) == "see-a-clinician"
+    if clinician:
+        lines.append("Two weeks in a row of \"not yet\" is a sign to get a physical therapist "
+                     "or doctor to look at this. Until then, don't push through: keep the "
+                     "sessions gentle, and stop and seek care if pain is severe or getting "
+                     "worse.")
+    elif answer == NOT_YET and view.gate:
         lines.append("Until then, keep doing this week's sessions as written. The program "
                      "waits for you: it only moves on when you can answer \"Passed\".")
+    elif (answer == PASSED and view.gate and next_up is not None
+          and base_variant(next_up.variant) == "graduated"):
+        lines.append("Until then, keep your runs easy and on the flat; that email says how to "
+                     "bring back hills and speed, one at a time.")
+    elif answer == PASSED and view.gate and next_up is not None:
+        lines.append(f"Until then, keep this week's sessions going, and start running only "
+                     f"as the Week {next_up.week} plan says.")
     elif answer == NOT_YET:
         lines.append("Until then, keep this week's sessions going at an effort that stays at "
                      "3/10 or less, and keep up your morning check.")
