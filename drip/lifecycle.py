@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from drip.addresses import normalise_email, zone
-from drip.errors import Conflict, InvalidAddress
+from drip.errors import Conflict, InvalidAddress, InvalidInput
 from drip.schedule import next_open_slot, slot_on
 from drip.sequence import Library, Schedule
 from drip.store import PendingDelivery, Store
@@ -33,11 +33,21 @@ class Change:
     count: int = 0
 
 
+UnsubscribeScope = Literal["all", "program", "offers"]
+
+
 def unsubscribe(store: Store, subscriber_id: int, now: datetime, *, source: str,
-                scope: Literal["all", "offers"] = "all") -> Change:
-    """Stop everything (cancelling any email already due), or only the offers."""
+                scope: UnsubscribeScope = "all", enrollment_id: int | None = None) -> Change:
+    """Stop everything (cancelling any email already due), one program only (the
+    enrollment `enrollment_id`: its pending email is cancelled, the person stays
+    subscribed), or only the offers."""
     if scope == "offers":
         return Change(store.set_offers_opt_out(subscriber_id, now, source))
+    if scope == "program":
+        if enrollment_id is None:
+            raise InvalidInput("Say which program to leave (its enrollment).")
+        changed, cancelled = store.leave_enrollment(subscriber_id, enrollment_id, now, source)
+        return Change(changed, cancelled)
     already, cancelled = store.set_unsubscribed(subscriber_id, now, source)
     if not already:
         store.enqueue_webhook("unsubscribed", subscriber_id, {

@@ -111,6 +111,30 @@ class LifecycleQueries(StoreBase):
                             detail=source))
             return already, int(cancelled)
 
+    def leave_enrollment(self, subscriber_id: int, enrollment_id: int, now: datetime,
+                         source: str) -> tuple[bool, int]:
+        """Stop one enrollment of a subscriber (they left that program only) and cancel its
+        pending email; the subscriber stays subscribed. Returns (changed, cancelled)."""
+        with self._session() as s, s.begin():
+            enrollment = s.get(Enrollment, enrollment_id, with_for_update=True)
+            if enrollment is None or enrollment.subscriber_id != subscriber_id:
+                raise NotFound(f"No enrollment {enrollment_id} of subscriber {subscriber_id}.")
+            if enrollment.state not in ("active", "paused", "suppressed"):
+                return False, 0
+            enrollment.state = "unsubscribed"
+            enrollment.finished_at = now
+            enrollment.stop_reason = f"left this program ({source})"
+            cancelled = rowcount(s.execute(
+                update(Delivery)
+                .where(Delivery.enrollment_id == enrollment_id,
+                       Delivery.state.in_((*PENDING, "held")))
+                .values(state="cancelled", finished_at=now, claimed_by=None, lease_until=None,
+                        last_error=f"The subscriber left this program ({source}).")
+            ))
+            s.add(Event(kind="left_program", subscriber_id=subscriber_id, occurred_at=now,
+                        received_at=now, detail=f"{enrollment.sequence_key} ({source})"))
+            return True, int(cancelled)
+
     def set_offers_opt_out(self, subscriber_id: int, now: datetime, source: str) -> bool:
         """Stop nudges toward offers, keep the program. Returns False if already opted out."""
         with self._session() as s, s.begin():

@@ -211,28 +211,53 @@ class _Web:
         return PlainTextResponse("ok")
 
     async def unsubscribe(self, request: Request) -> Response:
-        subscriber_id, _enrollment_id = self.token("unsubscribe", request.path_params["token"], 2)
+        subscriber_id, enrollment_id = self.token("unsubscribe", request.path_params["token"], 2)
+        store = self.drip.store
         if request.method != "POST":  # GET or HEAD (scanners send both)
-            who = await self.call(self.drip.store.subscriber_by_id, subscriber_id)
+            who = await self.call(store.subscriber_by_id, subscriber_id)
             if who.state == "unsubscribed":
                 return self.unsubscribed(who.email)
             return self.page("unsubscribe.html", title="Unsubscribe", email=who.email,
-                             offers_stopped=who.offers_opt_out_at is not None)
+                             offers_stopped=who.offers_opt_out_at is not None,
+                             program=await self.program_left(subscriber_id, enrollment_id))
         form = await self.form(request)
         if form.get("List-Unsubscribe") == "One-Click":  # RFC 8058: at once, no page
-            await self.call(lifecycle.unsubscribe, self.drip.store, subscriber_id, self.now(),
+            await self.call(lifecycle.unsubscribe, store, subscriber_id, self.now(),
                             source="one-click")
             return Response(status_code=200)
         scope = self.field(form, "scope") or "all"
-        if scope not in ("all", "offers"):
-            raise InvalidInput("Choose 'stop everything' or 'stop only the offers'.")
-        await self.call(lifecycle.unsubscribe, self.drip.store, subscriber_id, self.now(),
-                        source="web", scope=scope)
-        who = await self.call(self.drip.store.subscriber_by_id, subscriber_id)
+        if scope not in ("all", "program", "offers"):
+            raise InvalidInput("Choose 'stop everything', 'stop this program' or 'stop only "
+                               "the offers'.")
+        await self.call(lifecycle.unsubscribe, store, subscriber_id, self.now(),
+                        source="web", scope=scope, enrollment_id=enrollment_id)
+        who = await self.call(store.subscriber_by_id, subscriber_id)
         if scope == "offers":
             return self.message("No more offers",
                                 f"{who.email} keeps getting the program, without offers.")
+        if scope == "program":
+            _, key, _ = await self.call(store.enrollment_owner, enrollment_id)
+            sequence = self.drip.library.sequences.get(key)
+            name = sequence.name if sequence else "this program"
+            return self.message(f"You left {name}",
+                                f"{who.email} gets no more emails of {name}.",
+                                f"You are still on {self.settings.from_name}'s list: a program "
+                                "you join or buy later will come as usual. To stop "
+                                "everything, use the unsubscribe link in any email.")
         return self.unsubscribed(who.email)
+
+    async def program_left(self, subscriber_id: int, enrollment_id: int) -> str | None:
+        """The name of the program an unsubscribe link's email belongs to, while the person
+        is still in it (so "stop this program only" can be offered), else None."""
+        try:
+            owner, key, state = await self.call(self.drip.store.enrollment_owner,
+                                                enrollment_id)
+        except NotFound:  # a link not from a program's email
+            return None
+        sequence = self.drip.library.sequences.get(key)
+        if owner != subscriber_id or state not in ("active", "paused") or sequence is None:
+            return None
+        return sequence.name
 
     def unsubscribed(self, email: str) -> Response:
         return self.message("You are unsubscribed",

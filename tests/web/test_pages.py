@@ -210,3 +210,24 @@ def test_no_answer_is_a_redirect(web_drip: Drip, client: TestClient) -> None:
             assert answer.status_code == 404, (method, path, answer.headers.get("location"))
             assert "location" not in answer.headers
     assert web_drip.store.subscriber_by_id(subscriber).state == "active"
+
+
+def test_stop_this_program_only_keeps_the_person_subscribed(web_drip: Drip,
+                                                            client: TestClient) -> None:
+    subscriber, enrollment = join(web_drip)
+    url = unsubscribe_url(web_drip, subscriber, enrollment)
+    page = client.get(url)
+    assert "Stop this program only" in page.text and "Stop everything" in page.text
+    assert pending_states(web_drip) == ["scheduled"]  # showing it changed nothing
+    left = client.post(url, data={"scope": "program"})
+    assert left.status_code == 200
+    assert "You left 7-Week Proximal Hamstring Strength Program for Runners" in left.text
+    assert web_drip.store.subscriber_by_id(subscriber).state == "active"
+    assert pending_states(web_drip) == ["cancelled"]
+    assert web_drip.dispatcher().run_once().sent == []
+    again = client.get(url)
+    assert "Stop this program only" not in again.text and "Stop everything" in again.text
+    # the one-click POST a mail client sends still means everything (RFC 8058)
+    client.post(url, content=b"List-Unsubscribe=One-Click",
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert web_drip.store.subscriber_by_id(subscriber).state == "unsubscribed"
