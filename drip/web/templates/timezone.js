@@ -1,6 +1,6 @@
 (function () {
   var select = document.getElementById("timezone");
-  if (!select || select.value) { return; }
+  if (!select || select.value || select.hasAttribute("aria-invalid")) { return; }
   var found;
   try { found = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
   if (!found) { return; }
