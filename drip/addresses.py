@@ -27,8 +27,10 @@ def normalise_email(raw: str) -> str:
             text, check_deliverability=False, allow_smtputf8=False
         )
     except email_validator.EmailNotValidError as exc:
-        raise InvalidAddress(f"'{text}' is not a valid email address: {exc} drip sends only "
-                             "to addresses whose part before the @ is plain ASCII.") from None
+        local = text.rpartition("@")[0]
+        extra = (" drip sends only to addresses whose part before the @ is plain ASCII."
+                 if not local.isascii() else "")
+        raise InvalidAddress(f"'{text}' is not a valid email address: {exc}{extra}") from None
     return str(result.ascii_email or result.normalized).lower()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from importlib import resources
@@ -106,6 +107,11 @@ def create_app(drip: Drip) -> Starlette:
     return app
 
 
+def keep_together(text: str) -> str:
+    """'7-Week' with a non-breaking hyphen, so a line never ends in '7-'."""
+    return re.sub(r"(\d)-(?=[A-Z])", "\\1\u2011", text)  # addresses are lower-case
+
+
 class _Edge:
     """Headers every answer carries (no sniffing, no framing, no referrer, no caching), and
     the one place an unexpected failure becomes a 500 page, so that page carries them too.
@@ -151,6 +157,7 @@ class _Web:
         self.settings = drip.settings
         self.pages = Environment(loader=PackageLoader("drip.web"),
                                  autoescape=select_autoescape(default=True))
+        self.pages.filters["keep_together"] = keep_together
         self.limiter = RateLimiter(drip.settings.subscribe_limit)
         self._sendgrid_key: ec.EllipticCurvePublicKey | None = None
 

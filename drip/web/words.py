@@ -41,8 +41,8 @@ def program_facts(sequence: Sequence) -> list[str]:
 
 def zone_options() -> list[tuple[str, list[tuple[str, str]]]]:
     """The sign-up form's timezone choices: (region, [(IANA name, label)]), then UTC."""
-    groups = [(region, [(name, name.split("/", 1)[1].replace("_", " ").replace("/", " / "))
-                        for name in names]) for region, names in zones_by_region()]
+    groups = [(region, [(name, name.replace("_", " ")) for name in names])
+              for region, names in zones_by_region()]
     return [*groups, ("Other", [("UTC", "UTC (no timezone)")])]
 
 
@@ -133,4 +133,4 @@ def pause_outcome(view: PauseView) -> tuple[str, list[str]]:
     if view.changed:
         return "Paused for a week", now_line
     return "This email is already paused", [
-        "You pressed its pause link before, so nothing moved again.", *now_line]
+        *now_line, "You pressed its pause link before, so nothing moved again."]

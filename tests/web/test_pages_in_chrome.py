@@ -81,6 +81,7 @@ def test_without_script_a_blank_zone_gets_the_form_back(web_drip: Drip, live_url
         by_id(driver, "email").send_keys("ana@example.com")
         by_id(driver, "name").send_keys("Ana")
         by_id(driver, "email").submit()
+        wait_for(driver, "subscribe-refused-no-script", "timezone is missing")
         error = by_id(driver, "timezone-error")
         assert "timezone is missing" in error.text
         # beside its field: right above the select, tied to it for screen readers
@@ -117,9 +118,20 @@ def tour(web_drip: Drip, live_url: str) -> Iterator[dict[str, str]]:
     }
 
 
+def wait_for(driver: Any, name: str, must_say: str) -> None:
+    """Until the page says `must_say` (the page a click opens may still be loading)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20, ignored_exceptions=(
+        StaleElementReferenceException, NoSuchElementException)).until(
+        lambda d: must_say in d.find_element("tag name", "main").text,
+        message=f"{name}: never said {must_say!r}")
+
+
 def look(driver: Any, name: str, must_say: str) -> None:
-    """The page as it stands: says `must_say`, passes axe, fits, taps, photographed."""
-    assert must_say in driver.find_element("tag name", "main").text, (name, must_say)
+    """The page, once it says `must_say`: passes axe, fits, taps, photographed."""
+    wait_for(driver, name, must_say)
     violations = axe_violations(driver)
     assert violations == [], f"{name}:\n{describe(violations)}"
     for width in (390, 1200):
