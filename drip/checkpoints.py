@@ -63,6 +63,9 @@ class CheckpointView:
         if d.unsubscribed or d.suppressed:
             return ("You have unsubscribed, so this program sends you nothing more and "
                     "there is nothing to answer.")
+        if d.enrollment_state == "unsubscribed":
+            return ("You left this program, so it sends you nothing more and there is "
+                    "nothing to answer.")
         if d.enrollment_state not in ("active", "paused"):
             return "This program has ended for you, so there is nothing more to answer."
         return None

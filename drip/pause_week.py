@@ -97,8 +97,9 @@ def resume(store: Store, library: Library, enrollment_id: int, from_delivery: in
 
 
 def _closed(state: str, from_delivery: int | None, latest: int | None) -> str | None:
-    if state == "unsubscribed":
-        return "You have unsubscribed, so nothing more is coming and there is nothing to pause."
+    if state == "unsubscribed":  # from everything, or from this program only
+        return ("You have unsubscribed from this program, so nothing more is coming and "
+                "there is nothing to pause.")
     if state == "suppressed":
         return ("Email to you has stopped (an earlier one bounced or was reported), so there "
                 "is nothing to pause. Reply to any earlier email if that was a mistake.")

@@ -83,3 +83,17 @@ def test_answering_after_unsubscribing_says_so_and_records_nothing(
         assert "Save my answer" not in shown and "Saved:" not in shown
     assert client.post(url, data={"answer": "not-yet"}).status_code == 409
     assert web_drip.store.answered_delivery(delivery).answer is None
+
+
+def test_answering_after_leaving_the_program_says_so_and_records_nothing(
+        web_drip: Drip, client: TestClient, clock: FixedClock) -> None:
+    from drip import lifecycle
+
+    delivery, url = week_one(web_drip)
+    row = web_drip.store.answered_delivery(delivery)
+    lifecycle.unsubscribe(web_drip.store, row.subscriber_id, clock.now(), source="test",
+                          scope="program", enrollment_id=row.enrollment_id)
+    answer = client.post(url, data={"answer": "passed"})
+    assert answer.status_code == 409 and "You left this program" in text(answer.text)
+    assert web_drip.store.answered_delivery(delivery).answer is None
+    assert web_drip.store.subscriber_by_id(row.subscriber_id).state == "active"
