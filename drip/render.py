@@ -6,8 +6,8 @@ each group's Content is rendered once per process and cached.
 
 from __future__ import annotations
 
-import functools
 import dataclasses
+import functools
 import hashlib
 import html as htmllib
 import logging
