@@ -5,7 +5,7 @@ the subscriber; the planner puts them into each sequence's schedule where they f
 already have their table (0001); lint and `drip tag` look them up by name, so index it.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
