@@ -109,8 +109,8 @@ def test_saving_moves_the_next_email_into_the_new_slot(web_drip: Drip, clock: Fi
                       data={"send_time": "07:15", "weekday": "wednesday"})
     assert page.status_code == 200, page.text
     assert "Saved" in page.text
-    assert ("Your next email, Week 2, will now arrive <strong>Wednesday, March 11 at "
-            "7:15 AM</strong> (your time, Europe/Berlin).") in page.text
+    assert ("Your next email, Week 2, will now arrive <strong>Wednesday 11 March at "
+            "07:15</strong> (your time, Europe/Berlin).") in page.text
     step, _, due = pending(web_drip)
     assert step == "week-2"
     assert due.astimezone(BERLIN) == datetime(2026, 3, 11, 7, 15, tzinfo=BERLIN)
@@ -132,4 +132,4 @@ def test_saving_moves_the_next_email_into_the_new_slot(web_drip: Drip, clock: Fi
     again = httpx.get(link.replace("https://drip.test", live_url))
     assert '<option value="07:15" selected>07:15</option>' in again.text
     assert '<option value="wednesday" selected>Wednesday</option>' in again.text
-    assert "Wednesday, March 18 at 7:15 AM" in again.text
+    assert "Wednesday 18 March at 07:15" in again.text
