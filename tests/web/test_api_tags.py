@@ -15,8 +15,8 @@ from drip.runtime import Drip
 def test_enrollment_tags(web_drip: Drip, client: TestClient) -> None:
     key, _ = api_keys.create(web_drip.store, "zap", api_keys.SCOPES, web_drip.clock.now())
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    body = {"email": "ana@example.com", "sequence": "pht-7-week", "consent": True, "timezone": "UTC",
-            "tags": ["Struggling", "from-zapier"]}
+    body = {"email": "ana@example.com", "sequence": "pht-7-week", "consent": True,
+            "timezone": "UTC", "tags": ["Struggling", "from-zapier"]}
     bad = client.post("/api/v1/enrollments", headers=headers,
                       content=json.dumps({**body, "tags": ["ok", "no good!"]}))
     assert bad.status_code == 400
