@@ -97,3 +97,33 @@ def test_an_import_reads_a_tags_column_and_names_the_line_of_a_bad_one() -> None
                         b"cy@example.com,Cy,yes,\"repeat-buyer, wholesale\"\n",
                         columns=column_map("shopify"))
     assert shopify.rows[0].tags == ("repeat-buyer", "wholesale")
+
+
+def test_a_branch_never_changes_where_a_journey_goes() -> None:
+    """Over many journeys of the tagged program (silence, "not yet", "passed"), sending the
+    tagged version of every main email leads to exactly the same next step each time:
+    so a tag can never take a runner past the gate."""
+    from datetime import UTC, datetime, timedelta
+    from itertools import product
+
+    from drip.planner import Sent
+
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    for answers in product(["passed", "not-yet", None], repeat=4):
+        history: list[Sent] = []
+        for index, answer in enumerate(answers):
+            decision = decide(TAGGED, history)
+            if decision is None or decision.hold is not None:
+                break
+            branched = [Sent(s.seq_no, s.step_key,
+                             branch_variant(TAGGED, s.step_key, s.variant, {"struggling"}),
+                             None, s.answer, s.went_out_at) for s in history]
+            other = decide(TAGGED, branched)
+            assert other is not None
+            assert (other.step_key, base_variant(other.variant), other.hold) == (
+                decision.step_key, base_variant(decision.variant), decision.hold)
+            history.append(Sent(index + 1, decision.step_key, decision.variant, None, answer,
+                                at + timedelta(days=7 * index)))
+            if decision.step_key == "week-3":  # past the gate: only ever by a "passed"
+                gate = [s for s in history if s.step_key == "week-2"]
+                assert gate and gate[-1].answer == "passed", history
