@@ -7,7 +7,7 @@ import html
 from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
@@ -60,13 +60,30 @@ class Digest:
 def build_digest(library: Library, enrollments: Mapping[str, Seq[EnrollmentRow]],
                  histories: Mapping[int, Seq[Sent]], purchases: Seq[PurchaseRow],
                  now: datetime, days: int = 7) -> Digest:
-    """Pure: the digest from what the store knows."""
+    """Pure: the digest from what the store knows, as it stood at `now`.
+
+    What happened after `now` (a simulated run with `drip dispatch --now` ahead of the
+    clock, or a digest asked for an earlier week) is left out: a graduation next month is
+    not "this week".
+    """
     since = now - timedelta(days=days)
+    until_now = {key: [item for item in history if item.went_out_at <= now]
+                 for key, history in histories.items()}
+    bought = [p for p in purchases if p.purchased_at <= now]
+    joined = {key: [_as_of(row, now) for row in rows if row.enrolled_at <= now]
+              for key, rows in enrollments.items()}
     return Digest(now, since, [
-        _sequence_digest(sequence, library.offers, enrollments.get(key, []), histories,
-                         purchases, since)
+        _sequence_digest(sequence, library.offers, joined.get(key, []), until_now,
+                         bought, since)
         for key, sequence in sorted(library.sequences.items())
     ])
+
+
+def _as_of(row: EnrollmentRow, now: datetime) -> EnrollmentRow:
+    """An enrollment that ended after `now` was still going then."""
+    if row.finished_at is not None and row.finished_at > now:
+        return replace(row, state="active", finished_at=None)
+    return row
 
 
 def _sequence_digest(sequence: Sequence, offers: Offers, rows: Seq[EnrollmentRow],

@@ -11,8 +11,16 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 
-from drip.addresses import clean_name, normalise_email, validate_timezone
-from drip.errors import BadSignature, Conflict, NotFound, ProviderError
+from drip.addresses import clean_name, normalise_email, require_timezone
+from drip.errors import (
+    BadSignature,
+    Conflict,
+    InvalidFields,
+    InvalidInput,
+    InvalidTimezone,
+    NotFound,
+    ProviderError,
+)
 from drip.links import Links
 from drip.message import Message
 from drip.providers.base import Provider
@@ -26,6 +34,48 @@ SUPPRESSED = ("Earlier email to this address bounced or was reported, so we stop
 #: How long a confirmation link works.
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """An opt-in request whose every field drip accepts, in its stored form."""
+
+    email: str
+    name: str
+    timezone: str
+    sequence_key: str
+
+
+def check_request(library: Library, *, email: str, name: str, timezone: str,
+                  sequence_key: str) -> CheckedRequest:
+    """Every field of a sign-up checked at once, or InvalidFields with one sentence per
+    refused field (and a "did you mean" zone where drip can guess one).
+
+    The timezone is required: left out, it would silently mean UTC, and a runner in Los
+    Angeles would get each week at 22:30 the evening before. "UTC" itself is accepted.
+    """
+    problems: dict[str, str] = {}
+    suggestions: dict[str, str] = {}
+    address = zone_name = key = ""
+    try:
+        address = normalise_email(email)
+    except InvalidInput as exc:
+        problems["email"] = exc.message
+    if len(name) > MAX_NAME:
+        problems["name"] = f"The name is too long; give at most {MAX_NAME} characters."
+    try:
+        zone_name = require_timezone(timezone)
+    except InvalidTimezone as exc:
+        problems["timezone"] = exc.message
+        if exc.suggestion:
+            suggestions["timezone"] = exc.suggestion
+    try:
+        key = library.sequence(sequence_key).key
+    except (InvalidInput, NotFound) as exc:
+        problems["sequence"] = exc.message
+    if problems:
+        raise InvalidFields(problems, suggestions)
+    return CheckedRequest(address, clean_name(name, MAX_NAME), zone_name, key)
 
 
 @dataclass(frozen=True)
@@ -45,17 +95,17 @@ def request_optin(store: Store, library: Library, provider: Provider, links: Lin
     `consent_text` is the wording the person was shown, kept with the request (None when
     drip did not show it, as for a JSON request from another site's form).
 
-    Raises InvalidInput for a bad address, timezone or sequence (which says nothing about
-    who is subscribed), before anything is written. Nothing after that raises: if the
+    Raises InvalidFields (`check_request`) for a bad address, name, timezone or sequence
+    (which says nothing about who is subscribed), before anything is written. Nothing after
+    that raises: if the
     provider does not take the email, it is queued (`send_unsent`), so the answer is the
     same for every address, known or not, and however the provider is doing.
     """
-    address = normalise_email(email)
-    zone_name = validate_timezone(timezone or "UTC")
-    sequence = library.sequence(sequence_key)
-    one_line = clean_name(name, MAX_NAME)
+    checked = check_request(library, email=email, name=name, timezone=timezone,
+                            sequence_key=sequence_key)
     request_id = store.record_optin_request(
-        email=address, sequence_key=sequence.key, name=one_line, timezone=zone_name,
+        email=checked.email, sequence_key=checked.sequence_key, name=checked.name,
+        timezone=checked.timezone,
         ip=(requester.ip or "")[:64] or None, user_agent=(requester.user_agent or "")[:500] or None,
         text_version=text_version, now=now, consent_text=consent_text)
     request = store.optin_request(request_id)

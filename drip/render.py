@@ -6,6 +6,7 @@ each group's Content is rendered once per process and cached.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import html as htmllib
@@ -25,6 +26,7 @@ from markupsafe import Markup
 
 from drip.errors import TemplateError
 from drip.message import Content, html_placeholders, placeholder
+from drip.plaintext import markdown_to_text
 from drip.planner import (
     CHECKPOINT_REMINDER,
     REMINDER,
@@ -133,6 +135,24 @@ def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
     )
 
 
+def tested_spec(spec: EmailSpec, sequence: Sequence, step_key: str, variant: str,
+                test_variant: str | None) -> EmailSpec:
+    """`spec` with a split-test variant's own subject, preheader or template (main emails
+    only; drip.experiments.assignment decides who gets which)."""
+    if test_variant is None or base_variant(variant) != "main":
+        return spec
+    test = sequence.step(step_key).test
+    chosen = test.variant(test_variant) if test is not None else None
+    if chosen is None:
+        raise TemplateError(
+            f"Step '{step_key}' has no test variant '{test_variant}'.",
+            file=f"sequences/{sequence.key}.yaml", field=f"steps.{step_key}.test.variants",
+            fix="put the variant back under its old key while emails carrying it are out")
+    return dataclasses.replace(spec, subject=chosen.subject or spec.subject,
+                               preheader=chosen.preheader or spec.preheader,
+                               template=chosen.template or spec.template)
+
+
 def every_email(library: Library) -> Iterator[tuple[Sequence, str, str, str | None]]:
     """Every (sequence, step, variant, nudge) drip could send: each step in each variant
     the sequence defines, its main email also with the no-answer note (where silence on the
@@ -189,16 +209,18 @@ class Renderer:
             ["replacements", "smartquotes"]
         )
         self._inliner = css_inline.CSSInliner(keep_at_rules=True)
-        self._cache: dict[tuple[str, str, str, str | None], Content] = {}
+        self._cache: dict[tuple[str, str, str, str | None, str | None], Content] = {}
 
     def content(self, sequence_key: str, step_key: str, variant: str = "main",
-                nudge: str | None = None, *, footer_checked: bool = True) -> Content:
+                nudge: str | None = None, *, footer_checked: bool = True,
+                test_variant: str | None = None) -> Content:
         """One group's content. Its footer is checked when it is first rendered, so no path
         (dispatch from cron, a test send, a preview) can produce an email without the
         unsubscribe link or the postal address, whether or not anyone ran `drip lint`.
         `drip lint`, which reports a missing footer once at its layout line, passes
-        footer_checked=False."""
-        key = (sequence_key, step_key, variant, nudge)
+        footer_checked=False. `test_variant` names the split-test variant of the step's
+        main email (drip.experiments): its subject, preheader or template replace the step's."""
+        key = (sequence_key, step_key, variant, nudge, test_variant)
         cached = self._cache.get(key)
         if cached is None:
             cached = self._render(*key)
@@ -241,10 +263,11 @@ class Renderer:
     # --- rendering ----------------------------------------------------------------------
 
     def _render(self, sequence_key: str, step_key: str, variant: str,
-                nudge: str | None) -> Content:
+                nudge: str | None, test_variant: str | None = None) -> Content:
         sequence = self.library.sequence(sequence_key)
         step = sequence.step(step_key)
-        spec = email_spec(sequence, step_key, variant)
+        spec = tested_spec(email_spec(sequence, step_key, variant), sequence, step_key,
+                           variant, test_variant)
         offer = self.library.offers.get(nudge) if nudge else None
         context = self._context(sequence, step_key, variant)
         subject = self._string(spec.subject, context, f"sequences/{sequence.key}.yaml (subject)")
@@ -273,7 +296,8 @@ class Renderer:
             "\0".join([sequence.content_hash, subject, html, text]).encode()
         ).hexdigest()[:16]
         return Content(
-            key=f"{sequence_key}/{step_key}/{variant}/{nudge or '-'}",
+            key=f"{sequence_key}/{step_key}/{variant}/{nudge or '-'}"
+                + (f"/{test_variant}" if test_variant else ""),
             subject=subject,
             preheader=preheader,
             html=html,
@@ -514,30 +538,6 @@ def _template_position(tb: TracebackType | None, fallback: Path) -> tuple[str, i
 
 
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
-_LINK = re.compile(r"!?\[([^\]]+)\]\((\S+?)\)")  # an image reads as its words and address
-#: An inline HTML tag (<strong>, </span>, <br/>), not an autolink such as <https://...>.
-_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
-_STRONG = re.compile(r"(\*\*|__)(.+?)\1")
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-
-
-def markdown_to_text(markdown: str) -> str:
-    """Markdown made to read well as a plain-text email: links spelled out, no markup noise."""
-    lines: list[str] = []
-    for line in markdown.splitlines():
-        line = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", line)
-        line = _STRONG.sub(r"\2", line)
-        line = _TAG.sub("", line)
-        heading = _HEADING.match(line)
-        if heading:
-            level, title = len(heading.group(1)), heading.group(2)
-            underline = "=" if level == 1 else "-" if level == 2 else ""
-            lines.append(title.upper() if level <= 2 else title)
-            if underline:
-                lines.append(underline * len(title))
-            continue
-        lines.append(line)
-    return "\n".join(lines)
 
 
 def squeeze_blank_lines(text: str) -> str:

@@ -50,7 +50,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_LEASE_SECONDS": "how long a claim or an in-flight send is held "
                           "(default 300, at most 86400)",
     "DRIP_SENDGRID_HOST": "SendGrid API host (default https://api.sendgrid.com)",
-    "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30)",
+    "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30, at "
+                             "most 300)",
     "DRIP_SENDGRID_SANDBOX": "1 to set SendGrid's sandbox mode: accepted but never delivered",
     "SENDGRID_API_KEY": "SendGrid API key, for DRIP_BACKEND=sendgrid",
     "DRIP_SENDGRID_ACTIVITY": "1 to settle unknown emails by asking SendGrid's Email Activity "
@@ -62,6 +63,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_SMTP_USER": "SMTP user name, if the server wants AUTH",
     "DRIP_SMTP_PASSWORD": "SMTP password",
     "DRIP_SMTP_TLS": "starttls (default), ssl (implicit TLS) or none",
+    "DRIP_SMTP_CONNECTIONS": "SMTP connections each worker keeps open and sends over at once "
+                             "(default 4)",
     "DRIP_WEBHOOK_SECRET": "HMAC key for POST /hooks/purchase",
     "DRIP_STRIPE_WEBHOOK_SECRET": "Stripe endpoint secret (whsec_...) for POST /hooks/stripe",
     "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid event webhook verification key (base64 or PEM)",
@@ -108,7 +111,7 @@ class Settings(BaseModel):
     # A day at most: a dead worker's claims wait this long before another worker takes them.
     lease_seconds: int = Field(default=300, ge=5, le=86_400)
     sendgrid_host: str = SENDGRID_DEFAULT_HOST
-    sendgrid_timeout: float = Field(default=30.0, gt=0)
+    sendgrid_timeout: float = Field(default=30.0, gt=0, le=300)
     sendgrid_sandbox: bool = False
     sendgrid_api_key: str = Field(default="", repr=False)
     sendgrid_activity: bool = False
@@ -118,6 +121,7 @@ class Settings(BaseModel):
     smtp_user: str = ""
     smtp_password: str = Field(default="", repr=False)
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_connections: int = Field(default=4, ge=1, le=64)
     webhook_secret: str = Field(default="", repr=False)
     stripe_webhook_secret: str = Field(default="", repr=False)
     shopify_webhook_secret: str = Field(default="", repr=False)
