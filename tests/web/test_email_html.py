@@ -63,6 +63,10 @@ def test_every_table_is_presentation_and_outlook_gets_a_fixed_width(sample: Samp
         t for t in tables if 'role="presentation"' not in t]
     assert '<!--[if mso]><table role="presentation" width="600"' in html
     assert "<![endif]-->" in html.split('class="container"')[0]
+    # Outlook paints a button from its cell's bgcolor (it ignores the link's padding)
+    cells = re.findall(r'<td class="button-cell[^>]*>', html)
+    assert len(cells) == len(sample.buttons)
+    assert all(re.search(r'bgcolor="#[0-9a-f]{6}"', cell) for cell in cells), cells
     assert "<div" not in html.split("<body")[1].replace('<div class="preheader"', "").replace(
         '<div role="article"', "").replace('<div class="gap"', ""), "layout <div>s"
 
