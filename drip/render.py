@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import css_inline
 import jinja2
+import jinja2.meta
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
@@ -318,7 +319,16 @@ class Renderer:
 
     def letter(self, letter: Letter) -> Content:
         """A letter in the layout: no checkpoint, nudge or unsubscribe link (nobody is on a
-        list: it is a confirmation request, or the coach's own digest)."""
+        list: it is a confirmation request, or the coach's own digest).
+
+        TemplateError if a layout does not know `letter` (one written before letters), as
+        it would print a weekly footer with empty unsubscribe and pause links."""
+        for name in (HTML_LAYOUT, TEXT_LAYOUT):
+            if "letter" not in self._variables(name):
+                raise TemplateError(
+                    f"The layout {name} does not print letters (the opt-in confirmation, "
+                    "the digest).", file=str(self.templates_dir / name),
+                    fix="copy the {% if letter %} blocks from the sample layout")
         layout: dict[str, Any] = {
             "subscriber": {"first_name": "", "email": ""},
             "sequence": {"key": "", "name": letter.kicker},
@@ -344,6 +354,19 @@ class Renderer:
         return Content(key=letter.key, subject=letter.subject, preheader=letter.preheader,
                        html=html, text=squeeze_blank_lines(text),
                        content_hash=hashlib.sha256(f"{html}\0{text}".encode()).hexdigest()[:16])
+
+    def _variables(self, name: str) -> set[str]:
+        """The variables a layout uses (TemplateError if it is missing or does not parse)."""
+        try:
+            source, _, _ = self._html_env.loader.get_source(  # type: ignore[union-attr]
+                self._html_env, name)
+            return jinja2.meta.find_undeclared_variables(self._html_env.parse(source))
+        except jinja2.TemplateNotFound:
+            raise TemplateError(f"The layout {name} does not exist.",
+                                file=str(self.templates_dir / name)) from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"Template syntax error: {exc.message}.",
+                                file=str(self.templates_dir / name), line=exc.lineno) from None
 
     def _wrap(self, layout: Mapping[str, Any], body_html: Markup,
               body_text: str) -> tuple[str, str]:
