@@ -51,7 +51,13 @@ from drip.web.api import api_mount
 from drip.web.limits import RateLimiter, read_body
 from drip.web.metrics import metrics_routes
 from drip.web.shops import shop_routes
-from drip.web.words import checkpoint_outcome, pause_outcome, program_facts, zone_options
+from drip.web.words import (
+    checkpoint_outcome,
+    confirmed_lines,
+    pause_outcome,
+    program_facts,
+    zone_options,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -426,9 +432,11 @@ class _Web:
                                                requester=self.requester(request), now=self.now())
         except Conflict as exc:
             return self.message("You are not signed up", exc.message, status=409)
-        name = library.sequence(pending.sequence_key).name
+        sequence = library.sequence(pending.sequence_key)
+        name = sequence.name
         if outcome.created:
-            return self.message("You are in", f"{name} is on its way to {pending.email}.")
+            return self.message("You are in", *confirmed_lines(sequence, pending.email,
+                                                               pending.timezone))
         return self.message("You are already in", f"{pending.email} already receives {name}.")
 
     # --- webhooks -------------------------------------------------------------------------
