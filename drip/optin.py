@@ -22,9 +22,9 @@ from drip.errors import (
     ProviderError,
 )
 from drip.links import Links
-from drip.message import Content, Message
+from drip.message import Message
 from drip.providers.base import Provider
-from drip.render import Sender
+from drip.render import Action, Letter, Sender, write_letter
 from drip.sequence import Library
 from drip.store import ConsentRecord, EnrollOutcome, OptinRequest, Store
 from drip.subscriptions import enroll
@@ -152,20 +152,23 @@ def _send_confirmation(store: Store, library: Library, provider: Provider, links
 
 def confirmation(sender: Sender, email: str, name: str, sequence_name: str, url: str,
                  request_id: int) -> Message:
-    """The transactional email carrying the confirmation link."""
+    """The transactional email carrying the confirmation link, in the emails' layout."""
     greeting = f"Hi {name}," if name else "Hi,"
-    subject = f"Please confirm: {sequence_name} from {sender.name}"
-    text = (f"{greeting}\n\nPlease confirm that you want to receive {sequence_name} from "
-            f"{sender.name} at this address:\n\n{url}\n\nIf you did not ask for this, ignore "
-            f"this email and nothing will be sent.\n\n{sender.name}\n{sender.postal_address}\n")
+    label = "Yes, send it to me"
     e = html.escape
-    markup = (f"<p>{e(greeting)}</p><p>Please confirm that you want to receive "
-              f"<strong>{e(sequence_name)}</strong> from {e(sender.name)} at this address.</p>"
-              f'<p><a href="{e(url)}">Yes, send it to me</a></p><p>If you did not ask for '
-              f"this, ignore this email and nothing will be sent.</p>"
-              f"<p>{e(sender.name)}<br>{e(sender.postal_address)}</p>")
-    content = Content(key=f"confirm-{request_id}", subject=subject, preheader="", html=markup,
-                      text=text, content_hash="")
+    body_html = (f"<p>{e(greeting)}</p><p>Please confirm that you want to receive "
+                 f"<strong>{e(sequence_name)}</strong> from {e(sender.name)} at "
+                 f"{e(email)}. Nothing is sent until you do.</p>")
+    body_text = (f"{greeting}\n\nPlease confirm that you want to receive {sequence_name} "
+                 f"from {sender.name} at {email}. Nothing is sent until you do.\n")
+    content = write_letter(sender, Letter(
+        key=f"confirm-{request_id}", subject=f"Please confirm: {sequence_name} from {sender.name}",
+        preheader=f"One tap and the first email of {sequence_name} is on its way.",
+        kicker=sequence_name, body_html=body_html, body_text=body_text,
+        reason=(f"You are getting this because someone, probably you, asked for "
+                f"{sequence_name} at this address. If it was not you, ignore this email and "
+                "nothing more will be sent."),
+        action=Action(label, url), heading="Please confirm your email address"))
     return Message(delivery_id=0, enrollment_id=0, sequence_key="optin",
                    step_key=f"confirm-{request_id}", variant="main", to_email=email,
                    to_name=name, from_email=sender.email, from_name=sender.name,

@@ -1,8 +1,9 @@
 """The routes. Each one parses its input, calls one core function and formats the answer.
 
-GET and HEAD never change anything (mail scanners follow links); every change is a POST. There
-are no redirects at all, so there is no open redirect. Errors are short pages (or JSON
-on the webhooks) without tracebacks.
+GET and HEAD never change anything (mail scanners follow links); every change is a POST. The
+one exception only counts: the click redirect (redirect.py) records a click, and goes only
+where the email's own files point, so there is no open redirect. Errors are short pages
+(or JSON on the webhooks) without tracebacks.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from drip.tokens import Purpose
 from drip.web.api import api_mount
 from drip.web.limits import RateLimiter, read_body
 from drip.web.metrics import metrics_routes
+from drip.web.redirect import redirect_routes
 from drip.web.shops import shop_routes
 from drip.web.words import (
     checkpoint_outcome,
@@ -102,6 +104,7 @@ def create_app(drip: Drip) -> Starlette:
         Route("/hooks/sendgrid", web.sendgrid_hook, methods=["POST"]),
         *shop_routes(drip),
         *metrics_routes(drip),
+        *redirect_routes(drip),
         api_mount(drip),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
