@@ -391,8 +391,10 @@ class _Web:
                      else await self.form(request))
         if not isinstance(data, dict | FormData):
             raise InvalidInput("Send a JSON object with email, name, timezone and sequence.")
-        values = {"email": self.field(data, "email"), "name": self.field(data, "name", 400),
-                  "timezone": self.field(data, "timezone", 64),
+        # generous read limits: the core says what is too long, beside the field
+        values = {"email": self.field(data, "email", 1000),
+                  "name": self.field(data, "name", 1000),
+                  "timezone": self.field(data, "timezone", 200),
                   "sequence": self.field(data, "sequence", 100) or self.default_sequence()}
         provider = self.drip.provider()
         try:
