@@ -311,6 +311,8 @@ class _Web:
         if request.method != "POST":  # GET or HEAD (scanners send both): nothing is saved
             view = await self.call(checkpoints.view, store, library, delivery_id)
             suggested = request.query_params.get("answer", "")
+            if view.can_answer and suggested and suggested == view.delivery.answer:
+                return self.checkpoint_page(view, "", saved=True)  # saved already: say so
             return self.checkpoint_page(view, suggested if suggested in view.choices else "")
         choice = self.field(await self.form(request), "answer", 20)
         if choice not in (*ANSWERS, REPEAT_LAST):
