@@ -365,15 +365,17 @@ class _Web:
         zone_guess = refused.suggestions.get("timezone") if refused else None
         if zone_guess:
             problems["timezone"] += " It is selected below: check it, then press the button."
+        selected = zone_guess or ("" if "timezone" in problems else values.get("timezone", ""))
+        options = zone_options()
+        if selected and all(selected != value for _, zones in options for value, _ in zones):
+            options = [("Typed", [(selected, selected)]), *options]  # valid, just not listed
         return self.page(
             "subscribe.html", 400 if refused else 200, title=sequence.name,
             sequence=sequence.key, sequence_name=sequence.name,
             description=sequence.description, facts=program_facts(sequence),
             disclaimer=sequence.disclaimer, send_time=f"{sequence.schedule.send_time:%H:%M}",
             action="/subscribe", consent_text=self.consent_text, values=values,
-            problems=problems, zone_options=zone_options(),
-            selected_zone=zone_guess or ("" if "timezone" in problems
-                                         else values.get("timezone", "")),
+            problems=problems, zone_options=options, selected_zone=selected,
             timezone_script=Markup(TIMEZONE_SCRIPT))
 
     @property

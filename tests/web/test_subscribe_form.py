@@ -89,3 +89,11 @@ def test_a_too_long_field_comes_back_in_the_form_too(web_drip: Drip, client: Tes
     assert "at most 200 characters" in error_beside(answer.text, "name")
     assert '<option value="Europe/London" selected>' in answer.text  # the valid zone is kept
     assert requests_recorded(web_drip) == 0
+
+
+def test_a_valid_zone_the_list_does_not_show_is_kept(client: TestClient) -> None:
+    answer = client.post("/subscribe", data={"email": "nope", "timezone": "US/Pacific",
+                                             "sequence": "pht-7-week"})
+    assert answer.status_code == 400
+    assert '<option value="US/Pacific" selected>' in answer.text
+    assert 'id="timezone-error"' not in answer.text
