@@ -1,9 +1,10 @@
 """Signed tokens for every link in an email, so a link cannot be forged or altered.
 
-A token names its purpose (unsubscribe, checkpoint, pause, confirm) and carries
-only ids; the signature is an HMAC keyed with DRIP_SECRET_KEY. Tokens are in
-itsdangerous' URLSafeTimedSerializer format, which reads them (constant-time checks,
-key fallbacks, expiry); drip writes them itself, because every email signs three.
+A token names its purpose (unsubscribe, checkpoint, pause, confirm, click) and carries
+only ids (a click also the address it leads to); the signature is an HMAC keyed with
+DRIP_SECRET_KEY. Tokens are in itsdangerous' URLSafeTimedSerializer format, which reads
+them (constant-time checks, key fallbacks, expiry); drip writes them itself, because
+every email signs several.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from drip.errors import BadSignature
 if TYPE_CHECKING:
     import itsdangerous
 
-Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm"]
+Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm", "click"]
 
 
 _SHA1_BLOCK = 64
