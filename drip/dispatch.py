@@ -519,6 +519,7 @@ class Dispatcher:
                     report.paused = True
                     raise _Abandon
                 if self._stop.is_set():  # asked to stop: nothing more goes out
+                    report.released += len(batch)
                     raise _Abandon
                 if not batch:
                     return False

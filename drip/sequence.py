@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from drip.errors import SequenceError
+from drip.mistakes import misspelt_fields, unknown_field, yaml_mistake
 
 STEP_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -489,7 +490,7 @@ def check_sequence_file(path: Path) -> tuple[Sequence | None, list[SequenceError
     try:
         sequence = Sequence.model_validate(data)
     except ValidationError as exc:
-        return None, _problems(exc, path, root)
+        return None, _problems(exc, path, root, Sequence)
     if sequence.key != path.stem:
         return None, [SequenceError(
             f"The key '{sequence.key}' does not match the file name '{path.name}'.",
@@ -509,7 +510,7 @@ def check_offers_file(path: Path) -> tuple[Offers | None, list[SequenceError]]:
     except SequenceError as exc:
         return None, [exc]
     except ValidationError as exc:
-        return None, _problems(exc, path, root)
+        return None, _problems(exc, path, root, Offers)
     seen: set[str] = set()
     problems: list[SequenceError] = []
     for index, offer in enumerate(offers.offers):
@@ -533,7 +534,7 @@ def check_exercises_file(path: Path) -> tuple[Exercises | None, list[SequenceErr
     except SequenceError as exc:
         return None, [exc]
     except ValidationError as exc:
-        return None, _problems(exc, path, root)
+        return None, _problems(exc, path, root, Exercises)
     seen: set[str] = set()
     problems: list[SequenceError] = []
     for index, exercise in enumerate(exercises.exercises):
@@ -591,13 +592,10 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise SequenceError(
-            f"The YAML does not parse: {exc.problem}.",
-            file=str(path),
-            line=(mark.line + 1) if mark else None,
-            fix="check the indentation and quoting on that line (quote text containing ': ')",
-        ) from None
+        # reported where the broken construct starts, not where PyYAML gave up
+        mistake = yaml_mistake(text, exc)
+        raise SequenceError(mistake.problem, file=str(path), line=mistake.line,
+                            fix=mistake.fix) from None
     duplicate = _first_duplicate_key(root)
     if duplicate is not None:
         loc, line, first = duplicate
@@ -636,11 +634,12 @@ def _validate(model: type[M], data: Any, path: Path, root: yaml.Node | None) -> 
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _problems(exc, path, root)[0] from None
+        raise _problems(exc, path, root, model)[0] from None
 
 
-def _problems(exc: ValidationError, path: Path, root: yaml.Node | None) -> list[SequenceError]:
-    problems: list[SequenceError] = []
+def _problems(exc: ValidationError, path: Path, root: yaml.Node | None,
+              model: type[BaseModel]) -> list[SequenceError]:
+    located: list[tuple[tuple[Any, ...], str, str]] = []
     for error in exc.errors():
         loc: tuple[Any, ...] = tuple(error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -652,14 +651,20 @@ def _problems(exc: ValidationError, path: Path, root: yaml.Node | None) -> list[
         # a union (re_entry) reports each alternative; the first says enough
         loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("literal[",
                                                                                  "RestartAfter"))))
+        located.append((loc, error["type"], message))
+    # 'subjet:' is one mistake, not an unknown field and a missing 'subject'
+    misspelt = misspelt_fields(model, located)
+    meant = {(*loc[:-1], name) for loc, name in misspelt.items()}
+    problems: list[SequenceError] = []
+    for loc, kind, message in located:
+        if kind == "missing" and loc in meant:
+            continue
+        text, fix = _explain(kind, message, loc), _fix_for(kind, loc)
+        if kind == "extra_forbidden":
+            text, fix = unknown_field(model, loc, misspelt.get(loc))
         field = ".".join(str(p) for p in loc) or None
-        problem = SequenceError(
-            _explain(error["type"], message, loc),
-            file=str(path),
-            line=_line_of(root, loc),
-            field=field,
-            fix=_fix_for(error["type"], loc),
-        )
+        problem = SequenceError(text, file=str(path), line=_line_of(root, loc), field=field,
+                                fix=fix)
         if all(p.field != problem.field for p in problems):
             problems.append(problem)
     return problems

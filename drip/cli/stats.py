@@ -52,7 +52,8 @@ def stats(
 
 def as_dict(item: Funnel) -> dict[str, Any]:
     return {"sequence": item.sequence_key, "name": item.name,
-            "steps": [{**asdict(s), "answered": s.answered, "unanswered": s.unanswered}
+            "steps": [{**asdict(s), "email": s.label, "answered": s.answered,
+                       "unanswered": s.unanswered}
                       for s in item.steps],
             "offers": [asdict(o) for o in item.offers]}
 
@@ -83,12 +84,13 @@ def print_funnel(item: Funnel) -> None:
                       "Funnel: all sent; ", ("█", "bright_green"), " clicked ",
                       ("█", "green"), " opened ", ("█", "dark_green"), " delivered ",
                       ("█", "grey50"), " no event yet"))
-    for column in ("Step", "Sent", "Delivered", "Opened", "Clicked", "Funnel", "Answered",
+    for column in ("Step", "Email", "Sent", "Delivered", "Opened", "Clicked", "Funnel", "Answered",
                    "Passed", "Not yet", "No answer"):
-        table.add_column(column, justify="left" if column in ("Step", "Funnel") else "right",
+        table.add_column(column, justify="left" if column in ("Step", "Email", "Funnel")
+                         else "right",
                          no_wrap=True)
     for s in item.steps:
-        table.add_row(s.step_key, str(s.sent), percent(s.delivered, s.sent),
+        table.add_row(s.step_key, s.label, str(s.sent), percent(s.delivered, s.sent),
                       percent(s.opened, s.sent), percent(s.clicked, s.sent), bar(s, widest),
                       *((percent(s.answered, s.sent), str(s.passed), str(s.not_yet),
                          str(s.unanswered)) if s.checkpoint else ("-", "-", "-", "-")))

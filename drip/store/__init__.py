@@ -43,6 +43,7 @@ from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRo
 from drip.store.liveness import LivenessQueries
 from drip.store.metrics import MetricsQueries, MetricsSnapshot
 from drip.store.operations import (
+    ConsentRow,
     HeartbeatRow,
     ImportPerson,
     ImportResult,
@@ -100,6 +101,7 @@ __all__ = [
     "ClaimedDelivery",
     "ClickedDelivery",
     "ConsentRecord",
+    "ConsentRow",
     "DeliveryRow",
     "DeliveryState",
     "DueBatch",
