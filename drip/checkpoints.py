@@ -26,9 +26,11 @@ from drip.planner import (
     is_gate,
     late_repeat_step,
 )
+from drip.schedule import SendPreference
 from drip.sequence import Checkpoint, Library, Sequence, Step
 from drip.store import AnsweredDelivery, Store
 from drip.store.checkpoints import ReminderMove
+from drip.tags import answer_tags
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class CheckpointView:
         if d.unsubscribed or d.suppressed:
             return ("You have unsubscribed, so this program sends you nothing more and "
                     "there is nothing to answer.")
+        if d.enrollment_state == "unsubscribed":
+            return ("You left this program, so it sends you nothing more and there is "
+                    "nothing to answer.")
         if d.enrollment_state not in ("active", "paused"):
             return "This program has ended for you, so there is nothing more to answer."
         return None
@@ -86,7 +91,7 @@ def view(store: Store, library: Library, delivery_id: int) -> CheckpointView:
     return CheckpointView(delivery, step.checkpoint, step.week,
                           repeat_step=late_repeat_step(sequence, step.key, delivery.variant),
                           gate=is_gate(sequence, step),
-                          next_up=_next_up(store, sequence, delivery))
+                          next_up=next_up(store, sequence, delivery))
 
 
 def answer(store: Store, library: Library, delivery_id: int, choice: str,
@@ -104,7 +109,13 @@ def answer(store: Store, library: Library, delivery_id: int, choice: str,
         raise Conflict("The next week's email has already gone out, so this checkpoint is "
                        "settled. Answer the checkpoint in your latest email instead.")
     sequence = library.sequence(current.delivery.sequence_key)
-    store.save_answer(current.delivery, choice, now, _reminder_move(sequence, current.delivery))
+    preference = store.send_preference(current.delivery.subscriber_id).preference
+    store.save_answer(current.delivery, choice, now,
+                      _reminder_move(sequence, current.delivery, preference))
+    # the checkpoint's on_answer tags (goals and branches read them at the next dispatch)
+    tags = answer_tags(sequence, current.delivery.step_key, choice)
+    if tags:
+        store.add_tags(current.delivery.subscriber_id, tags, now)
     pending = current.delivery.pending
     if (current.delivery.enrollment_state == "paused" and pending is not None
             and pending.state == "held" and base_variant(pending.variant) == WAITING
@@ -115,21 +126,22 @@ def answer(store: Store, library: Library, delivery_id: int, choice: str,
     return view(store, library, delivery_id)
 
 
-def _reminder_move(sequence: Sequence, delivery: AnsweredDelivery) -> ReminderMove | None:
+def _reminder_move(sequence: Sequence, delivery: AnsweredDelivery,
+                   preference: SendPreference | None = None) -> ReminderMove | None:
     """The pending reminder, made the weekly email at the slot it would have had."""
     pending = delivery.pending
     if (pending is None or pending.state != "scheduled"
             or base_variant(pending.variant) != CHECKPOINT_REMINDER):
         return None
     following = email_after(sequence, delivery.timezone, pending.step_key, pending.variant,
-                            pending.due_at)
+                            pending.due_at, preference)
     if following is None:
         return None
     return ReminderMove(pending.delivery_id, following.slot.due_at,
                         following.slot.window_end_at, following.step_key, following.variant)
 
 
-def _next_up(store: Store, sequence: Sequence, delivery: AnsweredDelivery) -> NextUp | None:
+def next_up(store: Store, sequence: Sequence, delivery: AnsweredDelivery) -> NextUp | None:
     """What the answers so far make the next weekly email, and when it is planned."""
     pending = delivery.pending
     if pending is None or delivery.superseded:
@@ -145,6 +157,7 @@ def _next_up(store: Store, sequence: Sequence, delivery: AnsweredDelivery) -> Ne
     due = pending.due_at
     if base_variant(pending.variant) == CHECKPOINT_REMINDER:
         following = email_after(sequence, delivery.timezone, pending.step_key,
-                                pending.variant, pending.due_at)
+                                pending.variant, pending.due_at,
+                                store.send_preference(delivery.subscriber_id).preference)
         due = following.slot.due_at if following is not None else pending.due_at
     return NextUp(decision.step_key, week, decision.variant, due)

@@ -3,8 +3,10 @@
     DripError
     ├── InvalidInput (ValueError)         input from outside is not acceptable
     │   ├── InvalidAddress                an email address that cannot receive mail
-    │   ├── InvalidTimezone               not an IANA timezone name
+    │   ├── InvalidTimezone               not an IANA timezone name (with a guess, if any)
+    │   ├── InvalidFields                 some fields of a form, each with its own sentence
     │   ├── BadSignature                  a request or token is forged, tampered or stale
+    │   ├── InvalidPreference             a send time or day on the preferences page (by field)
     │   └── SequenceError                 a sequence, template or offer file is wrong
     │       └── TemplateError             a template does not parse or render
     ├── ConfigError                       a DRIP_* setting is missing or wrong
@@ -23,7 +25,7 @@ default message, so a new error is one short class.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -49,9 +51,35 @@ class InvalidAddress(InvalidInput):
 class InvalidTimezone(InvalidInput):
     """That is not an IANA timezone name such as Europe/London."""
 
+    def __init__(self, message: str | None = None, *, suggestion: str | None = None) -> None:
+        #: The zone drip guesses was meant ("London" -> Europe/London), if any.
+        self.suggestion = suggestion
+        super().__init__(message)
+
+
+class InvalidFields(InvalidInput):
+    """Some fields of a form are not acceptable."""
+
+    def __init__(self, problems: Mapping[str, str],
+                 suggestions: Mapping[str, str] | None = None) -> None:
+        #: field name -> the sentence to show beside it, in the form's order
+        self.problems = dict(problems)
+        #: field name -> the value drip guesses was meant ("did you mean")
+        self.suggestions = dict(suggestions or {})
+        super().__init__(" ".join(self.problems.values()))
+
 
 class BadSignature(InvalidInput):
     """A request or token is not signed by who it claims, or is stale."""
+
+
+class InvalidPreference(InvalidInput):
+    """A send time or day the preferences page cannot keep; `problems` maps each form field
+    to the sentence shown beside it."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__(" ".join(self.problems.values()))
 
 
 class SequenceError(InvalidInput):

@@ -1,4 +1,5 @@
-"""The signed links in every email: unsubscribe, pause and checkpoint answers."""
+"""The signed links in every email: unsubscribe, pause, checkpoint answers, clicks and
+the "when do you want these?" preferences page."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ class Links:
         values = (enrollment_id,) if delivery_id is None else (enrollment_id, delivery_id)
         return f"{self.base_url}/p/{self.signer.make('pause', *values)}"
 
+    def preferences(self, subscriber_id: int) -> str:
+        """The subscriber's "when do you want these?" page: their send time and day."""
+        return f"{self.base_url}/w/{self.signer.make('preferences', subscriber_id)}"
+
     def checkpoint(self, delivery_id: int, answer: str) -> str:
         # Each email links both answers to one token: sign it once, not once per button.
         # Read the cache once into a local, so threads sharing Links never mix tokens.
@@ -28,3 +33,7 @@ class Links:
             cached = (delivery_id, self.signer.make("checkpoint", delivery_id))
             self._checkpoint_token = cached
         return f"{self.base_url}/c/{cached[1]}?answer={answer}"
+
+    def click(self, delivery_id: int, url: str) -> str:
+        """A link of one email through the click redirect (drip.experiments.clicks)."""
+        return f"{self.base_url}/r/{self.signer.make('click', delivery_id, url)}"

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from drip.errors import SequenceError
+from drip.mistakes import misspelt_fields, unknown_field, yaml_mistake
 
 STEP_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -57,37 +58,134 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# --- when emails may arrive (issue 20) -------------------------------------------------
+
+#: The short day names a schedule may use, beside the full ones.
+DAY_ABBREVIATIONS = {day[:3]: day for day in WEEKDAYS}
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def weekday_name(value: Any) -> Any:
+    """'Mon', 'monday' or 'MONDAY' as 'monday'; anything else unchanged, for the validator."""
+    if not isinstance(value, str):
+        return value
+    lowered = value.strip().lower()
+    return DAY_ABBREVIATIONS.get(lowered, lowered)
+
+
+def _yaml_time(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return time(value // 60 % 24, value % 60)  # YAML 1.1 reads 06:30 unquoted as 390
+    return value
+
+
 class Schedule(_Strict):
+    """When a sequence's emails may arrive, in each subscriber's own timezone.
+
+    `window` ("06:00-20:00") is the part of the day an email may go out in, and `days` the
+    weekdays it may go out on; without them, emails are planned outside the quiet hours
+    (21:00-06:00) on any day, and a first email sent `immediately` goes at any hour, as
+    before. `first_email: at-once` (the default) sends a first step marked `immediately`
+    at once when the join falls inside the window, else when the window next opens;
+    `first_email: send-time` waits for the next send time instead.
+    """
+
     send_time: time = time(6, 30)
+    window: str | None = None
+    days: tuple[Literal[WEEKDAYS], ...] = WEEKDAYS  # type: ignore[valid-type]
     weekday: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
     first_pinned_gap_days: int = Field(default=5, strict=True, ge=1, le=7)
     #: At most this many emails a local day to one person, counting every sequence they
     #: are in: one of this sequence's emails past that waits for the next day's slot.
     max_per_day: int | None = Field(default=None, strict=True, ge=1, le=10)
+    first_email: Literal["at-once", "send-time"] = "at-once"
 
     @field_validator("send_time", mode="before")
     @classmethod
     def _parse_time(cls, value: Any) -> Any:
-        if isinstance(value, int):  # YAML 1.1 reads 06:30 unquoted as sexagesimal 390
-            return time(value // 60, value % 60)
-        return value
+        return _yaml_time(value)
 
     @field_validator("send_time")
     @classmethod
-    def _daytime(cls, value: time) -> time:
+    def _local(cls, value: time) -> time:
         if value.tzinfo is not None:  # "06:30+10:00" parses, but cannot be compared below
             raise ValueError("must be a local time without a UTC offset, like \"06:30\": "
                              "it is read in each subscriber's own timezone")
-        if not (QUIET_END <= value < QUIET_START):
-            raise ValueError(
-                "must be between 06:00 and 20:59 local time, because nothing is sent at night"
-            )
         return value
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window_shape(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a quoted range of local times, like \"06:00-20:00\"")
+        match = _WINDOW.match(value)
+        if not match:
+            raise ValueError("must be a range of local times, like \"06:00-20:00\"")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+            raise ValueError("must be a range of real clock times, like \"06:00-20:00\"")
+        if (h1, m1) >= (h2, m2):
+            raise ValueError("must open before it closes on the same day, like \"06:00-20:00\" "
+                             "(a window cannot run past midnight)")
+        return f"{h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}"
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _day_names(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(weekday_name(v) for v in value)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _some_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one day, like [mon, wed, fri]")
+        if len(set(value)) != len(value):
+            raise ValueError("names a day twice; list each day once")
+        return tuple(d for d in WEEKDAYS if d in value)
 
     @field_validator("weekday", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
+        return weekday_name(value)
+
+    @model_validator(mode="after")
+    def _fits(self) -> Schedule:
+        opens, closes = self.opens, self.closes
+        if self.window is None and not (opens <= self.send_time < QUIET_START):
+            raise ValueError("schedule.send_time: must be between 06:00 and 20:59 local time, "
+                             "because nothing is sent at night")
+        if self.window is not None and not (opens <= self.send_time < closes):
+            raise ValueError(f"schedule.send_time: must be inside the window {self.window}, "
+                             "where emails may go out")
+        if self.weekday is not None and self.weekday not in self.days:
+            raise ValueError(f"schedule.weekday: {self.weekday} is not one of the days emails "
+                             "may go out on; add it to 'days' or pin another weekday")
+        return self
+
+    @property
+    def opens(self) -> time:
+        """When the local send window opens (06:00 unless `window` says otherwise)."""
+        if self.window is None:
+            return QUIET_END
+        return time.fromisoformat(self.window.split("-")[0])
+
+    @property
+    def closes(self) -> time:
+        """When the local send window closes (21:00, unless `window` says otherwise);
+        time.max stands for 24:00."""
+        if self.window is None:
+            return QUIET_START
+        end = self.window.split("-")[1]
+        return time.max if end == "24:00" else time.fromisoformat(end)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the coach set a window or days: then an `immediately` email keeps to them."""
+        return self.window is not None or self.days != WEEKDAYS
 
 
 def _days(value: str) -> int:
@@ -97,6 +195,75 @@ def _days(value: str) -> int:
         return 0
     amount = int(match.group(1))
     return amount * 7 if match.group(2).startswith("week") else amount
+
+
+# --- tags: set by checkpoint answers, branching a step, ending a sequence (issue 20) --------
+
+TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+#: A tag a step branches on is part of the branch email's variant ("main/struggling"),
+#: which the ledger keeps in 40 characters with "+reminder".
+BRANCH_TAG_LENGTH = 24
+
+
+def _tag_like(value: str) -> str:
+    if not isinstance(value, str) or not TAG.match(value):
+        raise ValueError("must be a tag of lower-case letters, digits and hyphens (at most 40), "
+                         "like struggling or clinician-referral")
+    return value
+
+
+TagName = Annotated[str, AfterValidator(_tag_like)]
+
+
+class TagAction(_Strict):
+    """`- tag: struggling`: set this tag on the subscriber."""
+
+    tag: TagName
+
+
+class AnswerActions(_Strict):
+    """What a checkpoint answer does beside moving the program: the tags it sets.
+    `on_answer: {not_yet: [tag: struggling]}` (`notyet` and `not-yet` read the same)."""
+
+    passed: list[TagAction] = []
+    not_yet: list[TagAction] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _answer_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {("not_yet" if str(k).replace("-", "_") in ("notyet", "not_yet") else k): v
+                    for k, v in value.items()}
+        return value
+
+    def tags_for(self, answer: str) -> list[str]:
+        actions = self.passed if answer == "passed" else self.not_yet if answer == "not-yet" else []
+        return [action.tag for action in actions]
+
+
+class When(_Strict):
+    """The condition of a branch: the subscriber has this tag."""
+
+    tag: TagName
+
+    @field_validator("tag")
+    @classmethod
+    def _short(cls, value: str) -> str:
+        if len(value) > BRANCH_TAG_LENGTH:
+            raise ValueError(f"must be at most {BRANCH_TAG_LENGTH} characters for a branch, "
+                             "since the email's variant carries it")
+        return value
+
+
+class Branch(_Strict):
+    """Another version of a step's main email, sent instead of it to subscribers with a tag.
+    It asks the same checkpoint: a branch changes what an email says, never where the
+    program goes (a gate still needs its "passed")."""
+
+    when: When
+    subject: str = Field(min_length=1)
+    preheader: str = Field(min_length=1)
+    template: str
 
 
 class Checkpoint(_Strict):
@@ -113,6 +280,8 @@ class Checkpoint(_Strict):
     no_answer: Literal["advance", "repeat", "hold"] | None = None
     gate: bool = Field(default=False, strict=True)
     remind_after: str | None = None
+    #: The tags an answer sets (issue 20).
+    on_answer: AnswerActions = AnswerActions()
 
     @field_validator("remind_after")
     @classmethod
@@ -134,6 +303,69 @@ class Variant(_Strict):
     template: str
 
 
+# --- A/B tests and the nudge holdout (issue 20, part A; drip/experiments) ----------------
+
+#: What a split test counts per variant, per enrollment that got the email.
+TestMetric = Literal["checkpoint_answered", "clicked", "purchased"]
+
+
+class SplitVariant(_Strict):
+    """One version of a step's main email in a split test: only the fields written here
+    differ from the step's own (none: the step's own email); the program (step, week,
+    checkpoint) never does."""
+
+    key: Annotated[str, _key_like("b")]
+    #: Relative to the other variants' weights; left out on every variant, the split is even.
+    weight: float | None = Field(default=None, gt=0, le=1000)
+    subject: str | None = Field(default=None, min_length=1)
+    preheader: str | None = Field(default=None, min_length=1)
+    template: str | None = None
+
+    @property
+    def changes(self) -> bool:
+        """Whether it differs from the step's own email (a variant that does not is the
+        step's own email: a control)."""
+        return not (self.subject is None and self.preheader is None and self.template is None)
+
+
+class SplitTest(_Strict):
+    """`test:` on a step: variants of its subject, preheader or template, one per
+    enrollment (drip.experiments.assignment), judged by drip.experiments.statistics."""
+
+    name: Key
+    variants: list[SplitVariant] = Field(min_length=2, max_length=6)
+    metric: TestMetric
+    #: No variant is called the leader before each has this many enrollments.
+    min_per_variant: int = Field(default=200, strict=True, ge=20, le=10_000_000)
+    #: `auto`: once a variant leads, everyone after gets it (recorded by `drip stats --tests`).
+    winner: Literal["auto"] | None = None
+
+    @model_validator(mode="after")
+    def _variants_consistent(self) -> SplitTest:
+        keys = [v.key for v in self.variants]
+        for index, key in enumerate(keys):
+            if key in keys[:index]:
+                raise ValueError(f"the variant key '{key}' is used twice; give each "
+                                 "variant its own key")
+        if not any(v.changes for v in self.variants):
+            raise ValueError("every variant is the step's own email; give one its own "
+                             "subject, preheader or template")
+        weighted = [v.weight is not None for v in self.variants]
+        if any(weighted) and not all(weighted):
+            raise ValueError("give every variant a weight, or none (an even split)")
+        return self
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        return tuple(v.weight if v.weight is not None else 1.0 for v in self.variants)
+
+    def variant(self, key: str) -> SplitVariant | None:
+        return next((v for v in self.variants if v.key == key), None)
+
+
+# --- end of A/B tests ----------------------------------------------------------------------
+
+
 class Step(_Strict):
     key: StepKey
     week: int = Field(strict=True, ge=1, le=520)
@@ -147,6 +379,10 @@ class Step(_Strict):
     #: The email sent instead of moving on while a `no_answer: hold` checkpoint waits for
     #: an explicit "passed": the same week's plan, the question again, and why we wait.
     waiting: Variant | None = None
+    #: Versions of the main email for subscribers with a tag, first match wins (issue 20).
+    branches: list[Branch] = []
+    #: A split test of this step's main email (drip.experiments).
+    test: SplitTest | None = None
 
     @field_validator("send_after")
     @classmethod
@@ -171,13 +407,25 @@ class NudgeRules(_Strict):
     after_not_yet: str | None = None  # the offer that comes first after repeated "not yet"
     #: At most this many emails of one enrollment carry an offer (None: no cap).
     max_per_enrollment: int | None = Field(default=None, strict=True, ge=0, le=100)
+    #: The share of enrollments that never get an offer (stable per enrollment), so that
+    #: `drip stats` can show what the nudges add to purchases (drip.experiments).
+    holdout: float = Field(default=0.0, ge=0.0, le=0.5)
 
 
 class Goal(_Strict):
-    """An exit: buying `purchased` stops the nudges, or the whole sequence."""
+    """An exit: buying `purchased`, or having the tag `tag`, stops the nudges, or the
+    whole sequence."""
 
-    purchased: str
+    purchased: str | None = None
+    tag: TagName | None = None
     stops: Literal["nudges", "sequence"]
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Goal:
+        if (self.purchased is None) == (self.tag is None):
+            raise ValueError("a goal needs either 'purchased: PRODUCT' or 'tag: TAG', "
+                             "not both or neither")
+        return self
 
 
 class RestartAfter(_Strict):
@@ -206,11 +454,15 @@ class Sequence(_Strict):
     nudges: NudgeRules = NudgeRules()
     goals: list[Goal] = []
     re_entry: Literal["once", "restart"] | RestartAfter = "once"
+    #: Tags set by hand (`drip tag add`, an import's tags column, the API) that goals and
+    #: branches may use: lint reports a tag nothing sets (issue 20).
+    manual_tags: list[TagName] = []
     content_hash: str = ""
 
     @model_validator(mode="after")
     def _steps_consistent(self) -> Sequence:
         seen: set[str] = set()
+        tests: set[str] = set()
         for index, step in enumerate(self.steps):
             if step.key in seen:
                 raise ValueError(
@@ -229,6 +481,7 @@ class Sequence(_Strict):
                     f"steps.{index}.send_after: only the first step can go 'immediately'; "
                     "write a wait such as '1 week'"
                 )
+            _check_split_test(index, step, tests)
             checkpoint = step.checkpoint
             if checkpoint is not None and checkpoint.remind_days is not None:
                 pace = (self.steps[index + 1] if index + 1 < len(self.steps) else step).wait_days
@@ -265,6 +518,20 @@ class Sequence(_Strict):
     @cached_property
     def _steps_by_key(self) -> dict[str, Step]:
         return {s.key: s for s in self.steps}
+
+
+def _check_split_test(index: int, step: Step, names: set[str]) -> None:
+    """A step's split test must be one of its kind and measurable on this step."""
+    test = step.test
+    if test is None:
+        return
+    if test.name in names:
+        raise ValueError(f"steps.{index}.test.name: '{test.name}' is used by two steps; "
+                         "give each test its own name")
+    names.add(test.name)
+    if test.metric == "checkpoint_answered" and step.checkpoint is None:
+        raise ValueError(f"steps.{index}.test.metric: this step has no checkpoint to "
+                         "answer; use clicked or purchased, or add a checkpoint")
 
 
 class Offer(_Strict):
@@ -408,7 +675,7 @@ def check_sequence_file(path: Path) -> tuple[Sequence | None, list[SequenceError
     try:
         sequence = Sequence.model_validate(data)
     except ValidationError as exc:
-        return None, _problems(exc, path, root)
+        return None, _problems(exc, path, root, Sequence)
     if sequence.key != path.stem:
         return None, [SequenceError(
             f"The key '{sequence.key}' does not match the file name '{path.name}'.",
@@ -428,7 +695,7 @@ def check_offers_file(path: Path) -> tuple[Offers | None, list[SequenceError]]:
     except SequenceError as exc:
         return None, [exc]
     except ValidationError as exc:
-        return None, _problems(exc, path, root)
+        return None, _problems(exc, path, root, Offers)
     seen: set[str] = set()
     problems: list[SequenceError] = []
     for index, offer in enumerate(offers.offers):
@@ -452,7 +719,7 @@ def check_exercises_file(path: Path) -> tuple[Exercises | None, list[SequenceErr
     except SequenceError as exc:
         return None, [exc]
     except ValidationError as exc:
-        return None, _problems(exc, path, root)
+        return None, _problems(exc, path, root, Exercises)
     seen: set[str] = set()
     problems: list[SequenceError] = []
     for index, exercise in enumerate(exercises.exercises):
@@ -510,13 +777,10 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise SequenceError(
-            f"The YAML does not parse: {exc.problem}.",
-            file=str(path),
-            line=(mark.line + 1) if mark else None,
-            fix="check the indentation and quoting on that line (quote text containing ': ')",
-        ) from None
+        # reported where the broken construct starts, not where PyYAML gave up
+        mistake = yaml_mistake(text, exc)
+        raise SequenceError(mistake.problem, file=str(path), line=mistake.line,
+                            fix=mistake.fix) from None
     duplicate = _first_duplicate_key(root)
     if duplicate is not None:
         loc, line, first = duplicate
@@ -555,30 +819,40 @@ def _validate(model: type[M], data: Any, path: Path, root: yaml.Node | None) -> 
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _problems(exc, path, root)[0] from None
+        raise _problems(exc, path, root, model)[0] from None
 
 
-def _problems(exc: ValidationError, path: Path, root: yaml.Node | None) -> list[SequenceError]:
-    problems: list[SequenceError] = []
+def _problems(exc: ValidationError, path: Path, root: yaml.Node | None,
+              model: type[BaseModel]) -> list[SequenceError]:
+    located: list[tuple[tuple[Any, ...], str, str]] = []
     for error in exc.errors():
         loc: tuple[Any, ...] = tuple(error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
         # model-level validators report their own location inside the message
-        if not loc and ":" in message and message.split(":", 1)[0].count(".") >= 1:
+        # (a nested model's validator, such as the schedule's, names its own path too)
+        if ":" in message and message.split(":", 1)[0].count(".") >= 1 and (
+                not loc or message.split(".", 1)[0] == str(loc[-1])):
             dotted, message = message.split(":", 1)
-            loc = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
+            inner = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
+            loc = (*loc[:-1], *inner) if loc else inner
             message = message.strip()
         # a union (re_entry) reports each alternative; the first says enough
         loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("literal[",
                                                                                  "RestartAfter"))))
+        located.append((loc, error["type"], message))
+    # 'subjet:' is one mistake, not an unknown field and a missing 'subject'
+    misspelt = misspelt_fields(model, located)
+    meant = {(*loc[:-1], name) for loc, name in misspelt.items()}
+    problems: list[SequenceError] = []
+    for loc, kind, message in located:
+        if kind == "missing" and loc in meant:
+            continue
+        text, fix = _explain(kind, message, loc), _fix_for(kind, loc)
+        if kind == "extra_forbidden":
+            text, fix = unknown_field(model, loc, misspelt.get(loc))
         field = ".".join(str(p) for p in loc) or None
-        problem = SequenceError(
-            _explain(error["type"], message, loc),
-            file=str(path),
-            line=_line_of(root, loc),
-            field=field,
-            fix=_fix_for(error["type"], loc),
-        )
+        problem = SequenceError(text, file=str(path), line=_line_of(root, loc), field=field,
+                                fix=fix)
         if all(p.field != problem.field for p in problems):
             problems.append(problem)
     return problems
@@ -601,6 +875,10 @@ def _fix_for(kind: str, loc: tuple[Any, ...]) -> str:
         return f"write a {loc[-1]}: the line people see in their inbox before they open it"
     if loc and loc[-1] == "url":
         return "write the full address, starting with https://"
+    if loc and loc[-1] == "holdout":
+        return "write the share of enrollments that get no offers, such as 0.1 for 10%"
+    if loc and loc[-1] == "weight":
+        return "write a positive number; weights are relative, such as 50 and 50"
     if loc and loc[-1] == "send_time":
         return "write it quoted, like send_time: \"06:30\""
     if kind.startswith("int_") or kind in ("greater_than_equal", "less_than_equal"):

@@ -40,6 +40,9 @@ VARIABLES: dict[str, str] = {
     "DRIP_FROM_EMAIL": "sender address (default coach@example.com)",
     "DRIP_FROM_NAME": "sender name, shown as the coach's name (default Dayna)",
     "DRIP_POSTAL_ADDRESS": "the sender's postal address, printed in every email footer",
+    "DRIP_BRAND_NAME": "the name at the top of every email (default DRIP_FROM_NAME)",
+    "DRIP_BRAND_LOGO_URL": "https:// address of a logo shown at the top of every email, "
+                           "about 48 px tall (default: no logo)",
     "DRIP_SEQUENCES_DIR": "folder of sequence YAML files (default sequences)",
     "DRIP_TEMPLATES_DIR": "folder of templates (default templates)",
     "DRIP_VAR_DIR": "folder for local state: database, outbox, generated key (default var)",
@@ -60,6 +63,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_SMTP_USER": "SMTP user name, if the server wants AUTH",
     "DRIP_SMTP_PASSWORD": "SMTP password",
     "DRIP_SMTP_TLS": "starttls (default), ssl (implicit TLS) or none",
+    "DRIP_SMTP_CONNECTIONS": "SMTP connections each worker keeps open and sends over at once "
+                             "(default 4)",
     "DRIP_WEBHOOK_SECRET": "HMAC key for POST /hooks/purchase",
     "DRIP_STRIPE_WEBHOOK_SECRET": "Stripe endpoint secret (whsec_...) for POST /hooks/stripe",
     "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid event webhook verification key (base64 or PEM)",
@@ -97,6 +102,8 @@ class Settings(BaseModel):
     from_email: str = "coach@example.com"
     from_name: str = "Dayna"
     postal_address: str = "Dayna's Running Lab, 123 Example Street, Springfield, OR 97477, USA"
+    brand_name: str = Field(default="", max_length=100)
+    brand_logo_url: str = ""
     sequences_dir: Path = Path("sequences")
     templates_dir: Path = Path("templates")
     var_dir: Path = Path("var")
@@ -114,6 +121,7 @@ class Settings(BaseModel):
     smtp_user: str = ""
     smtp_password: str = Field(default="", repr=False)
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_connections: int = Field(default=4, ge=1, le=64)
     webhook_secret: str = Field(default="", repr=False)
     stripe_webhook_secret: str = Field(default="", repr=False)
     shopify_webhook_secret: str = Field(default="", repr=False)
@@ -170,6 +178,31 @@ class Settings(BaseModel):
         except ValueError:
             raise ValueError("must be one line, without control characters or encoded words "
                              "that hide a line break; write the name as it should show") from None
+
+    @field_validator("brand_name")
+    @classmethod
+    def _brand_name_is_one_line(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n\t") or not value.isprintable():
+            raise ValueError("must be one line of printable text, such as Dayna's Running Lab")
+        return value.strip()
+
+    @field_validator("brand_logo_url")
+    @classmethod
+    def _logo_is_https(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+        except ValueError:  # e.g. an unclosed [ in the host
+            host = None
+        if (not value.startswith("https://") or not host
+                or any(ch.isspace() or ch in "<>\"'" for ch in value)):
+            raise ValueError("must be an https:// address of an image without spaces, quotes "
+                             "or <>, such as https://www.example.com/logo.png; mail programs "
+                             "do not show other images")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

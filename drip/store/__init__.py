@@ -28,9 +28,17 @@ from drip.store._base import (
 from drip.store.api_keys import ApiKeyQueries, ApiKeyRow
 from drip.store.checkpoints import AnsweredDelivery, CheckpointQueries
 from drip.store.circuits import CircuitQueries, CircuitRow
+from drip.store.clicks import ClickedDelivery, ClickQueries, LinkClicks
 from drip.store.deliveries import DeliveryQueries, DueBatch
 from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.events import EventQueries
+from drip.store.experiments import (
+    EnrollmentBought,
+    ExperimentQueries,
+    LeaderRow,
+    SplitSent,
+    VariantCount,
+)
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
 from drip.store.metrics import MetricsQueries, MetricsSnapshot
@@ -50,9 +58,11 @@ from drip.store.operations import (
 )
 from drip.store.optins import OptinQueries, OptinRequest
 from drip.store.positions import EnrollmentPosition, PositionQueries
+from drip.store.preferences import PreferenceQueries, PreferenceRow, Upcoming
 from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
+from drip.store.tags import TagQueries
 from drip.store.throttle import ThrottleQueries
 from drip.store.unknowns import Settled, UnknownBatch, UnknownQueries
 from drip.store.webhooks import WebhookQueries, WebhookRow
@@ -64,6 +74,8 @@ class Store(
     DeliveryQueries,
     CircuitQueries,
     CheckpointQueries,
+    ClickQueries,
+    ExperimentQueries,
     DigestQueries,
     LifecycleQueries,
     LivenessQueries,
@@ -71,6 +83,8 @@ class Store(
     PositionQueries,
     OperationQueries,
     PurchaseQueries,
+    PreferenceQueries,
+    TagQueries,
     EventQueries,
     OptinQueries,
     ReportQueries,
@@ -89,17 +103,21 @@ __all__ = [
     "ApiKeyRow",
     "CircuitRow",
     "ClaimedDelivery",
+    "ClickedDelivery",
     "ConsentRecord",
     "ConsentRow",
     "DeliveryRow",
     "DeliveryState",
     "DueBatch",
     "EnrollOutcome",
+    "EnrollmentBought",
     "EnrollmentPosition",
     "EnrollmentRow",
     "HeartbeatRow",
     "ImportPerson",
     "ImportResult",
+    "LeaderRow",
+    "LinkClicks",
     "MetricsSnapshot",
     "MissedWindow",
     "Move",
@@ -110,18 +128,22 @@ __all__ = [
     "Overview",
     "PendingDelivery",
     "PlannedDelivery",
+    "PreferenceRow",
     "PurchaseRow",
     "Recorded",
     "SendFilter",
     "SendRow",
     "Sending",
     "Settled",
+    "SplitSent",
     "StateCount",
     "StepCounts",
     "Store",
     "SubscriberRow",
     "Timeline",
     "UnknownBatch",
+    "Upcoming",
+    "VariantCount",
     "WebhookRow",
     "WentOut",
 ]

@@ -32,6 +32,7 @@ from drip.models import (
     Tag,
 )
 from drip.planner import Sent
+from drip.schedule import SendPreference
 from drip.store._base import (
     DELIVERIES,
     FINAL_STATES,
@@ -48,6 +49,9 @@ from drip.store._base import (
     pg_array,
     rowcount,
 )
+from drip.store.experiments import SplitSent, record_splits
+from drip.store.preferences import send_preferences
+from drip.store.tags import subscriber_tags
 
 #: Why the reaper made an email unknown (drip status tells this cause from "no answer").
 WORKER_STOPPED = ("The worker stopped after handing this email to the provider and before "
@@ -196,12 +200,13 @@ class DeliveryQueries(StoreBase):
         """Scheduled deliveries whose send window closed before they could go out."""
         with self._session() as s:
             rows = s.execute(
-                select(Delivery.id, Delivery.sequence_key, Subscriber.timezone)
+                select(Delivery.id, Delivery.sequence_key, Subscriber.timezone,
+                       Subscriber.send_time, Subscriber.send_weekday)
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .where(Delivery.state == "scheduled", Delivery.window_end_at <= now)
                 .limit(limit)
             ).all()
-        return [MissedWindow(r[0], r[1], r[2]) for r in rows]
+        return [MissedWindow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def move_due(self, moves: Sequence[tuple[int, datetime, datetime | None]]) -> None:
         if not moves:
@@ -713,6 +718,15 @@ class DueBatch:
             found.setdefault(subscriber_id, []).append(as_utc(moment))
         return found
 
+    def tags(self) -> dict[int, set[str]]:
+        """Each subscriber's tags (goals and branches read them)."""
+        return subscriber_tags(self._store, self._session, (c.subscriber_id for c in self.rows))
+
+    def preferences(self) -> dict[int, SendPreference]:
+        """The send preference of each subscriber of this batch who set one."""
+        return send_preferences(self._store, self._session,
+                                (c.subscriber_id for c in self.rows))
+
     def settle(self, outcomes: Sequence[Outcome], finished: Sequence[int] = (),
                moves: Sequence[Move] = ()) -> None:
         """Record the emails that will not go (cancelled, held, failed to render), and move
@@ -734,13 +748,17 @@ class DueBatch:
             )
 
     def send(self, sending: Sequence[Sending], now: datetime, lease_until: datetime,
-             batch_key: str | None = None) -> set[int]:
+             batch_key: str | None = None, tests: Sequence[SplitSent] = ()) -> set[int]:
         """Mark these emails `sending`, exactly as decided, at `now` with a lease counted
         from then (on PostgreSQL a batch is claimed while the one before is still out, so
         a lease counted from the claim would be partly spent), under the provider batch
-        key they go with; the ids that were marked."""
+        key they go with, with the split-test variants they carry; the ids that were
+        marked."""
         if not sending:
             return set()
-        return self._store._mark_sending(self._session, sending, self._worker, now,
+        held = self._store._mark_sending(self._session, sending, self._worker, now,
                                          lease_until, _PG_SEND_LOCKED, self._from_states[0],
                                          batch_key)
+        record_splits(self._session, self._store._insert,
+                     [t for t in tests if t.delivery_id in held])
+        return held
