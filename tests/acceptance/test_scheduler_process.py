@@ -139,7 +139,13 @@ def test_a_scheduler_restarted_after_sigkill_takes_over_the_sqlite_file(
     killed.communicate(timeout=30)
     restarted = start_scheduler(process_env)
     try:
-        time.sleep(3)
+        # its first heartbeat says it took over and ticks (on a busy machine that can take
+        # longer than a fixed few seconds: a SIGTERM before it starts would just kill it)
+        engine = create_engine(database_url)
+        with engine.connect() as conn:
+            wait_for(lambda: len(conn.execute(select(Heartbeat.worker)).all()) >= 2
+                     or restarted.poll() is not None)
+        engine.dispose()
         assert restarted.poll() is None, restarted.communicate()[0]
         restarted.send_signal(signal.SIGTERM)
         output, _ = restarted.communicate(timeout=30)
@@ -176,3 +182,14 @@ def test_a_scheduler_that_loses_the_sqlite_file_stops_and_says_why(
     assert scheduler.returncode == 5, output  # EXIT_CONFIG
     assert "Another scheduler (elsewhere:1:abcd)" in output, output
     assert "Traceback" not in output, output
+
+
+def test_a_stop_while_the_scheduler_starts_ends_it_cleanly(process_env: dict[str, str]) -> None:
+    scheduler = start_scheduler(process_env)
+    time.sleep(0.2)  # still loading drip's modules
+    scheduler.send_signal(signal.SIGTERM)
+    output, _ = scheduler.communicate(timeout=60)
+    assert scheduler.returncode == 0, output
+    assert "Traceback" not in output
+    assert ("SIGTERM while starting; stopped before sending anything" in output
+            or "stopped" in output), output
