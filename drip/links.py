@@ -1,4 +1,5 @@
-"""The signed links in every email: unsubscribe, pause, checkpoint answers and clicks."""
+"""The signed links in every email: unsubscribe, pause, checkpoint answers, clicks and
+the "when do you want these?" preferences page."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class Links:
         email supersedes it."""
         values = (enrollment_id,) if delivery_id is None else (enrollment_id, delivery_id)
         return f"{self.base_url}/p/{self.signer.make('pause', *values)}"
+
+    def preferences(self, subscriber_id: int) -> str:
+        """The subscriber's "when do you want these?" page: their send time and day."""
+        return f"{self.base_url}/w/{self.signer.make('preferences', subscriber_id)}"
 
     def checkpoint(self, delivery_id: int, answer: str) -> str:
         # Each email links both answers to one token: sign it once, not once per button.

@@ -112,7 +112,7 @@ def follow(store: Store, renderer: Renderer, links: Links, token: str, now: date
     except DripError:
         raise NotFound("This link is not valid; it may have been cut short.") from None
     if (len(values) != 2 or not isinstance(values[0], int) or isinstance(values[0], bool)
-            or not isinstance(values[1], str)):
+            or not 0 < values[0] < 2**63 or not isinstance(values[1], str)):
         raise NotFound("This link is not valid.")
     delivery_id, url = values[0], values[1]
     delivery = store.clicked_delivery(delivery_id)

@@ -203,3 +203,15 @@ def test_a_variants_own_link_leads_where_that_variant_points(split_web: Drip,
         assert client.get(forged).status_code == 404
     (counted,) = split_web.store.link_clicks("split")
     assert (counted.url, counted.people) == (video, 1)
+
+
+@pytest.mark.parametrize("values", [[10**30, GUIDE], [-1, GUIDE], [True, GUIDE], [1],
+                                    [1, GUIDE, 3], ["1", GUIDE], [1, 2]])
+def test_a_click_token_of_another_shape_is_a_404(basic_web: Drip, live: httpx.Client,
+                                                 values: list[object]) -> None:
+    """Even signed with drip's key, a token that does not carry (delivery id, address) is a
+    404 page, never a 500 (a huge id would overflow PostgreSQL's bigint)."""
+    week_one(basic_web)
+    token = basic_web.links.signer.make("click", *values)  # type: ignore[arg-type]
+    answer = live.get(f"/r/{token}")
+    assert answer.status_code == 404 and "location" not in answer.headers
