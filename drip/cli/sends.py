@@ -87,10 +87,10 @@ def sends(
         help="From this time: ISO 8601, or an age such as 24h or 7d.")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time (same forms).")] = None,
     email: Annotated[str | None, typer.Option(help="Only this subscriber.")] = None,
-    limit: Annotated[int, typer.Option(callback=within(0, MAX_ID), metavar="N",
+    limit: Annotated[int, typer.Option(callback=within(high=MAX_ID), metavar="N",
                                          help="At most this many, newest first.")]
     = 50,
-    offset: Annotated[int, typer.Option(callback=within(0, MAX_ID), metavar="N",
+    offset: Annotated[int, typer.Option(callback=within(high=MAX_ID), metavar="N",
                                           help="Skip this many first (the next "
                                         "page: --offset 50).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

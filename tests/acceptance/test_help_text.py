@@ -43,7 +43,7 @@ def test_the_real_command_shows_readable_metavars() -> None:
     assert re.search(r"--limit\s+N\s", text) and re.search(r"--since\s+WHEN\s", text)
     assert re.search(r"--sequence\s+-s\s+KEY\s", text)
     assert not TAG.search(text), text
-    bad = subprocess.run([sys.executable, "-m", "drip", "sends", "--limit", "-1"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60,
+    bad = subprocess.run([sys.executable, "-m", "drip", "status", "--interval", "-1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"})
-    assert bad.returncode == 2 and "-1 is too small; give 0 or more" in bad.stderr
+    assert bad.returncode == 2 and "-1.0 is too small; give 0 or more" in bad.stderr
