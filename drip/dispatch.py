@@ -23,6 +23,7 @@ from typing import Literal, NamedTuple
 
 from drip.addresses import zone
 from drip.clock import Clock
+from drip.daily_limit import LOOK_BACK, over_the_limit
 from drip.errors import DripError, SendingHalted, TemplateError
 from drip.experiments.assignment import assignment, held_out
 from drip.experiments.clicks import LinkTracker, click_values
@@ -51,6 +52,7 @@ from drip.sequence import Sequence as LibrarySequence
 from drip.store import (
     CircuitRow,
     ClaimedDelivery,
+    DueBatch,
     Move,
     Outcome,
     PlannedDelivery,
@@ -508,12 +510,13 @@ class Dispatcher:
                 batch = due.rows
                 if batch:
                     with report.timed("database"):
+                        allowed = self._within_daily_limits(batch, due, now, moves)
                         histories = due.histories()
                         owned = due.ownership()
                         tags = due.tags()
                         preferences = due.preferences()
                     with report.timed("rendering"):
-                        finished = self._decide(batch, histories, owned, outcomes, messages,
+                        finished = self._decide(allowed, histories, owned, outcomes, messages,
                                                 by_id, moves, tags, preferences)
                     with report.timed("database"):
                         due.settle(outcomes, finished, moves)
@@ -630,6 +633,20 @@ class Dispatcher:
         if state.probing or any(r.retry_after is not None for r in results):
             return True
         return self.store.circuit(self.provider.name).failures > 0
+
+    def _within_daily_limits(self, batch: list[ClaimedDelivery], due: DueBatch,
+                             now: datetime, moves: list[Move]) -> list[ClaimedDelivery]:
+        """The claimed emails that may go today (schedule.max_per_day); the others are
+        moved to the next day's slot. Asks the database only when a sequence has a limit."""
+        limited = {key for key, s in self.library.sequences.items()
+                   if s.schedule.max_per_day is not None}
+        if not any(c.sequence_key in limited for c in batch):
+            return batch
+        already = due.went_out_since((c.subscriber_id for c in batch), now - LOOK_BACK)
+        waiting = over_the_limit(batch, already, self.library, now)
+        moves.extend(Move(c.id, waiting[c.id].due_at, waiting[c.id].window_end_at,
+                          c.step_key, c.variant) for c in batch if c.id in waiting)
+        return [c for c in batch if c.id not in waiting]
 
     def _decide(self, batch: list[ClaimedDelivery], histories: dict[int, list[Sent]],
                 owned: dict[int, set[str]], outcomes: list[Outcome], messages: list[Message],

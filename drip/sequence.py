@@ -95,6 +95,9 @@ class Schedule(_Strict):
     days: tuple[Literal[WEEKDAYS], ...] = WEEKDAYS  # type: ignore[valid-type]
     weekday: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
     first_pinned_gap_days: int = Field(default=5, strict=True, ge=1, le=7)
+    #: At most this many emails a local day to one person, counting every sequence they
+    #: are in: one of this sequence's emails past that waits for the next day's slot.
+    max_per_day: int | None = Field(default=None, strict=True, ge=1, le=10)
     first_email: Literal["at-once", "send-time"] = "at-once"
 
     @field_validator("send_time", mode="before")

@@ -700,6 +700,24 @@ class DueBatch:
     def ownership(self) -> dict[int, set[str]]:
         return self._store._ownership(self._session, (c.subscriber_id for c in self.rows))
 
+    def went_out_since(self, subscriber_ids: Iterable[int],
+                       since: datetime) -> dict[int, list[datetime]]:
+        """When each email to these subscribers went out (or started to) since `since`,
+        from any sequence: what a daily limit counts (drip.daily_limit)."""
+        ids = sorted(set(subscriber_ids))
+        if not ids:
+            return {}
+        t = DELIVERIES
+        at = func.coalesce(t.c.sent_at, t.c.sending_at)
+        found: dict[int, list[datetime]] = {}
+        for subscriber_id, moment in self._session.execute(
+                select(t.c.subscriber_id, at).where(
+                    self._store._ids_in(t.c.subscriber_id, ids),
+                    or_(t.c.state == "sent", t.c.state == "sending", t.c.state == "unknown"),
+                    at >= since)):
+            found.setdefault(subscriber_id, []).append(as_utc(moment))
+        return found
+
     def tags(self) -> dict[int, set[str]]:
         """Each subscriber's tags (goals and branches read them)."""
         return subscriber_tags(self._store, self._session, (c.subscriber_id for c in self.rows))

@@ -253,7 +253,7 @@ def test_preview_needs_no_sequence_when_there_is_one(project: Path, tmp_path: Pa
     (project / "sequences" / "other.yaml").write_text(other)
     done = preview(project, tmp_path, "week-2", "--out", str(out))
     assert done.returncode == 2
-    assert "There are 2 sequences (other, pht-7-week); say which one with --sequence KEY." \
+    assert "Give --sequence: there are 2 sequences (other, pht-7-week)." \
         in " ".join(done.stderr.split())
 
 
