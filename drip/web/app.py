@@ -517,8 +517,9 @@ class _Web:
     async def drip_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DripError)
         if isinstance(exc, NotFound):
-            return self.error(request, 404, "This link is not valid, or what it pointed to "
-                                            "no longer exists.")
+            return self.error(request, 404, "It may have been cut off or mistyped, or what "
+                                            "it pointed to no longer exists. The links in "
+                                            "your latest email work.")
         if isinstance(exc, BadSignature):
             return self.error(request, 401, exc.message)
         if isinstance(exc, InvalidFields):
