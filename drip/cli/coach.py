@@ -270,8 +270,10 @@ def preview(
 @guarded
 def test_send(
     step: Annotated[str, typer.Argument(help="The step key, e.g. week-3.")],
-    sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
     to: Annotated[str, typer.Option("--to", help="Where to send it (your own address).")],
+    sequence: Annotated[str | None, typer.Option(
+        "--sequence", "-s", help="Sequence key (may be left out when there is only one).")]
+    = None,
     variant: Annotated[str, typer.Option(help=VARIANT_HELP)] = "main",
     nudge: Annotated[str | None, typer.Option(help="The offer shown as the nudge.")] = None,
     test_variant: Annotated[str | None, typer.Option(
@@ -285,16 +287,17 @@ def test_send(
 
     current = settings()
     library = load_library(current.sequences_dir)
+    key = sequence_key(sequence, library)
     renderer = Renderer(current.templates_dir, library, sender_of(current))
     provider = make_provider(current, SystemClock().now)
     try:
         result = send_test(library, renderer, sender_of(current), links_of(current), provider,
-                           sequence_key=sequence, step_key=step, to=normalise_email(to),
+                           sequence_key=key, step_key=step, to=normalise_email(to),
                            variant=variant, nudge=nudge, test_variant=test_variant)
     finally:
         provider.close()
     if result.verdict != "accepted":
         fail(f"The {current.backend} backend did not take the test email: "
              f"{result.reason or result.verdict}.", EXIT_PROVIDER)
-    console.print(f"Sent {sequence}/{step} ({variant}) to {to} through {current.backend}; "
+    console.print(f"Sent {key}/{step} ({variant}) to {to} through {current.backend}; "
                   "it is not recorded as a delivery.", highlight=False)

@@ -31,3 +31,9 @@ def test_with_two_sequences_the_operator_is_told_which_there_are(
     imported = drip_cli("import", str(csv))
     assert imported.returncode == 2 and "there are 2 sequences" in imported.stderr
     assert "Traceback" not in unnamed.stderr + typo.stderr + imported.stderr
+
+
+def test_a_test_send_needs_no_sequence_when_there_is_one(drip_cli: Run) -> None:
+    sent = drip_cli("test-send", "week-1", "--to", "coach@example.com")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "Sent basic/week-1 (main) to coach@example.com" in sent.stdout
