@@ -2,7 +2,7 @@
 buttons at least 44 px tall, stacked on a phone and side by side on a desktop, the mobile
 rules winning over the inlined styles, alt text on every image, and axe-core's serious
 and critical checks on the weekly email and the letters. The screenshots in
-docs/screenshots/ are made here.
+docs/screenshots/ are made here (copied there with DRIP_UPDATE_SCREENSHOTS=1).
 
 One browser session renders all of them: each email is loaded once and measured at each
 width (a resize re-runs the media queries), so the suite stays fast.
@@ -11,6 +11,7 @@ width (a resize re-runs the media queries), so the suite stays fast.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,6 +112,14 @@ def _screenshot(driver: Any, part: str, path: Path) -> Path:
     return path
 
 
+def _publish(png: Path, file: str) -> None:
+    """Copy a screenshot into docs/screenshots/, only when asked (DRIP_UPDATE_SCREENSHOTS=1):
+    a test run must not rewrite tracked files."""
+    if os.environ.get("DRIP_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, SCREENSHOTS / file)
+
+
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """{email name: {width: measurements}}, the docs' screenshots, and axe's findings on
@@ -130,16 +139,15 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
                     MEASURE, list(sample.buttons))
                 for part, file in shots.get((sample.name, width), []):
                     png = _screenshot(driver, part, artifact(f"email-{sample.name}-{width}-{part}"))
-                    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(png, SCREENSHOTS / file)
+                    _publish(png, file)
                 if sample.name in AXE and (sample.name == WEEKLY or width == 390):
                     found["axe"][sample.name, width] = axe_violations(driver)
             resize(driver, 390)
             if sample.name == WEEKLY:  # how the colours hold when the phone is in dark mode
                 driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
                     "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
-                shutil.copyfile(_screenshot(driver, "end", artifact("email-weekly-dark-390")),
-                                SCREENSHOTS / "weekly-email-phone-dark-end.png")
+                _publish(_screenshot(driver, "end", artifact("email-weekly-dark-390")),
+                         "weekly-email-phone-dark-end.png")
                 driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     yield found
 
