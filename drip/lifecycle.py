@@ -39,9 +39,6 @@ def unsubscribe(store: Store, subscriber_id: int, now: datetime, *, source: str,
     if scope == "offers":
         return Change(store.set_offers_opt_out(subscriber_id, now, source))
     already, cancelled = store.set_unsubscribed(subscriber_id, now, source)
-    if not already:
-        store.enqueue_webhook("unsubscribed", subscriber_id, {
-            "email": store.subscriber_by_id(subscriber_id).email, "source": source}, now)
     return Change(not already, cancelled)
 
 
@@ -56,8 +53,6 @@ def suppress(store: Store, email: str, now: datetime, reason: str) -> Change:
     if subscriber.suppressed_at is not None:
         return Change(False)
     held = store.hold_enrollments(subscriber.id, now, state="suppressed", reason=reason)
-    store.enqueue_webhook("suppressed", subscriber.id, {"email": subscriber.email,
-                                                        "reason": reason}, now)
     return Change(True, held)
 
 

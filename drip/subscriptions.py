@@ -33,10 +33,6 @@ def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now
         restart_if=lambda state, finished_at: may_restart(sequence, source, state, finished_at,
                                                           now),
     )
-    if outcome.created:
-        store.enqueue_webhook("enrolled", outcome.subscriber_id, {
-            "email": address, "sequence": sequence.key, "source": source,
-            "enrollment_id": outcome.enrollment_id}, now)
     return outcome
 
 

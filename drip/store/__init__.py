@@ -54,7 +54,7 @@ from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
 from drip.store.throttle import ThrottleQueries
 from drip.store.unknowns import Settled, UnknownBatch, UnknownQueries
-from drip.store.webhooks import WebhookQueries, WebhookRow
+from drip.store.webhooks import WebhookEndpointRow, WebhookQueries, WebhookRow
 
 
 class Store(
@@ -120,6 +120,7 @@ __all__ = [
     "SubscriberRow",
     "Timeline",
     "UnknownBatch",
+    "WebhookEndpointRow",
     "WebhookRow",
     "WentOut",
 ]

@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from drip.models import Delivery, Enrollment, Event, Subscriber
 from drip.providers.base import ProviderEvent
-from drip.store._base import DELIVERIES, StoreBase, rowcount
+from drip.store._base import DELIVERIES, Announcement, StoreBase, rowcount
 
 #: The columns an event row carries, in order, with their PostgreSQL types (for COPY).
 _EVENT_TYPES = {"provider_event_id": "text", "kind": "text", "delivery_id": "int8",
@@ -174,6 +174,8 @@ class EventQueries(StoreBase):
             conn.execute(self._insert(Event), [
                 {"kind": "suppressed", "subscriber_id": i, "email": found[i], "occurred_at": now,
                  "received_at": now, "detail": reasons[found[i]]} for i in ids])
+            self._announce(s, [Announcement("suppressed", i, {
+                "email": found[i], "reason": reasons[found[i]]}) for i in ids], now)
             for chunk in _chunks(ids):
                 held = list(conn.execute(  # a paused enrollment stays paused (see above)
                     update(Enrollment)
