@@ -41,7 +41,7 @@ from drip.planner import (
     late_repeat_step,
     progress,
 )
-from drip.providers.base import Provider, SendResult, batch_key
+from drip.providers.base import Provider, SendResult, batch_key, send_probe
 from drip.render import Renderer, Sender
 from drip.schedule import next_open_slot
 from drip.sequence import Library, Schedule
@@ -559,7 +559,8 @@ class Dispatcher:
         halted: SendingHalted | None = None
         try:
             with report.timed("provider"):
-                results = self.provider.send_batch(messages)
+                results = (send_probe(self.provider, messages) if state.probing
+                           else self.provider.send_batch(messages))
         except SendingHalted as exc:
             # Refused midway: what it answered before is recorded below; the rest was
             # never handed over and goes back to the queue.
