@@ -99,8 +99,9 @@ class Drip:
         from drip import reconcile
 
         after = timedelta(seconds=self.settings.sendgrid_settle_seconds)
+        rate = self.settings.sendgrid_activity_per_minute / 60
         return lambda now: reconcile.settle_next(self.store, provider.held, now,
-                                                 settle_after=after)
+                                                 settle_after=after, rate=rate)
 
     def close(self) -> None:
         self.store.engine.dispose()
