@@ -90,6 +90,7 @@ class Drip:
             clock=self.clock, batch_size=self.settings.batch_size,
             lease_seconds=self.settings.lease_seconds, worker=worker,
             max_per_second=self.settings.max_per_second, settle=self.settler(chosen),
+            circuit_wait=timedelta(seconds=self.settings.circuit_wait_seconds),
         )
 
     def settler(self, provider: Provider) -> Callable[[datetime], None] | None:

@@ -49,6 +49,7 @@ EMAILS = int(os.environ.get("DRIP_CHAOS_EMAILS", "3000"))
 SEED = os.environ.get("DRIP_CHAOS_SEED", "18")
 WORKERS = 3
 KILLS = 10
+DOOR_CLOSURES = 2
 #: Sends per second, all workers together: the sending lasts about 20 s whatever the size,
 #: so the kills and faults fall while it goes on.
 RATE = max(EMAILS // 20, 100)
@@ -109,6 +110,8 @@ def test_chaos_settles_every_email_and_sends_none_twice(
                            DRIP_SENDGRID_ACTIVITY="1" if activity else "0",
                            DRIP_SENDGRID_SETTLE_SECONDS=str(SETTLE),
                            DRIP_SENDGRID_ACTIVITY_PER_MINUTE="600",
+                           # the circuit opens as it should; its first wait is cut short
+                           DRIP_CIRCUIT_WAIT_SECONDS="2",
                            DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY=public)
         web, web_url = start_web(env, tmp_path / "web.log")
         standin.chaos(0.2, activity=0.3 if activity else 0.0, seed=f"{SEED}-{activity}")
@@ -134,10 +137,10 @@ def test_chaos_settles_every_email_and_sends_none_twice(
                     kills += 1
                     workers[victim] = start_scheduler(env, next(logs))
                     born[victim] = time.monotonic()
-                if rng.random() < 0.3:
-                    door.refuse()
+                if door_closed < DOOR_CLOSURES and rng.random() < 0.3:
+                    door.refuse()  # connecting is refused (each costs the circuit a wait)
                     door_closed += 1
-                    time.sleep(rng.uniform(0.3, 1.2))
+                    time.sleep(0.3)
                     door.listen()
             chaos_seconds = time.monotonic() - started
             standin.chaos(0.0, activity=0.3 if activity else 0.0, seed=SEED)
