@@ -280,3 +280,37 @@ def test_an_event_is_queued_only_where_someone_wants_it(basic_drip: Drip, clock:
     assert store.webhook_log() == []  # nobody wants enrolled or email.sent
     lifecycle.unsubscribe_email(store, "ida@example.com", clock.now(), source="web")
     assert [r.event for r in store.webhook_log()] == ["unsubscribed"]
+
+
+def test_an_event_commits_with_its_change_or_not_at_all(basic_drip: Drip, clock: FixedClock,
+                                                        collector: WebhookReceiver) -> None:
+    """`email.sent` is written in the transaction that records the send and plans the next
+    email: when planning fails, neither the send nor its event is there."""
+    from collections.abc import Sequence
+
+    from drip.store import Outcome, PlannedDelivery, WentOut
+    from drip.webhooks.endpoints import add_endpoint
+
+    store = basic_drip.store
+    add_endpoint(store, collector.base + "/all", [], clock.now())
+    enroll(store, basic_drip.library, email="jo@example.com", sequence_key="basic",
+           now=clock.now(), source="purchase")
+    now = clock.now()
+    [claimed] = store.claim_due(now, 10, "test-worker", now + timedelta(minutes=5))
+
+    def planner_breaks(went_out: Sequence[WentOut]) -> tuple[list[PlannedDelivery], list[int]]:
+        raise RuntimeError("the planner failed mid-transaction")
+
+    with pytest.raises(RuntimeError):
+        store.record_outcomes([Outcome(claimed.id, "sent", provider="outbox")], now,
+                              next_steps=planner_breaks)
+    assert [r.state for r in store.deliveries(email="jo@example.com")] == ["claimed"]
+    assert [r.event for r in store.webhook_log()] == ["enrolled"]
+
+    def nothing_next(went_out: Sequence[WentOut]) -> tuple[list[PlannedDelivery], list[int]]:
+        return [], []
+
+    store.record_outcomes([Outcome(claimed.id, "sent", provider="outbox")], now,
+                          next_steps=nothing_next)
+    assert [r.state for r in store.deliveries(email="jo@example.com")] == ["sent"]
+    assert [r.event for r in store.webhook_log()] == ["email.sent", "enrolled"]
