@@ -48,7 +48,7 @@ from tests.support.tcp_proxy import TcpProxy
 EMAILS = int(os.environ.get("DRIP_CHAOS_EMAILS", "3000"))
 SEED = os.environ.get("DRIP_CHAOS_SEED", "18")
 WORKERS = 3
-KILLS = 10
+KILLS = 6
 DOOR_CLOSURES = 2
 #: Sends per second, all workers together: the sending lasts about 20 s whatever the size,
 #: so the kills and faults fall while it goes on.
@@ -124,11 +124,11 @@ def test_chaos_settles_every_email_and_sends_none_twice(
         try:
             wait_for(lambda: len(standin.accepted_emails()) > 0, 60, "the first sends")
             # chaos while the emails go: a worker that has been up a few seconds (a new
-            # one needs that long to start sending) SIGKILLed every 1-3 s and started
+            # one needs that long to start sending) SIGKILLed every 1.5-3.5 s and started
             # again, up to KILLS times; the door to SendGrid shut now and then
             deadline = time.monotonic() + 180
             while len(standin.accepted_emails()) < EMAILS and time.monotonic() < deadline:
-                time.sleep(rng.uniform(1.0, 3.0))
+                time.sleep(rng.uniform(1.5, 3.5))
                 ripe = [n for n in range(WORKERS) if time.monotonic() - born[n] > 4]
                 if kills < KILLS and ripe:
                     victim = rng.choice(ripe)

@@ -400,6 +400,9 @@ class SendGridStandIn:
     def _handle(self, request: Any) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length)
+        if len(raw) < length:  # the connection was cut mid-body: no request to answer
+            request.close_connection = True
+            return
         if request.path.rstrip("/") != "/v3/mail/send":
             request._answer(404, _error_body("not found"))
             return
