@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from drip.cli._common import errors, exit_code_for, settings
-from drip.db import require_current
+from drip.db import require_current, require_existing
 from drip.errors import DripError
 from drip.runtime import Drip
 from drip.ticker import Ticker
@@ -18,6 +18,7 @@ from drip.ticker import Ticker
 def main() -> int:
     try:
         current = settings()
+        require_existing(current.database_url)
         drip = Drip.from_settings(current)
         require_current(drip.store.engine)
         drip.renderer.check()  # a template mistake stops the start, not a subscriber's email

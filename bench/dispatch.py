@@ -21,14 +21,17 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from itertools import product
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -81,6 +84,43 @@ def stop_standin(process: subprocess.Popen[str]) -> dict[str, int]:
     return served
 
 
+class BackendCPU:
+    """The CPU time of the PostgreSQL backends serving one database, read from /proc while
+    they live (the server runs on this machine): sampled every 50 ms from a thread, so a
+    backend's last few milliseconds before it exits can be missed."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self._ticks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> BackendCPU:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._engine.dispose()
+
+    def _watch(self) -> None:
+        with self._engine.connect() as conn:
+            query = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                         " AND pid <> pg_backend_pid()")
+            while not self._stop.wait(0.05):
+                for pid in conn.execute(query).scalars():
+                    try:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    self._ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+
 def run(count: int, kind: str, workers: int, code: Path = ROOT) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -102,7 +142,9 @@ def run(count: int, kind: str, workers: int, code: Path = ROOT) -> dict[str, flo
                    "DRIP_SENDGRID_HOST": standin_url, "SENDGRID_API_KEY": KEY,
                    "DRIP_SECRET_KEY": "bench", "DRIP_VAR_DIR": str(workdir / "var"),
                    "DRIP_BATCH_SIZE": "1000", "DRIP_LOG_LEVEL": "WARNING"}
+            backends = BackendCPU(url) if kind == "postgresql" else nullcontext()
             try:
+                backends.__enter__()
                 started = time.perf_counter()
                 # Output goes to files, not pipes: a report of 100k sends would fill a pipe
                 # and block the worker before os.wait4 returns.
@@ -127,13 +169,18 @@ def run(count: int, kind: str, workers: int, code: Path = ROOT) -> dict[str, flo
                     cpu += usage.ru_utime + usage.ru_stime
                 elapsed = time.perf_counter() - started
             finally:
+                backends.__exit__(None, None, None)
                 served = stop_standin(standin)
             sent = sum(r["sent_count"] for r in reports)
             timings = {part: sum(r["timings"].get(part, 0.0) for r in reports)
                        for part in ("database", "rendering", "provider")}
             return {"subscribers": count, "sent": sent, "seconds": elapsed,
                     "per_second": sent / elapsed, "peak_rss_mb": peak_kb / 1024,
-                    "seed_seconds": seeded, "worker_cpu": cpu, **timings,
+                    "seed_seconds": seeded, "worker_cpu": cpu,
+                    "worker_cpu_us": cpu / max(sent, 1) * 1e6,
+                    "pg_backend_cpu_us": (backends.seconds / max(sent, 1) * 1e6
+                                          if isinstance(backends, BackendCPU) else 0.0),
+                    **timings,
                     "connections": served["connections"], "requests": served["posts"],
                     "connections_per_100k": served["connections"] * 100_000 / max(sent, 1)}
         finally:
@@ -175,6 +222,8 @@ def main() -> None:
     parser.add_argument("--code", default=str(ROOT),
                         help="checkouts whose drip to run, comma-separated, alternating")
     parser.add_argument("--record", action="store_true", help="append to bench/README.md")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the render floor (this checkout's code, three runs a row)")
     args = parser.parse_args()
     rows = []
     codes = [Path(c).resolve() for c in args.code.split(",")]
@@ -185,7 +234,7 @@ def main() -> None:
         # take the best of three, the least disturbed estimate (so the ratio errs high);
         # once above 200,000, where one run takes minutes and varies less.
         runs = FLOOR_RUNS if count <= 200_000 else 1
-        floor = min(render_floor(count) for _ in range(runs))
+        floor = min(render_floor(count) for _ in range(runs)) if args.floor else float("nan")
         result.update(workers=workers, render_floor=floor,
                       floor_ratio=result["seconds"] / floor)
         rows.append((code, result))
@@ -193,13 +242,15 @@ def main() -> None:
             k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}}),
             flush=True)
     header = ("| code | db | workers | emails | seconds | emails/s | peak RSS MB | "
-              "worker CPU s | database s | rendering s | provider s | render floor s | "
+              "worker CPU s | worker CPU µs/email | PG backend CPU µs/email | database s | "
+              "rendering s | provider s | render floor s | "
               "end-to-end / floor | TCP connections | per 100,000 emails |")
-    lines = [header, "|" + "---|" * 15]
+    lines = [header, "|" + "---|" * 17]
     for code, r in rows:
         lines.append(
             f"| {code.name} | {args.db} | {r['workers']} | {r['sent']:,} | {r['seconds']:.1f} | "
             f"{r['per_second']:,.0f} | {r['peak_rss_mb']:.0f} | {r['worker_cpu']:.1f} | "
+            f"{r['worker_cpu_us']:.0f} | {r['pg_backend_cpu_us']:.0f} | "
             f"{r['database']:.1f} | "
             f"{r['rendering']:.1f} | {r['provider']:.1f} | {r['render_floor']:.1f} | "
             f"{r['floor_ratio']:.1f} | {r['connections']:,} | "

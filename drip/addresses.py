@@ -27,8 +27,10 @@ def normalise_email(raw: str) -> str:
             text, check_deliverability=False, allow_smtputf8=False
         )
     except email_validator.EmailNotValidError as exc:
-        raise InvalidAddress(f"'{text}' is not a valid email address: {exc} drip sends only "
-                             "to addresses whose part before the @ is plain ASCII.") from None
+        local = text.rpartition("@")[0]
+        extra = (" drip sends only to addresses whose part before the @ is plain ASCII."
+                 if not local.isascii() else "")
+        raise InvalidAddress(f"'{text}' is not a valid email address: {exc}{extra}") from None
     return str(result.ascii_email or result.normalized).lower()
 
 
@@ -64,23 +66,32 @@ def _decoded_words(text: str) -> str:
     return str(email.policy.default.header_factory("X-Name", text))
 
 
+#: The regions of the IANA names a person picks from (the rest are aliases and legacy names).
+REGIONS = ("Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia",
+           "Europe", "Indian", "Pacific")
+MISSING_TIMEZONE = ("The timezone is missing; choose yours (such as America/Los_Angeles or "
+                    "Europe/London, or UTC) so each email arrives in your morning.")
+
+
 @lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
-    """The ZoneInfo for an IANA name, or InvalidTimezone with a hint."""
+    """The ZoneInfo for an IANA name, or InvalidTimezone with a hint (and its `suggestion`)."""
     text = (name or "").strip()
     if not text or text != name or "\\" in text or text.startswith(("/", ".")):
+        hint = suggest_zone(text) if text else None
+        extra = f" Did you mean {hint}?" if hint else ""
         raise InvalidTimezone(
             f"'{name}' is not an IANA timezone; "
-            "use a name such as Europe/London or America/New_York."
-        )
+            f"use a name such as Europe/London or America/New_York.{extra}",
+            suggestion=hint)
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
-        hint = _closest_zone(text)
+        hint = suggest_zone(text)
         extra = f" Did you mean {hint}?" if hint else ""
         raise InvalidTimezone(
-            f"'{name}' is not an IANA timezone; use a name such as Europe/London.{extra}"
-        ) from None
+            f"'{name}' is not an IANA timezone; use a name such as Europe/London.{extra}",
+            suggestion=hint) from None
 
 
 def validate_timezone(name: str) -> str:
@@ -88,11 +99,51 @@ def validate_timezone(name: str) -> str:
     return name
 
 
-def _closest_zone(text: str) -> str | None:
+def require_timezone(name: str) -> str:
+    """`validate_timezone`, where leaving it out is a mistake too (never a silent UTC)."""
+    if not (name or "").strip():
+        raise InvalidTimezone(MISSING_TIMEZONE)
+    return validate_timezone(name)
+
+
+def suggest_zone(text: str) -> str | None:
+    """The IANA name someone probably meant: "london" -> Europe/London, "Los Angeles" ->
+    America/Los_Angeles, "Europe/Londn" -> Europe/London; None when nothing is close."""
     import difflib
 
-    lowered = {z.lower(): z for z in available_timezones()}
-    if text.lower() in lowered:
-        return lowered[text.lower()]
-    matches = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.8)
-    return lowered[matches[0]] if matches else None
+    names = available_timezones()
+    lowered = {z.lower(): z for z in names}
+    key = "_".join(text.strip().lower().replace("-", " ").split())
+    if not key:
+        return None
+    if key in lowered:
+        return lowered[key]
+    cities = _cities()
+    if key in cities:
+        return cities[key]
+    matches = difflib.get_close_matches(key, list(lowered), n=1, cutoff=0.8)
+    if matches:
+        return lowered[matches[0]]
+    matches = difflib.get_close_matches(key, list(cities), n=1, cutoff=0.8)
+    return cities[matches[0]] if matches else None
+
+
+@lru_cache(maxsize=1)
+def _cities() -> dict[str, str]:
+    """The last part of each regional name, lower-case ("los_angeles"), to its full name."""
+    found: dict[str, str] = {}
+    for name in sorted(available_timezones()):
+        if name.split("/", 1)[0] in REGIONS:
+            found.setdefault(name.rsplit("/", 1)[-1].lower(), name)
+    return found
+
+
+@lru_cache(maxsize=1)
+def zones_by_region() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Every regional IANA name, grouped by region and sorted: what a sign-up form offers."""
+    groups: dict[str, list[str]] = {region: [] for region in REGIONS}
+    for name in available_timezones():
+        region = name.split("/", 1)[0]
+        if region in groups and "/" in name:
+            groups[region].append(name)
+    return tuple((region, tuple(sorted(names))) for region, names in groups.items() if names)

@@ -63,6 +63,9 @@ class CheckpointView:
         if d.unsubscribed or d.suppressed:
             return ("You have unsubscribed, so this program sends you nothing more and "
                     "there is nothing to answer.")
+        if d.enrollment_state == "unsubscribed":
+            return ("You left this program, so it sends you nothing more and there is "
+                    "nothing to answer.")
         if d.enrollment_state not in ("active", "paused"):
             return "This program has ended for you, so there is nothing more to answer."
         return None
@@ -86,7 +89,7 @@ def view(store: Store, library: Library, delivery_id: int) -> CheckpointView:
     return CheckpointView(delivery, step.checkpoint, step.week,
                           repeat_step=late_repeat_step(sequence, step.key, delivery.variant),
                           gate=is_gate(sequence, step),
-                          next_up=_next_up(store, sequence, delivery))
+                          next_up=next_up(store, sequence, delivery))
 
 
 def answer(store: Store, library: Library, delivery_id: int, choice: str,
@@ -129,7 +132,7 @@ def _reminder_move(sequence: Sequence, delivery: AnsweredDelivery) -> ReminderMo
                         following.slot.window_end_at, following.step_key, following.variant)
 
 
-def _next_up(store: Store, sequence: Sequence, delivery: AnsweredDelivery) -> NextUp | None:
+def next_up(store: Store, sequence: Sequence, delivery: AnsweredDelivery) -> NextUp | None:
     """What the answers so far make the next weekly email, and when it is planned."""
     pending = delivery.pending
     if pending is None or delivery.superseded:

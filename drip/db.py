@@ -209,6 +209,22 @@ def require_current(engine: Engine) -> None:
         )
 
 
+def require_existing(url: str) -> None:
+    """Refuse a SQLite file that is not there: opening it would create an empty database
+    (and its folder), and a typo in DRIP_DATABASE_URL would look like a database with
+    nobody in it. Only `drip db upgrade` creates one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database \
+            or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    if not path.exists():
+        folder = "" if path.parent.is_dir() else f" (nor the folder {path.parent})"
+        raise ConfigError(
+            f"There is no SQLite database at {path}{folder}; create it with `drip db "
+            "upgrade`, or point DRIP_DATABASE_URL at the database you have.")
+
+
 def database_exists(url: str) -> bool:
     """False for a SQLite file that was never created (opening it would create it)."""
     parsed = make_url(url)

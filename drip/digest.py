@@ -7,14 +7,15 @@ import html
 from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from drip.errors import PermanentProviderError, TransientProviderError
 from drip.message import Content, Message
 from drip.planner import WAITING, Sent, base_variant, not_yet_streak, progress, silent_streak
 from drip.providers.base import Provider
-from drip.render import Sender
+from drip.render import Letter, Sender, write_letter
 from drip.sequence import Library, Offers, Sequence
 from drip.store import EnrollmentRow, PurchaseRow, Store
 
@@ -59,13 +60,30 @@ class Digest:
 def build_digest(library: Library, enrollments: Mapping[str, Seq[EnrollmentRow]],
                  histories: Mapping[int, Seq[Sent]], purchases: Seq[PurchaseRow],
                  now: datetime, days: int = 7) -> Digest:
-    """Pure: the digest from what the store knows."""
+    """Pure: the digest from what the store knows, as it stood at `now`.
+
+    What happened after `now` (a simulated run with `drip dispatch --now` ahead of the
+    clock, or a digest asked for an earlier week) is left out: a graduation next month is
+    not "this week".
+    """
     since = now - timedelta(days=days)
+    until_now = {key: [item for item in history if item.went_out_at <= now]
+                 for key, history in histories.items()}
+    bought = [p for p in purchases if p.purchased_at <= now]
+    joined = {key: [_as_of(row, now) for row in rows if row.enrolled_at <= now]
+              for key, rows in enrollments.items()}
     return Digest(now, since, [
-        _sequence_digest(sequence, library.offers, enrollments.get(key, []), histories,
-                         purchases, since)
+        _sequence_digest(sequence, library.offers, joined.get(key, []), until_now,
+                         bought, since)
         for key, sequence in sorted(library.sequences.items())
     ])
+
+
+def _as_of(row: EnrollmentRow, now: datetime) -> EnrollmentRow:
+    """An enrollment that ended after `now` was still going then."""
+    if row.finished_at is not None and row.finished_at > now:
+        return replace(row, state="active", finished_at=None)
+    return row
 
 
 def _sequence_digest(sequence: Sequence, offers: Offers, rows: Seq[EnrollmentRow],
@@ -144,15 +162,17 @@ def gather(store: Store, library: Library, now: datetime) -> Digest:
 
 
 def digest_text(digest: Digest) -> str:
-    lines = [f"Your weekly drip digest, {digest.generated_at:%A %d %B %Y}", ""]
+    """The digest as plain text (`drip digest` prints it)."""
+    return f"Your weekly drip digest, {digest.generated_at:%A %d %B %Y}\n\n" + _sections(digest)
+
+
+def _sections(digest: Digest) -> str:
+    lines = []
     for s in digest.sequences:
         lines += [s.name, "=" * len(s.name), ""]
         lines.append("Where everyone is: " + (", ".join(f"{w}: {n}" for w, n in s.by_week)
                                                or "nobody yet"))
-        for title, people in (("Silent at a gate (paused: reach out)", s.at_gate),
-                              ("Struggling (reach out?)", s.struggling),
-                              ("Graduated", s.graduated),
-                              ("Gone quiet (two checkpoints unanswered)", s.silent)):
+        for title, people in _groups(s):
             lines += ["", f"{title}: {len(people)}"]
             lines += [f"  - {p.name or p.email} <{p.email}>: {p.note}" for p in people]
         lines += ["", "Offers (shown to / bought after seeing it):"]
@@ -162,35 +182,69 @@ def digest_text(digest: Digest) -> str:
 
 
 def digest_html(digest: Digest) -> str:
-    parts = ["<html><body style=\"font-family: sans-serif; max-width: 640px\">",
-             f"<h1>Your weekly drip digest</h1><p>{digest.generated_at:%A %d %B %Y}</p>"]
+    """The digest's body as HTML, for the emails' layout (`digest_letter`)."""
+    e = html.escape
+    parts = [f"<p>{digest.generated_at:%A %d %B %Y}: where everyone is in each program, "
+             "and who has gone quiet or is struggling.</p>"]
     for s in digest.sequences:
-        parts.append(f"<h2>{html.escape(s.name)}</h2><p><strong>Where everyone is:</strong> "
-                     + html.escape(", ".join(f"{w}: {n}" for w, n in s.by_week) or "nobody yet")
+        parts.append(f"<h2>{e(s.name)}</h2><p><strong>Where everyone is:</strong> "
+                     + e(", ".join(f"{w}: {n}" for w, n in s.by_week) or "nobody yet")
                      + "</p>")
-        for title, people in (("Silent at a gate (paused: reach out)", s.at_gate),
-                              ("Struggling (reach out?)", s.struggling),
-                              ("Graduated", s.graduated),
-                              ("Gone quiet (two checkpoints unanswered)", s.silent)):
-            parts.append(f"<h3>{title}: {len(people)}</h3><ul>")
-            parts += [f"<li>{html.escape(p.name or p.email)} &lt;{html.escape(p.email)}&gt;: "
-                      f"{html.escape(p.note)}</li>" for p in people]
-            parts.append("</ul>")
-        parts.append("<h3>Offers</h3><ul>")
-        parts += [f"<li>{html.escape(c.offer_name)}: shown to {c.shown_to}, bought by "
-                  f"{c.bought}</li>" for c in s.conversions]
-        parts.append("</ul>")
-    parts.append("</body></html>")
+        for title, people in _groups(s):
+            parts.append(f"<h3>{e(title)}: {len(people)}</h3>")
+            if people:
+                parts.append("<ul>" + "".join(
+                    f"<li>{_who(p)}: {e(p.note)}</li>" for p in people) + "</ul>")
+        parts.append("<h3>Offers</h3>")
+        if s.conversions:
+            parts.append("<ul>" + "".join(
+                f"<li>{e(c.offer_name)}: shown to {c.shown_to}, bought by {c.bought}</li>"
+                for c in s.conversions) + "</ul>")
+        else:
+            parts.append("<p>No offers yet.</p>")
     return "\n".join(parts)
+
+
+def digest_letter(digest: Digest, sender: Sender) -> Content:
+    """The digest as an email in the layout every email wears."""
+    return write_letter(sender, Letter(
+        key="digest", subject=f"Your weekly drip digest: {digest.generated_at:%d %B %Y}",
+        preheader=_preheader(digest), kicker="Your weekly drip digest",
+        heading="Who might like to hear from you",
+        body_html=digest_html(digest),
+        body_text=f"{digest.generated_at:%A %d %B %Y}: where everyone is in each program, "
+                  f"and who has gone quiet or is struggling.\n\n{_sections(digest)}",
+        reason="You are getting this because you run these programs in drip "
+               "(DRIP_COACH_EMAIL)."))
+
+
+def _who(person: Person) -> str:
+    """Name and address, the address a link that starts an email to them: the digest is
+    for reaching out."""
+    link = (f'<a href="mailto:{html.escape(quote(person.email, safe="@"))}">'
+            f"{html.escape(person.email)}</a>")
+    return f"{html.escape(person.name)} ({link})" if person.name else link
+
+
+def _groups(s: SequenceDigest) -> list[tuple[str, list[Person]]]:
+    return [("Silent at a gate (paused: reach out)", s.at_gate),
+            ("Struggling (reach out?)", s.struggling),
+            ("Graduated", s.graduated),
+            ("Gone quiet (two checkpoints unanswered)", s.silent)]
+
+
+def _preheader(digest: Digest) -> str:
+    reach = sum(len(s.at_gate) + len(s.struggling) for s in digest.sequences)
+    graduated = sum(len(s.graduated) for s in digest.sequences)
+    return (f"{reach} {'runner' if reach == 1 else 'runners'} to reach out to, "
+            f"{graduated} graduated this week.")
 
 
 def send_digest(store: Store, library: Library, provider: Provider, sender: Sender,
                 coach_email: str, now: datetime) -> Digest:
     """Email the digest to the coach; recorded as an event, not as a delivery."""
     digest = gather(store, library, now)
-    subject = f"Your weekly drip digest: {now:%d %B %Y}"
-    content = Content(key="digest", subject=subject, preheader="", html=digest_html(digest),
-                      text=digest_text(digest), content_hash="")
+    content = digest_letter(digest, sender)
     message = Message(delivery_id=0, enrollment_id=0, sequence_key="digest", step_key="digest",
                       variant="main", to_email=coach_email, to_name=sender.name,
                       from_email=sender.email, from_name=sender.name, content=content,

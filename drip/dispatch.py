@@ -24,6 +24,8 @@ from typing import Literal, NamedTuple
 from drip.addresses import zone
 from drip.clock import Clock
 from drip.errors import DripError, SendingHalted, TemplateError
+from drip.experiments.assignment import assignment, held_out
+from drip.experiments.clicks import LinkTracker, click_values
 from drip.links import Links
 from drip.message import Message, recipient_values
 from drip.nudges import choose_nudge, sequence_goal_reached
@@ -53,6 +55,7 @@ from drip.store import (
     Outcome,
     PlannedDelivery,
     Sending,
+    SplitSent,
     Store,
     WentOut,
 )
@@ -333,6 +336,9 @@ class Dispatcher:
         #: doubles it, up to CIRCUIT_WAIT_CAP.
         self.circuit_wait = circuit_wait
         self._stop = threading.Event()
+        self._tracker = LinkTracker()
+        #: The split tests whose leader goes to everyone now (`winner: auto`), per pass.
+        self._leaders: dict[tuple[str, str], str] = {}
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from `run_once`."""
@@ -355,6 +361,8 @@ class Dispatcher:
     def _pass(self) -> DispatchReport:
         report = DispatchReport()
         now = self.clock.now()
+        self._leaders = {(r.sequence_key, r.test_name): r.variant
+                         for r in self.store.split_leaders()}
         # Housekeeping runs in one worker at a time: whoever holds the reaper lease. The
         # lease lasts as long as a delivery's lease, so when a dead worker's claims expire
         # its reaper lease has expired too and a live worker takes over. It sends nothing,
@@ -515,6 +523,7 @@ class Dispatcher:
                     report.paused = True
                     raise _Abandon
                 if self._stop.is_set():  # asked to stop: nothing more goes out
+                    report.released += len(batch)
                     raise _Abandon
                 if not batch:
                     return False
@@ -523,7 +532,8 @@ class Dispatcher:
                     held = due.send([Sending(m.delivery_id, m.step_key, m.variant, m.nudge,
                                              m.content.content_hash) for m in messages],
                                     sending_at, sending_at + self.lease,
-                                    batch_key(m.delivery_id for m in messages))
+                                    batch_key(m.delivery_id for m in messages),
+                                    tests=self._tests(messages))
                 committing = time.perf_counter()
             report.add_time("database", time.perf_counter() - committing)
             handed = len(held)
@@ -627,7 +637,7 @@ class Dispatcher:
         # email becomes depends only on the key below, so each distinct case is worked out
         # once per batch.
         choices: dict[tuple[str, tuple[tuple[str, str, str | None, str | None], ...],
-                            frozenset[str], bool, bool], _Choice] = {}
+                            frozenset[str], bool, bool, bool], _Choice] = {}
         for claimed in batch:
             refusal = self._refusal(claimed)
             if refusal is not None:
@@ -636,16 +646,19 @@ class Dispatcher:
             history = histories.get(claimed.enrollment_id, [])
             bought = owned.get(claimed.subscriber_id)
             reminder_slot = is_checkpoint_reminder(claimed.variant)
+            holdout = held_out(self.library.sequence(claimed.sequence_key),
+                               claimed.enrollment_id)
             key = (claimed.sequence_key,
                    tuple([(h.step_key, h.variant, h.nudge, h.answer) for h in history])
                    if history else (),
                    frozenset(bought) if bought else _NOTHING_OWNED, claimed.offers_opt_out,
-                   reminder_slot)
+                   reminder_slot, holdout)
             choice = choices.get(key)
             if choice is None:
                 choice = choices[key] = self._choose(claimed.sequence_key, history,
                                                      bought or _NOTHING_OWNED,
-                                                     claimed.offers_opt_out, reminder_slot)
+                                                     claimed.offers_opt_out, reminder_slot,
+                                                     holdout)
             if isinstance(choice, _Later):
                 move = self._weekly_instead(claimed)
                 if move is None:
@@ -670,7 +683,7 @@ class Dispatcher:
         return finished
 
     def _choose(self, sequence_key: str, history: list[Sent], owned: Set[str],
-                offers_opt_out: bool, reminder_slot: bool) -> _Choice:
+                offers_opt_out: bool, reminder_slot: bool, holdout: bool = False) -> _Choice:
         """What an email becomes now that the answers are in: (step, variant, nudge), why
         it must not go (the program is over, or a goal was reached), or, in a reminder's
         slot whose question has been answered, that the weekly email takes it later."""
@@ -691,7 +704,7 @@ class Dispatcher:
         nudge = choose_nudge(
             sequence, self.library.offers, step_key=decision.step_key,
             variant=decision.variant, history=history, owned=owned,
-            offers_opt_out=offers_opt_out,
+            offers_opt_out=offers_opt_out, held_out=holdout,
         )
         return decision.step_key, decision.variant, nudge
 
@@ -746,7 +759,12 @@ class Dispatcher:
     def _message(self, claimed: ClaimedDelivery, step_key: str, variant: str,
                  nudge: str | None, *, history: Sequence[Sent] = ()) -> Message:
         sequence = self.library.sequence(claimed.sequence_key)
-        content = self.renderer.content(claimed.sequence_key, step_key, variant, nudge)
+        tested = assignment(sequence, step_key, variant, claimed.enrollment_id, self._leaders)
+        content = self.renderer.content(claimed.sequence_key, step_key, variant, nudge,
+                                        test_variant=tested.variant if tested else None)
+        # Offer and program links go through the click redirect (drip.experiments.clicks).
+        tracked = self._tracker.track(content)
+        content = tracked.content
         first_name = claimed.name.split()[0] if claimed.name.strip() else sequence.greeting_fallback
         # A reminder's buttons answer the email it reminds of.
         asked = claimed.id
@@ -765,6 +783,8 @@ class Dispatcher:
         if late_repeat_step(sequence, step_key, variant) is not None:
             raw["checkpoint_repeat_url"] = self.links.checkpoint(claimed.id, REPEAT_LAST)
         values = recipient_values(raw)
+        if tracked.urls:
+            values.update(click_values(self.links, claimed.id, tracked.urls))
         return Message(
             delivery_id=claimed.id, enrollment_id=claimed.enrollment_id,
             sequence_key=claimed.sequence_key, step_key=step_key,
@@ -772,6 +792,17 @@ class Dispatcher:
             from_email=self.sender.email, from_name=self.sender.name,
             content=content, values=values, nudge=nudge,
         )
+
+    def _tests(self, messages: Sequence[Message]) -> list[SplitSent]:
+        """The split-test variant each message carries, to record with its `sending` mark."""
+        tests = []
+        for m in messages:
+            tested = assignment(self.library.sequence(m.sequence_key), m.step_key, m.variant,
+                                m.enrollment_id, self._leaders)
+            if tested is not None:
+                tests.append(SplitSent(m.delivery_id, m.enrollment_id, m.sequence_key,
+                                      tested.test, tested.variant))
+        return tests
 
     def _outcomes(self, results: list[SendResult], by_id: dict[int, ClaimedDelivery],
                   messages: dict[int, Message], report: DispatchReport, *,

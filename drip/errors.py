@@ -3,7 +3,8 @@
     DripError
     ├── InvalidInput (ValueError)         input from outside is not acceptable
     │   ├── InvalidAddress                an email address that cannot receive mail
-    │   ├── InvalidTimezone               not an IANA timezone name
+    │   ├── InvalidTimezone               not an IANA timezone name (with a guess, if any)
+    │   ├── InvalidFields                 some fields of a form, each with its own sentence
     │   ├── BadSignature                  a request or token is forged, tampered or stale
     │   └── SequenceError                 a sequence, template or offer file is wrong
     │       └── TemplateError             a template does not parse or render
@@ -23,7 +24,7 @@ default message, so a new error is one short class.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -48,6 +49,23 @@ class InvalidAddress(InvalidInput):
 
 class InvalidTimezone(InvalidInput):
     """That is not an IANA timezone name such as Europe/London."""
+
+    def __init__(self, message: str | None = None, *, suggestion: str | None = None) -> None:
+        #: The zone drip guesses was meant ("London" -> Europe/London), if any.
+        self.suggestion = suggestion
+        super().__init__(message)
+
+
+class InvalidFields(InvalidInput):
+    """Some fields of a form are not acceptable."""
+
+    def __init__(self, problems: Mapping[str, str],
+                 suggestions: Mapping[str, str] | None = None) -> None:
+        #: field name -> the sentence to show beside it, in the form's order
+        self.problems = dict(problems)
+        #: field name -> the value drip guesses was meant ("did you mean")
+        self.suggestions = dict(suggestions or {})
+        super().__init__(" ".join(self.problems.values()))
 
 
 class BadSignature(InvalidInput):

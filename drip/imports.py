@@ -113,10 +113,12 @@ def parse_csv(data: bytes, *, columns: ColumnMap | None = None,
     header = _header(next(reader, None), parsed, columns)
     first_seen: dict[str, int] = {}
     ended = reader.line_num  # the physical line the previous row ended on
+    counted = ended  # lines reported to `progress`: the header is not one of them
     for fields in reader:
         line, ended = ended + 1, reader.line_num  # a row is named by the line it starts on
         if progress is not None and line // 5000 != ended // 5000:
-            progress(5000)
+            progress(ended - counted)  # the lines after the header read so far
+            counted = ended
         if not fields or not any(f.strip() for f in fields):
             continue
         if len(fields) != len(header):
@@ -139,8 +141,8 @@ def parse_csv(data: bytes, *, columns: ColumnMap | None = None,
             parsed.rows[earlier] = merged
             parsed.merged.append(Problem(line, f"{row.email} repeats line "
                                          f"{parsed.rows[earlier].line}; merged"))
-    if progress is not None:
-        progress(parsed.lines % 5000)
+    if progress is not None:  # in all, the lines after the header: never the header row
+        progress(parsed.lines - counted)
     parsed.rows = [row if row.timezone else replace(row, timezone="UTC") for row in parsed.rows]
     parsed.problems.sort(key=lambda p: p.line)
     return parsed

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from drip.addresses import zone
+from drip.experiments.assignment import Assignment, assignment, held_out
 from drip.nudges import choose_nudge, sequence_goal_reached
 from drip.planner import (
     CHECKPOINT_REMINDER,
@@ -35,7 +36,8 @@ class Persona:
     answer to one counts for the email it reminds of. An answered email gets no reminder.
     `buys` maps an email index (reminders included) to what is bought just after it goes
     out. `pauses` maps an email index to weeks paused just after it. `unsubscribe_after`
-    stops everything.
+    stops everything. `enrollment_id` decides the split-test variants and the nudge
+    holdout, as the enrollment's id does in the database.
     """
 
     timezone: str
@@ -44,6 +46,7 @@ class Persona:
     buys: Mapping[int, str] = field(default_factory=dict)
     pauses: Mapping[int, int] = field(default_factory=dict)
     unsubscribe_after: int | None = None
+    enrollment_id: int = 1
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Email:
     nudge: str | None
     at: datetime
     answer: str | None = None
+    #: The split-test variant this email carries, if its step has a test.
+    test: Assignment | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ def walk(sequence: Sequence, offers: Offers, persona: Persona, limit: int = 60) 
     upcoming = first_email(sequence, persona.timezone, persona.joined_at)
     due, kind = upcoming.slot.due_at, upcoming.variant
     answered = 0
+    holdout = held_out(sequence, persona.enrollment_id)
     while len(emails) < limit:
         goal = sequence_goal_reached(sequence, owned)
         if goal is not None:
@@ -95,9 +101,12 @@ def walk(sequence: Sequence, offers: Offers, persona: Persona, limit: int = 60) 
             answered += 1
         nudge = choose_nudge(sequence, offers, step_key=decision.step_key,
                              variant=decision.variant, history=history, owned=owned,
-                             offers_opt_out=False)
+                             offers_opt_out=False, held_out=holdout)
         index = len(emails)
-        emails.append(Email(index, decision.step_key, decision.variant, nudge, due, answer))
+        tested = assignment(sequence, decision.step_key, decision.variant,
+                            persona.enrollment_id)
+        emails.append(Email(index, decision.step_key, decision.variant, nudge, due, answer,
+                            tested))
         history.append(Sent(index + 1, decision.step_key, decision.variant, nudge, answer, due))
         if index in persona.buys:
             owned.add(persona.buys[index])

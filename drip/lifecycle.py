@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from drip.addresses import normalise_email, zone
-from drip.errors import Conflict, InvalidAddress
+from drip.errors import Conflict, InvalidAddress, InvalidInput
 from drip.schedule import next_open_slot, slot_on
 from drip.sequence import Library, Schedule
 from drip.store import PendingDelivery, Store
@@ -33,11 +33,21 @@ class Change:
     count: int = 0
 
 
+UnsubscribeScope = Literal["all", "program", "offers"]
+
+
 def unsubscribe(store: Store, subscriber_id: int, now: datetime, *, source: str,
-                scope: Literal["all", "offers"] = "all") -> Change:
-    """Stop everything (cancelling any email already due), or only the offers."""
+                scope: UnsubscribeScope = "all", enrollment_id: int | None = None) -> Change:
+    """Stop everything (cancelling any email already due), one program only (the
+    enrollment `enrollment_id`: its pending email is cancelled, the person stays
+    subscribed), or only the offers."""
     if scope == "offers":
         return Change(store.set_offers_opt_out(subscriber_id, now, source))
+    if scope == "program":
+        if enrollment_id is None:
+            raise InvalidInput("Say which program to leave (its enrollment).")
+        changed, cancelled = store.leave_enrollment(subscriber_id, enrollment_id, now, source)
+        return Change(changed, cancelled)
     already, cancelled = store.set_unsubscribed(subscriber_id, now, source)
     return Change(not already, cancelled)
 
@@ -101,6 +111,12 @@ def resume_subscriber(store: Store, library: Library, email: str, now: datetime,
     return Change(bool(held), _move_released(store, library, held, now))
 
 
+def pause_marker(enrollment_id: int, latest: int | None, action: str = "pause") -> str:
+    """The once-only key of a pause-a-week link's action ("pause" or "resume") for the email
+    that is an enrollment's latest."""
+    return f"{action}:{enrollment_id}:{latest or 0}"
+
+
 def postpone(store: Store, library: Library, enrollment_id: int, now: datetime,
              days: int = 7, *, from_delivery: int | None = None) -> Change:
     """The "pause a week" link: the next email, and the ones after it, move `days` later.
@@ -109,6 +125,36 @@ def postpone(store: Store, library: Library, enrollment_id: int, now: datetime,
     link in an email that a later one has superseded (`from_delivery`, the email the link
     was in) no longer acts. Both are Conflict.
     """
+    latest = _pause_link_email(store, enrollment_id, from_delivery)
+    pending = store.pending_deliveries(enrollment_id=enrollment_id)
+    moves = [_shifted(p, library, timedelta(days=days), now) for p in pending]
+    moved = store.reschedule_once(pause_marker(enrollment_id, latest), enrollment_id,
+                                  moves, now)
+    if moved is None:
+        raise Conflict("This email's pause is already used: your next email already comes a "
+                       "week later.")
+    return Change(bool(moves), moved)
+
+
+def resume_postponed(store: Store, library: Library, enrollment_id: int, now: datetime,
+                     days: int = 7, *, from_delivery: int | None = None) -> Change:
+    """Undo `postpone` ("resume now"): the next email goes back to its planned slot, or the
+    next open one if that has passed. Once, and only after a pause; else Conflict."""
+    latest = _pause_link_email(store, enrollment_id, from_delivery)
+    if not store.used_markers([pause_marker(enrollment_id, latest)]):
+        raise Conflict("This email's pause was not used, so there is nothing to resume.")
+    pending = store.pending_deliveries(enrollment_id=enrollment_id)
+    moves = [_shifted(p, library, timedelta(days=-days), now) for p in pending]
+    moved = store.reschedule_once(pause_marker(enrollment_id, latest, "resume"), enrollment_id,
+                                  moves, now, kind="resumed_early")
+    if moved is None:
+        raise Conflict("You already resumed; your next email comes as first planned.")
+    return Change(bool(moves), moved)
+
+
+def _pause_link_email(store: Store, enrollment_id: int, from_delivery: int | None) -> int | None:
+    """The latest email of an active enrollment, which a pause link acts for; Conflict if
+    the enrollment is not active or the link is from an earlier email."""
     _, _, state = store.enrollment_owner(enrollment_id)
     if state != "active":
         raise Conflict(f"This program is {state}, so there is nothing to pause.")
@@ -116,14 +162,7 @@ def postpone(store: Store, library: Library, enrollment_id: int, now: datetime,
     if from_delivery is not None and from_delivery != latest:
         raise Conflict("This pause link is from an earlier email; use the one in your latest "
                        "email.")
-    pending = store.pending_deliveries(enrollment_id=enrollment_id)
-    moves = [_shifted(p, library, timedelta(days=days), now) for p in pending]
-    moved = store.reschedule_once(f"pause:{enrollment_id}:{latest or 0}", enrollment_id,
-                                  moves, now)
-    if moved is None:
-        raise Conflict("This email's pause is already used: your next email already comes a "
-                       "week later.")
-    return Change(bool(moves), moved)
+    return latest
 
 
 def pause_sequence(store: Store, sequence_key: str, now: datetime,

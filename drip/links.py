@@ -1,4 +1,4 @@
-"""The signed links in every email: unsubscribe, pause and checkpoint answers."""
+"""The signed links in every email: unsubscribe, pause, checkpoint answers and clicks."""
 
 from __future__ import annotations
 
@@ -28,3 +28,7 @@ class Links:
             cached = (delivery_id, self.signer.make("checkpoint", delivery_id))
             self._checkpoint_token = cached
         return f"{self.base_url}/c/{cached[1]}?answer={answer}"
+
+    def click(self, delivery_id: int, url: str) -> str:
+        """A link of one email through the click redirect (drip.experiments.clicks)."""
+        return f"{self.base_url}/r/{self.signer.make('click', delivery_id, url)}"

@@ -22,6 +22,7 @@ import jinja2.meta
 from drip.errors import SequenceError, TemplateError
 from drip.links import Links
 from drip.message import Content, fill
+from drip.mistakes import template_mistake
 from drip.planner import CHECKPOINT_REMINDER, NUDGEABLE, REMINDER, WAITING
 from drip.render import HTML_LAYOUT, TEXT_LAYOUT, Renderer, Sender, email_spec, every_email
 from drip.samples import SAMPLE_SUBSCRIBERS, sample_values
@@ -77,6 +78,14 @@ def lint(sequences_dir: Path, templates_dir: Path, sender: Sender, links: Links,
     if positions is not None:
         linter.stranded(positions)
     return linter.result()
+
+
+def findings_behind(error: SequenceError, sequences_dir: Path, templates_dir: Path,
+                    sender: Sender, links: Links) -> list[Finding]:
+    """Why the files failed to load or render (for preview, simulate and the preview page):
+    every error lint finds, in lint's words, or `error` itself if lint finds none."""
+    found = errors_in(lint(sequences_dir, templates_dir, sender, links))
+    return found or [_from(error)]
 
 
 def _from(error: SequenceError, severity: Severity = "error") -> Finding:
@@ -311,7 +320,7 @@ class _Linter:
         self.check_exercises()
         layouts_ok = all((self.templates_dir / name).exists()
                          and name not in self.broken_templates for name in LAYOUTS)
-        if self.offers is not None and layouts_ok:
+        if layouts_ok:  # with offers.yaml unreadable, every email without its offers
             self.check_rendering()
 
     def load_files(self) -> None:
@@ -391,9 +400,9 @@ class _Linter:
                                  "[words](https://...)) or close each tag you open")
             except jinja2.TemplateSyntaxError as exc:
                 self.broken_templates.add(name)
-                self.add("error", path, exc.lineno, f"Template syntax error: {exc.message}.",
-                         "check the {{ }} and {% %} tags on that line: each {% if %} needs "
-                         "an {% endif %}, each {{ needs a }}")
+                # at the line of the {% if %} left open, not where Jinja2 gave up
+                mistake = template_mistake(self._env, source, exc)
+                self.add("error", path, mistake.line, mistake.problem, mistake.fix)
             except UnicodeDecodeError:
                 self.broken_templates.add(name)
                 self.add("error", path, 1, "The template is not UTF-8 text.", "save it as UTF-8")
@@ -414,6 +423,7 @@ class _Linter:
             if step.waiting is not None:
                 found.append((f"{step.key} (waiting)", ("steps", index, "waiting"),
                               step.waiting.template))
+            found += _split_test_templates(index, step)
         if sequence.checkpoint_reminder is not None:
             found.append(("checkpoint_reminder", ("checkpoint_reminder",),
                           sequence.checkpoint_reminder.template))
@@ -637,9 +647,8 @@ class _Linter:
     # --- rendering every email -----------------------------------------------------------
 
     def check_rendering(self) -> None:
-        assert self.offers is not None
-        library = Library({k: s for k, (s, _) in self.sequences.items()}, self.offers,
-                          self.exercises or Exercises())
+        library = Library({k: s for k, (s, _) in self.sequences.items()},
+                          self.offers or Offers(), self.exercises or Exercises())
         renderer = Renderer(self.templates_dir, library, self.sender)
         for sequence, step_key, variant, nudge in every_email(library):
             spec = email_spec(sequence, step_key, variant)
@@ -655,6 +664,28 @@ class _Linter:
                 self._render_failed(exc, path, where)
                 continue
             self.check_content(content, sequence, path, where, spec.template)
+        self.check_split_test_rendering(renderer)
+
+    def check_split_test_rendering(self, renderer: Renderer) -> None:
+        """Each variant of a split test renders as the step's main email would."""
+        for sequence, path in self.sequences.values():
+            for index, step in enumerate(sequence.steps):
+                for number, variant in enumerate(step.test.variants if step.test else []):
+                    if not variant.changes:
+                        continue  # the step's own email, rendered above
+                    template = variant.template or step.template
+                    if (template in self.broken_templates
+                            or not (self.templates_dir / template).is_file()):
+                        continue  # reported by check_references
+                    where = ("steps", index, "test", "variants", number)
+                    try:
+                        content = renderer.content(sequence.key, step.key, "main", step.nudge,
+                                                   footer_checked=False,
+                                                   test_variant=variant.key)
+                    except TemplateError as exc:
+                        self._render_failed(exc, path, where)
+                        continue
+                    self.check_content(content, sequence, path, where, template)
 
     @staticmethod
     def _variant_of(where: tuple[Any, ...]) -> str:
@@ -857,3 +888,12 @@ class _Linter:
                      "Dispatch holds them until the step is back.",
                      "put the steps back under their old keys (never rename a step once "
                      "people are on it; add a new key instead)")
+
+
+def _split_test_templates(index: int, step: Any) -> list[tuple[str, tuple[Any, ...], str]]:
+    """(variant, YAML location, template) of each split-test variant with its own template."""
+    if step.test is None:
+        return []
+    return [(f"{step.key} (test {step.test.name}, variant {variant.key})",
+             ("steps", index, "test", "variants", number), variant.template)
+            for number, variant in enumerate(step.test.variants) if variant.template]

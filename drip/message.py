@@ -51,20 +51,44 @@ def html_placeholders(markup: str) -> str:
                             markup)
 
 
+#: The checkpoint links of an email and the answer each gives: one token, the answer in the
+#: query (`Links.checkpoint`), so SendGrid can be sent the token's URL once.
+CHECKPOINT_ANSWERS = {"checkpoint_passed_url": "passed", "checkpoint_not_yet_url": "not-yet",
+                      "checkpoint_repeat_url": "repeat-last"}
+
+
+def value_of(values: Mapping[str, str], name: str) -> str | None:
+    """A placeholder's value. An HTML form that `recipient_values` left out is the plain
+    value (it had nothing to escape); escaped here too, in case the values came from
+    elsewhere."""
+    value = values.get(name)
+    if value is None and name.endswith(":html"):
+        plain = values.get(name[:-5])
+        if plain is not None:
+            return htmllib.escape(plain, quote=True)
+    return value
+
+
 def fill(template: str, values: Mapping[str, str]) -> str:
     """Replace every placeholder with its value; an unknown one is left as it is."""
     if "%%" not in template:
         return template
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+    def one(match: re.Match[str]) -> str:
+        value = value_of(values, match.group(1))
+        return match.group(0) if value is None else value
+
+    return _PLACEHOLDER.sub(one, template)
 
 
 def recipient_values(raw: Mapping[str, str]) -> dict[str, str]:
-    """The values for every placeholder, in plain and HTML-escaped forms (one form for the
-    HTML-safe links)."""
+    """The values for every placeholder; an HTML-escaped twin (`first_name:html`) only for a
+    value that escaping changes, so a plain name or address is carried once."""
     values = dict(raw)
     for name, value in raw.items():
         if name not in HTML_SAFE_FIELDS:
-            values[f"{name}:html"] = htmllib.escape(value, quote=True)
+            if HTML_SPECIAL.search(value):
+                values[f"{name}:html"] = htmllib.escape(value, quote=True)
         elif HTML_SPECIAL.search(value):
             raise ConfigError(f"The {name} link {value!r} holds & < > \" or ', which HTML "
                               "would change; set DRIP_BASE_URL to a plain https address.")

@@ -344,3 +344,55 @@ class WebhookEndpoint(Base):
     events: Mapped[str] = mapped_column(Text, default="")
     secret: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+
+
+# --- experiments (0008): split tests, clicks, leaders (drip/experiments) -------------------
+
+
+class DeliveryTest(Base):
+    """The split-test variant one delivery carried (recorded as it is marked `sending`)."""
+
+    __tablename__ = "delivery_tests"
+
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    sequence_key: Mapped[str] = mapped_column(String(100))
+    test_name: Mapped[str] = mapped_column(String(100))
+    variant: Mapped[str] = mapped_column(String(40))
+
+    __table_args__ = (Index("ix_delivery_tests_test", "sequence_key", "test_name"),)
+
+
+class Click(Base):
+    """One request through the click redirect. `scanner` says why it is not counted (a
+    link scanner's pattern); a person's clicks count once per link."""
+
+    __tablename__ = "clicks"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    sequence_key: Mapped[str] = mapped_column(String(100))
+    step_key: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text)
+    clicked_at: Mapped[datetime]
+    scanner: Mapped[str | None] = mapped_column(String(40))
+
+    __table_args__ = (
+        Index("ix_clicks_delivery", "delivery_id", "clicked_at"),
+        Index("ix_clicks_sequence", "sequence_key"),
+    )
+
+
+class SplitLeader(Base):
+    """A split test's leader, sent to everyone after (`winner: auto`): the sequence's
+    history of what it learned."""
+
+    __tablename__ = "test_winners"
+
+    sequence_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    test_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(40))
+    decided_at: Mapped[datetime]
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -25,16 +25,18 @@ def sequence_goal_reached(sequence: Sequence, owned: Set[str]) -> str | None:
 
 
 def choose_nudge(sequence: Sequence, offers: Offers, *, step_key: str, variant: str,
-                 history: Seq[Sent], owned: Set[str], offers_opt_out: bool) -> str | None:
+                 history: Seq[Sent], owned: Set[str], offers_opt_out: bool,
+                 held_out: bool = False) -> str | None:
     """At most one offer for this email, by the rules in docs/writing-sequences.md:
 
     only in a main weekly email (never in a repeat, waiting, reminder, clinician or
     graduation email); at most `max_per_enrollment` in all; never one the subscriber owns;
     never one shown within `cooldown_weeks` emails; the `after_not_yet` offer first in the
     week after one that took `repeat_limit` or more "not yet" answers to pass; then the
-    offer the coach placed in this step; then any offer that fits this week.
+    offer the coach placed in this step; then any offer that fits this week. An enrollment
+    in the nudge holdout (`held_out`, drip.experiments.assignment) never gets one.
     """
-    if base_variant(variant) not in NUDGEABLE:
+    if held_out or base_variant(variant) not in NUDGEABLE:
         return None
     if nudges_stopped(sequence, owned, offers_opt_out):
         return None

@@ -75,7 +75,13 @@ class SchedulerHealth:
 
     @property
     def alive(self) -> bool:
-        return self.seconds_since_tick is not None and self.seconds_since_tick <= self.stale_after
+        """Some scheduler ticked recently and has not said it stopped."""
+        return any(w.state == "alive" for w in self.workers)
+
+    @property
+    def stopped(self) -> bool:
+        """The newest heartbeat is a clean goodbye (SIGINT, SIGTERM), and none is alive."""
+        return not self.alive and self.detail == STOPPED_CLEANLY
 
     @property
     def silent(self) -> list[WorkerBeat]:
@@ -88,6 +94,10 @@ class SchedulerHealth:
             return "No scheduler has ever ticked: start `python scheduler.py`."
         assert self.seconds_since_tick is not None
         ago = duration(self.seconds_since_tick)
+        if self.stopped:
+            return (f"The scheduler stopped at {self.last_tick:%Y-%m-%d %H:%M} UTC ({ago} ago, "
+                    f"cleanly: {self.worker}); nothing is sent until `python scheduler.py` "
+                    "runs again.")
         if not self.alive:
             return (f"The scheduler looks dead: its last tick was {ago} ago "
                     f"({self.worker}); restart `python scheduler.py`.")
@@ -160,6 +170,12 @@ def status(store: Store, now: datetime, *, stale_after: timedelta,
 def problems(current: Status) -> list[str]:
     """Each thing that needs a human, as one sentence (empty when all is well)."""
     found: list[str] = []
+    kill = current.kill_switch
+    if kill is not None:  # a monitor must hear that nothing goes out, however it was meant
+        since, reason = kill
+        found.append(f"Sending is paused by the kill switch since {since:%Y-%m-%d %H:%M} UTC"
+                     + (f" ({reason})" if reason else "")
+                     + "; nothing is sent until `drip resume --all`.")
     health = current.health
     if not health.alive:
         found.append(health.verdict)

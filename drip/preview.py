@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,27 +18,61 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from drip.errors import DripError
+from drip.errors import DripError, InvalidInput, SequenceError
+from drip.journey import Persona, walk
 from drip.links import Links
+from drip.lint import Finding, findings_behind
 from drip.message import Message
-from drip.render import Renderer, Sender
+from drip.planner import NUDGEABLE, PASSED, base_variant
+from drip.render import VARIANTS, Renderer, Sender
 from drip.samples import render_sample, variants_of
-from drip.sequence import Library, load_library
+from drip.sequence import Library, Step, load_library
 
+#: When the runner of a default nudge joins: offers do not depend on the date.
+_ANY_DAY = datetime(2026, 1, 5, tzinfo=UTC)
 PHONE_WIDTH = 390
 DESKTOP_WIDTH = 820
 
 
-def write_preview(message: Message, out_dir: Path) -> list[Path]:
-    """The email as `<step>-<variant>[-<nudge>].html` and `.txt` in `out_dir`."""
+def write_preview(message: Message, out_dir: Path, test_variant: str | None = None
+                  ) -> list[Path]:
+    """The email as `<step>-<variant>[-<nudge>][-test-<key>].html` and `.txt` in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{message.step_key}-{message.variant.replace('+', '-')}"
     if message.nudge:
         stem += f"-{message.nudge}"
+    if test_variant:
+        stem += f"-test-{test_variant}"
     html_path, text_path = out_dir / f"{stem}.html", out_dir / f"{stem}.txt"
     html_path.write_text(message.html(), encoding="utf-8")
     text_path.write_text(f"Subject: {message.subject()}\n\n{message.text()}", encoding="utf-8")
     return [html_path, text_path]
+
+
+def preview_nudge(library: Library, sequence_key: str, step_key: str, variant: str,
+                  nudge: str | None, *, no_nudge: bool = False) -> str | None:
+    """The offer a previewed email shows: the one asked for; by default the one the step
+    names, else the one a runner who passes every week gets there; never one in an email
+    that is never sent with one."""
+    sequence = library.sequence(sequence_key)
+    if base_variant(variant) not in NUDGEABLE:
+        if nudge and base_variant(variant) in VARIANTS:
+            raise InvalidInput(f"A {variant} email never carries an offer (only main weekly "
+                               "emails do); leave --nudge out to see it as it is sent.")
+        return None
+    if no_nudge or step_key not in sequence.step_keys:
+        return None  # an unknown step: render_sample says which steps there are
+    if nudge is not None or sequence.step(step_key).nudge:
+        return nudge or sequence.step(step_key).nudge
+    passes = Persona("UTC", _ANY_DAY, (PASSED,) * len(sequence.steps))
+    return next((email.nudge for email in walk(sequence, library.offers, passes).emails
+                 if email.step_key == step_key and base_variant(email.variant) == "main"), None)
+
+
+def step_label(step: Step, subject: str) -> str:
+    """'Week 3: slow eccentrics', without saying the week twice when the subject does."""
+    week = f"Week {step.week}"
+    return subject if subject.startswith(week) else f"{week}: {subject}"
 
 
 @dataclass
@@ -51,6 +86,7 @@ class Workspace:
     _version: str = ""
     _library: Library | None = None
     _renderer: Renderer | None = None
+    _findings: tuple[str, list[Finding]] | None = None
 
     def version(self) -> str:
         """Changes whenever a sequence or template file is added, removed or saved."""
@@ -72,6 +108,15 @@ class Workspace:
         library, renderer = self.current()
         return render_sample(library, renderer, self.sender, self.links, sequence_key,
                              step_key, variant, nudge)
+
+    def findings(self, error: SequenceError) -> list[Finding]:
+        """What `drip lint` says about the files as they are now (once per version)."""
+        version = self.version()
+        if self._findings is None or self._findings[0] != version:
+            self._findings = (version, findings_behind(error, self.sequences_dir,
+                                                       self.templates_dir, self.sender,
+                                                       self.links))
+        return self._findings[1]
 
 
 _STYLE = """
@@ -121,8 +166,17 @@ def _page(title: str, body: str) -> HTMLResponse:
         f"<main>{body}</main>{_RELOAD}</body></html>")
 
 
-def _error(exc: DripError) -> str:
-    return f"<div class='error' id='error'>{html.escape(str(exc))}</div>"
+def _error(exc: DripError, workspace: Workspace) -> str:
+    """The mistake, in red: for the coach's files, every error `drip lint` finds."""
+    if not isinstance(exc, SequenceError):
+        return f"<div class='error' id='error'>{html.escape(str(exc))}</div>"
+    items = "".join(
+        f"<li><b>{html.escape(f'{f.file}:{f.line}' if f.line else f.file)}</b>: "
+        f"{html.escape(f.message)}" + (f"<br><small>Fix: {html.escape(f.fix)}</small>"
+                                        if f.fix else "") + "</li>"
+        for f in workspace.findings(exc))
+    return (f"<div class='error' id='error'><p>The files have mistakes (as <code>drip lint"
+            f"</code> says):</p><ul class='findings'>{items}</ul></div>")
 
 
 def preview_app(workspace: Workspace) -> Starlette:
@@ -132,36 +186,56 @@ def preview_app(workspace: Workspace) -> Starlette:
         try:
             library, _ = workspace.current()
         except DripError as exc:
-            return _page("sequences", _error(exc))
+            return _page("sequences", _error(exc, workspace))
         parts = []
         for sequence in library.sequences.values():
             items = "".join(
-                f"<li><a href='/email/{sequence.key}/{s.key}'>Week {s.week}: "
-                f"{html.escape(s.subject)}</a> <small>({s.key})</small></li>"
-                for s in sequence.steps)
+                f"<li><a href='/email/{sequence.key}/{s.key}'>"
+                f"{html.escape(step_label(s, subject_of(sequence.key, s)))}</a> "
+                f"<small>({s.key})</small></li>" for s in sequence.steps)
             parts.append(f"<h2>{html.escape(sequence.name)}</h2>"
                          f"<p><code>{sequence.key}</code></p><ul class='steps'>{items}</ul>")
         return _page("sequences", "".join(parts) or "<p>No sequences yet.</p>")
 
+    def subject_of(sequence_key: str, step: Step) -> str:
+        """The step's subject as the sample subscriber sees it (as written if it fails)."""
+        try:
+            return workspace.message(sequence_key, step.key, "main", None).subject()
+        except DripError:
+            return step.subject
+
     def choice(request: Request) -> tuple[str, str, str, str | None]:
-        nudge = request.query_params.get("nudge") or None
-        return (request.path_params["sequence"], request.path_params["step"],
-                request.query_params.get("variant", "main"), nudge)
+        """(sequence, step, variant, nudge): with no nudge asked for, the step's default;
+        'nudge=' (the menu's "no nudge") none."""
+        sequence_key, step_key = request.path_params["sequence"], request.path_params["step"]
+        variant = request.query_params.get("variant", "main")
+        asked = request.query_params.get("nudge")
+        library, _ = workspace.current()
+        nudge = preview_nudge(library, sequence_key, step_key, variant,
+                              None if base_variant(variant) not in NUDGEABLE else asked or None,
+                              no_nudge=asked == "")
+        return sequence_key, step_key, variant, nudge
 
     async def email(request: Request) -> Response:
-        sequence_key, step_key, variant, nudge = choice(request)
+        sequence_key, step_key = request.path_params["sequence"], request.path_params["step"]
         try:
+            sequence_key, step_key, variant, nudge = choice(request)
             library, _ = workspace.current()
             sequence = library.sequence(sequence_key)
             message = workspace.message(sequence_key, step_key, variant, nudge)
         except DripError as exc:
-            return _page(f"{sequence_key} / {step_key}", _error(exc))
+            return _page(f"{sequence_key} / {step_key}", _error(exc, workspace))
         variants = "".join(
             f"<option value='{v}'{' selected' if v == variant else ''}>{v}</option>"
             for v in variants_of(sequence, step_key))
         nudges = "<option value=''>no nudge</option>" + "".join(
             f"<option value='{o.key}'{' selected' if o.key == nudge else ''}>{o.key}</option>"
             for o in library.offers.offers)
+        carries = base_variant(variant) in NUDGEABLE
+        nudge_menu = (f"<label>Nudge <select name='nudge' id='nudge' "
+                      f"onchange='this.form.submit()'>{nudges}</select></label>" if carries
+                      else "<small id='nudge'>No nudge: only main weekly emails carry an "
+                           "offer.</small>")
         query = urlencode({"variant": variant, "nudge": nudge or ""})
         raw = f"/raw/{sequence_key}/{step_key}.html?{query}"
         body = (
@@ -170,8 +244,7 @@ def preview_app(workspace: Workspace) -> Starlette:
             f"<p class='meta'><b>Preheader</b> {html.escape(message.content.preheader)}</p>"
             f"<form method='get'><label>Variant <select name='variant' id='variant' "
             f"onchange='this.form.submit()'>{variants}</select></label>"
-            f"<label>Nudge <select name='nudge' id='nudge' onchange='this.form.submit()'>"
-            f"{nudges}</select></label></form>"
+            f"{nudge_menu}</form>"
             f"<div class='views'>"
             f"<div class='view'><h3>Phone</h3><iframe class='phone' title='phone' "
             f"src='{raw}'></iframe></div>"
@@ -182,11 +255,10 @@ def preview_app(workspace: Workspace) -> Starlette:
         return _page(f"{sequence.name} / {step_key}", body)
 
     async def raw(request: Request) -> Response:
-        sequence_key, step_key, variant, nudge = choice(request)
         try:
-            message = workspace.message(sequence_key, step_key, variant, nudge)
+            message = workspace.message(*choice(request))
         except DripError as exc:
-            return HTMLResponse(_error(exc), status_code=404)
+            return HTMLResponse(_error(exc, workspace), status_code=404)
         return HTMLResponse(message.html())
 
     async def changes(request: Request) -> Response:
@@ -201,4 +273,5 @@ def preview_app(workspace: Workspace) -> Starlette:
     ])
 
 
-__all__ = ["Workspace", "preview_app", "variants_of", "write_preview"]
+__all__ = ["Workspace", "preview_app", "preview_nudge", "step_label", "variants_of",
+           "write_preview"]

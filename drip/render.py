@@ -6,8 +6,11 @@ each group's Content is rendered once per process and cached.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import html as htmllib
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from markupsafe import Markup
 
 from drip.errors import TemplateError
 from drip.message import Content, html_placeholders, placeholder
+from drip.plaintext import markdown_to_text
 from drip.planner import (
     CHECKPOINT_REMINDER,
     REMINDER,
@@ -32,7 +36,9 @@ from drip.planner import (
     late_repeat_step,
     silence_moves_on,
 )
-from drip.sequence import Exercise, Library, Offer, Sequence
+from drip.sequence import Exercise, Library, Offer, Offers, Sequence
+
+log = logging.getLogger(__name__)
 
 HTML_LAYOUT = "layout.html.j2"
 TEXT_LAYOUT = "layout.txt.j2"
@@ -48,11 +54,46 @@ DEFAULT_REMINDER = (
 
 @dataclass(frozen=True)
 class Sender:
-    """Who the email is from, and the address the law asks us to print."""
+    """Who the email is from, the address the law asks us to print, and the letterhead."""
 
     name: str
     email: str
     postal_address: str
+    #: The name and logo at the top of every email (DRIP_BRAND_NAME, DRIP_BRAND_LOGO_URL).
+    brand_name: str = ""
+    logo_url: str = ""
+    #: Where the layout is, so the letters drip writes itself wear it too (`letter`).
+    templates_dir: Path = Path("templates")
+
+    @property
+    def brand(self) -> dict[str, str]:
+        return {"name": self.brand_name or self.name, "logo_url": self.logo_url}
+
+
+@dataclass(frozen=True)
+class Action:
+    """The one button a letter asks the reader to press."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Letter:
+    """An email that is not a step of a sequence (the opt-in confirmation, the coach's
+    digest), written in the same layout: `body_html` is HTML, `body_text` plain text;
+    `kicker` is the small line above the heading (the subject, unless `heading` is
+    given), `reason` the footer's "why you got this"."""
+
+    key: str
+    subject: str
+    preheader: str
+    kicker: str
+    body_html: str
+    body_text: str
+    reason: str
+    action: Action | None = None
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +133,24 @@ def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
         field=f"steps.{step_key}.{variant}",
         fix=f"add a '{variant}' block to the sequence, or do not plan that variant",
     )
+
+
+def tested_spec(spec: EmailSpec, sequence: Sequence, step_key: str, variant: str,
+                test_variant: str | None) -> EmailSpec:
+    """`spec` with a split-test variant's own subject, preheader or template (main emails
+    only; drip.experiments.assignment decides who gets which)."""
+    if test_variant is None or base_variant(variant) != "main":
+        return spec
+    test = sequence.step(step_key).test
+    chosen = test.variant(test_variant) if test is not None else None
+    if chosen is None:
+        raise TemplateError(
+            f"Step '{step_key}' has no test variant '{test_variant}'.",
+            file=f"sequences/{sequence.key}.yaml", field=f"steps.{step_key}.test.variants",
+            fix="put the variant back under its old key while emails carrying it are out")
+    return dataclasses.replace(spec, subject=chosen.subject or spec.subject,
+                               preheader=chosen.preheader or spec.preheader,
+                               template=chosen.template or spec.template)
 
 
 def every_email(library: Library) -> Iterator[tuple[Sequence, str, str, str | None]]:
@@ -150,16 +209,18 @@ class Renderer:
             ["replacements", "smartquotes"]
         )
         self._inliner = css_inline.CSSInliner(keep_at_rules=True)
-        self._cache: dict[tuple[str, str, str, str | None], Content] = {}
+        self._cache: dict[tuple[str, str, str, str | None, str | None], Content] = {}
 
     def content(self, sequence_key: str, step_key: str, variant: str = "main",
-                nudge: str | None = None, *, footer_checked: bool = True) -> Content:
+                nudge: str | None = None, *, footer_checked: bool = True,
+                test_variant: str | None = None) -> Content:
         """One group's content. Its footer is checked when it is first rendered, so no path
         (dispatch from cron, a test send, a preview) can produce an email without the
         unsubscribe link or the postal address, whether or not anyone ran `drip lint`.
         `drip lint`, which reports a missing footer once at its layout line, passes
-        footer_checked=False."""
-        key = (sequence_key, step_key, variant, nudge)
+        footer_checked=False. `test_variant` names the split-test variant of the step's
+        main email (drip.experiments): its subject, preheader or template replace the step's."""
+        key = (sequence_key, step_key, variant, nudge, test_variant)
         cached = self._cache.get(key)
         if cached is None:
             cached = self._render(*key)
@@ -202,10 +263,11 @@ class Renderer:
     # --- rendering ----------------------------------------------------------------------
 
     def _render(self, sequence_key: str, step_key: str, variant: str,
-                nudge: str | None) -> Content:
+                nudge: str | None, test_variant: str | None = None) -> Content:
         sequence = self.library.sequence(sequence_key)
         step = sequence.step(step_key)
-        spec = email_spec(sequence, step_key, variant)
+        spec = tested_spec(email_spec(sequence, step_key, variant), sequence, step_key,
+                           variant, test_variant)
         offer = self.library.offers.get(nudge) if nudge else None
         context = self._context(sequence, step_key, variant)
         subject = self._string(spec.subject, context, f"sequences/{sequence.key}.yaml (subject)")
@@ -226,24 +288,60 @@ class Renderer:
             "nudge": self._nudge(offer, sequence.key, step_key),
             "unsubscribe_url": placeholder("unsubscribe_url"),
             "pause_url": placeholder("pause_url"),
+            "letter": None,
         }
-        body_html = Markup(self._markdown.render(body_md))
-        html = self._template(self._html_env, HTML_LAYOUT, {**layout, "body": body_html})
-        html = html_placeholders(self._inliner.inline(html))
-        text = self._template(
-            self._text_env, TEXT_LAYOUT, {**layout, "body": markdown_to_text(body_text_md)}
-        )
+        html, text = self._wrap(layout, Markup(self._markdown.render(body_md)),
+                                markdown_to_text(body_text_md))
         digest = hashlib.sha256(
             "\0".join([sequence.content_hash, subject, html, text]).encode()
         ).hexdigest()[:16]
         return Content(
-            key=f"{sequence_key}/{step_key}/{variant}/{nudge or '-'}",
+            key=f"{sequence_key}/{step_key}/{variant}/{nudge or '-'}"
+                + (f"/{test_variant}" if test_variant else ""),
             subject=subject,
             preheader=preheader,
             html=html,
             text=squeeze_blank_lines(text),
             content_hash=digest,
         )
+
+    def letter(self, letter: Letter) -> Content:
+        """A letter in the layout: no checkpoint, nudge or unsubscribe link (nobody is on a
+        list: it is a confirmation request, or the coach's own digest)."""
+        layout: dict[str, Any] = {
+            "subscriber": {"first_name": "", "email": ""},
+            "sequence": {"key": "", "name": letter.kicker},
+            "step": {"key": "", "week": 0, "subject": letter.subject},
+            "variant": "main",
+            "coach": {"name": self.sender.name, "email": self.sender.email},
+            "brand": self.sender.brand,
+            "subject": letter.subject,
+            "preheader": letter.preheader,
+            "disclaimer": "",
+            "reminder": "",
+            "reminder_repeat_url": None,
+            "reminder_repeat_label": None,
+            "postal_address": self.sender.postal_address,
+            "checkpoint": None,
+            "nudge": None,
+            "unsubscribe_url": "",
+            "pause_url": "",
+            "letter": {"reason": letter.reason, "action": letter.action,
+                       "heading": letter.heading or letter.subject},
+        }
+        html, text = self._wrap(layout, Markup(letter.body_html), letter.body_text)
+        return Content(key=letter.key, subject=letter.subject, preheader=letter.preheader,
+                       html=html, text=squeeze_blank_lines(text),
+                       content_hash=hashlib.sha256(f"{html}\0{text}".encode()).hexdigest()[:16])
+
+    def _wrap(self, layout: Mapping[str, Any], body_html: Markup,
+              body_text: str) -> tuple[str, str]:
+        """The body in the HTML and text layouts; the HTML's CSS inlined (the @media rules
+        stay in a <style> block, where only their !important beats the inlined styles)."""
+        html = self._template(self._html_env, HTML_LAYOUT, {**layout, "body": body_html})
+        html = html_placeholders(self._inliner.inline(html))
+        text = self._template(self._text_env, TEXT_LAYOUT, {**layout, "body": body_text})
+        return html, text
 
     def _context(self, sequence: Sequence, step_key: str, variant: str) -> dict[str, Any]:
         step = sequence.step(step_key)
@@ -254,6 +352,7 @@ class Renderer:
             "step": {"key": step.key, "week": step.week, "subject": step.subject},
             "variant": variant,
             "coach": {"name": self.sender.name, "email": self.sender.email},
+            "brand": self.sender.brand,
         }
 
     def _exercise(self, key: str, dose: str = "", rest: str = "", number: int | None = None,
@@ -352,6 +451,40 @@ class Renderer:
                                 file=where) from None
 
 
+@functools.lru_cache(maxsize=8)
+def _letter_renderer(sender: Sender) -> Renderer:
+    return Renderer(sender.templates_dir, Library({}, Offers()), sender)
+
+
+def write_letter(sender: Sender, letter: Letter) -> Content:
+    """A letter in the sender's layout (its templates folder), for the code that sends one
+    and holds no Renderer: the opt-in confirmation and the digest.
+
+    A layout that cannot print it (missing, or broken mid-edit: `drip lint` says where)
+    must not stop a confirmation going out, so the letter then goes out plain."""
+    try:
+        return _letter_renderer(sender).letter(letter)
+    except TemplateError as exc:
+        log.error("The layout cannot print the %s email, so it goes out plain: %s",
+                  letter.key, exc)
+        return _plain_letter(sender, letter)
+
+
+def _plain_letter(sender: Sender, letter: Letter) -> Content:
+    e = htmllib.escape
+    action = letter.action
+    html = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+            f"{e(letter.subject)}</title></head><body><h1>{e(letter.heading or letter.subject)}"
+            f"</h1>{letter.body_html}"
+            + (f'<p><a href="{e(action.url)}">{e(action.label)}</a></p>' if action else "")
+            + f"<p>{e(letter.reason)}</p><p>{e(sender.postal_address)}</p></body></html>")
+    text = (f"{letter.heading or letter.subject}\n\n{letter.body_text}\n"
+            + (f"{action.label}: {action.url}\n\n" if action else "")
+            + f"{letter.reason}\n{sender.postal_address}\n")
+    return Content(key=letter.key, subject=letter.subject, preheader=letter.preheader,
+                   html=html, text=squeeze_blank_lines(text), content_hash="")
+
+
 class UnknownExercise(Exception):
     """A template names an exercise that exercises.yaml does not define."""
 
@@ -405,30 +538,6 @@ def _template_position(tb: TracebackType | None, fallback: Path) -> tuple[str, i
 
 
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
-_LINK = re.compile(r"!?\[([^\]]+)\]\((\S+?)\)")  # an image reads as its words and address
-#: An inline HTML tag (<strong>, </span>, <br/>), not an autolink such as <https://...>.
-_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
-_STRONG = re.compile(r"(\*\*|__)(.+?)\1")
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-
-
-def markdown_to_text(markdown: str) -> str:
-    """Markdown made to read well as a plain-text email: links spelled out, no markup noise."""
-    lines: list[str] = []
-    for line in markdown.splitlines():
-        line = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", line)
-        line = _STRONG.sub(r"\2", line)
-        line = _TAG.sub("", line)
-        heading = _HEADING.match(line)
-        if heading:
-            level, title = len(heading.group(1)), heading.group(2)
-            underline = "=" if level == 1 else "-" if level == 2 else ""
-            lines.append(title.upper() if level <= 2 else title)
-            if underline:
-                lines.append(underline * len(title))
-            continue
-        lines.append(line)
-    return "\n".join(lines)
 
 
 def squeeze_blank_lines(text: str) -> str:

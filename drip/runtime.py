@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 def sender_of(settings: Settings) -> Sender:
     """Who every email is from, and the postal address it prints."""
     return Sender(name=settings.from_name, email=settings.from_email,
-                  postal_address=settings.postal_address)
+                  postal_address=settings.postal_address, brand_name=settings.brand_name,
+                  logo_url=settings.brand_logo_url, templates_dir=settings.templates_dir)
 
 
 def links_of(settings: Settings) -> Links:

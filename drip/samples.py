@@ -73,8 +73,10 @@ def _variant_order(variant: str) -> tuple[int, str]:
 def render_sample(library: Library, renderer: Renderer, sender: Sender, links: Links,
                   sequence_key: str, step_key: str, variant: str = "main",
                   nudge: str | None = None, *, test: bool = False,
-                  subscriber: SampleSubscriber = SAMPLE_SUBSCRIBERS[0]) -> Message:
-    """One step rendered for the sample subscriber; raises NotFound for an unknown step."""
+                  subscriber: SampleSubscriber = SAMPLE_SUBSCRIBERS[0],
+                  test_variant: str | None = None) -> Message:
+    """One step rendered for the sample subscriber (in `test_variant` of the step's split
+    test, if given); raises NotFound for an unknown step or test variant."""
     sequence = library.sequence(sequence_key)
     if step_key not in sequence.step_keys:
         raise NotFound(f"'{sequence_key}' has no step '{step_key}'; its steps are "
@@ -89,19 +91,30 @@ def render_sample(library: Library, renderer: Renderer, sender: Sender, links: L
                        f"{', '.join(known)}."
                        + (f" Did you mean '{close[0]}'?" if close else ""))
     email_spec(sequence, step_key, variant)
-    content = renderer.content(sequence_key, step_key, variant, nudge)
+    if test_variant is not None:
+        split = sequence.step(step_key).test
+        keys = [v.key for v in split.variants] if split else []
+        if test_variant not in keys or base_variant(variant) != "main":
+            raise NotFound(f"Step '{step_key}' ({variant}) has no split-test variant "
+                           f"'{test_variant}'; "
+                           + (f"its test's variants are {', '.join(keys)} (of the main email)."
+                              if keys else "it has no 'test:' block."))
+    content = renderer.content(sequence_key, step_key, variant, nudge,
+                               test_variant=test_variant)
     return sample_message(content, sequence, sender, links, step_key=step_key,
                           variant=variant, nudge=nudge, test=test, subscriber=subscriber)
 
 
 def send_test(library: Library, renderer: Renderer, sender: Sender, links: Links,
               provider: Provider, *, sequence_key: str, step_key: str, to: str,
-              variant: str = "main", nudge: str | None = None) -> SendResult:
+              variant: str = "main", nudge: str | None = None,
+              test_variant: str | None = None) -> SendResult:
     """One step for a sample subscriber at address `to`, subject marked [TEST].
 
     It goes through the provider like any email but is never recorded as a delivery."""
     message = render_sample(library, renderer, sender, links, sequence_key, step_key, variant,
                             nudge, test=True,
-                            subscriber=SampleSubscriber(SAMPLE_SUBSCRIBERS[0].name, to))
+                            subscriber=SampleSubscriber(SAMPLE_SUBSCRIBERS[0].name, to),
+                            test_variant=test_variant)
     (result,) = provider.send_batch([message])
     return result

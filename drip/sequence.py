@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from drip.errors import SequenceError
+from drip.mistakes import misspelt_fields, unknown_field, yaml_mistake
 
 STEP_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -131,6 +132,69 @@ class Variant(_Strict):
     template: str
 
 
+# --- A/B tests and the nudge holdout (issue 20, part A; drip/experiments) ----------------
+
+#: What a split test counts per variant, per enrollment that got the email.
+TestMetric = Literal["checkpoint_answered", "clicked", "purchased"]
+
+
+class SplitVariant(_Strict):
+    """One version of a step's main email in a split test: only the fields written here
+    differ from the step's own (none: the step's own email); the program (step, week,
+    checkpoint) never does."""
+
+    key: Annotated[str, _key_like("b")]
+    #: Relative to the other variants' weights; left out on every variant, the split is even.
+    weight: float | None = Field(default=None, gt=0, le=1000)
+    subject: str | None = Field(default=None, min_length=1)
+    preheader: str | None = Field(default=None, min_length=1)
+    template: str | None = None
+
+    @property
+    def changes(self) -> bool:
+        """Whether it differs from the step's own email (a variant that does not is the
+        step's own email: a control)."""
+        return not (self.subject is None and self.preheader is None and self.template is None)
+
+
+class SplitTest(_Strict):
+    """`test:` on a step: variants of its subject, preheader or template, one per
+    enrollment (drip.experiments.assignment), judged by drip.experiments.statistics."""
+
+    name: Key
+    variants: list[SplitVariant] = Field(min_length=2, max_length=6)
+    metric: TestMetric
+    #: No variant is called the leader before each has this many enrollments.
+    min_per_variant: int = Field(default=200, strict=True, ge=20, le=10_000_000)
+    #: `auto`: once a variant leads, everyone after gets it (recorded by `drip stats --tests`).
+    winner: Literal["auto"] | None = None
+
+    @model_validator(mode="after")
+    def _variants_consistent(self) -> SplitTest:
+        keys = [v.key for v in self.variants]
+        for index, key in enumerate(keys):
+            if key in keys[:index]:
+                raise ValueError(f"the variant key '{key}' is used twice; give each "
+                                 "variant its own key")
+        if not any(v.changes for v in self.variants):
+            raise ValueError("every variant is the step's own email; give one its own "
+                             "subject, preheader or template")
+        weighted = [v.weight is not None for v in self.variants]
+        if any(weighted) and not all(weighted):
+            raise ValueError("give every variant a weight, or none (an even split)")
+        return self
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        return tuple(v.weight if v.weight is not None else 1.0 for v in self.variants)
+
+    def variant(self, key: str) -> SplitVariant | None:
+        return next((v for v in self.variants if v.key == key), None)
+
+
+# --- end of A/B tests ----------------------------------------------------------------------
+
+
 class Step(_Strict):
     key: StepKey
     week: int = Field(strict=True, ge=1, le=520)
@@ -144,6 +208,8 @@ class Step(_Strict):
     #: The email sent instead of moving on while a `no_answer: hold` checkpoint waits for
     #: an explicit "passed": the same week's plan, the question again, and why we wait.
     waiting: Variant | None = None
+    #: A split test of this step's main email (drip.experiments).
+    test: SplitTest | None = None
 
     @field_validator("send_after")
     @classmethod
@@ -168,6 +234,9 @@ class NudgeRules(_Strict):
     after_not_yet: str | None = None  # the offer that comes first after repeated "not yet"
     #: At most this many emails of one enrollment carry an offer (None: no cap).
     max_per_enrollment: int | None = Field(default=None, strict=True, ge=0, le=100)
+    #: The share of enrollments that never get an offer (stable per enrollment), so that
+    #: `drip stats` can show what the nudges add to purchases (drip.experiments).
+    holdout: float = Field(default=0.0, ge=0.0, le=0.5)
 
 
 class Goal(_Strict):
@@ -208,6 +277,7 @@ class Sequence(_Strict):
     @model_validator(mode="after")
     def _steps_consistent(self) -> Sequence:
         seen: set[str] = set()
+        tests: set[str] = set()
         for index, step in enumerate(self.steps):
             if step.key in seen:
                 raise ValueError(
@@ -226,6 +296,7 @@ class Sequence(_Strict):
                     f"steps.{index}.send_after: only the first step can go 'immediately'; "
                     "write a wait such as '1 week'"
                 )
+            _check_split_test(index, step, tests)
             checkpoint = step.checkpoint
             if checkpoint is not None and checkpoint.remind_days is not None:
                 pace = (self.steps[index + 1] if index + 1 < len(self.steps) else step).wait_days
@@ -262,6 +333,20 @@ class Sequence(_Strict):
     @cached_property
     def _steps_by_key(self) -> dict[str, Step]:
         return {s.key: s for s in self.steps}
+
+
+def _check_split_test(index: int, step: Step, names: set[str]) -> None:
+    """A step's split test must be one of its kind and measurable on this step."""
+    test = step.test
+    if test is None:
+        return
+    if test.name in names:
+        raise ValueError(f"steps.{index}.test.name: '{test.name}' is used by two steps; "
+                         "give each test its own name")
+    names.add(test.name)
+    if test.metric == "checkpoint_answered" and step.checkpoint is None:
+        raise ValueError(f"steps.{index}.test.metric: this step has no checkpoint to "
+                         "answer; use clicked or purchased, or add a checkpoint")
 
 
 class Offer(_Strict):
@@ -405,7 +490,7 @@ def check_sequence_file(path: Path) -> tuple[Sequence | None, list[SequenceError
     try:
         sequence = Sequence.model_validate(data)
     except ValidationError as exc:
-        return None, _problems(exc, path, root)
+        return None, _problems(exc, path, root, Sequence)
     if sequence.key != path.stem:
         return None, [SequenceError(
             f"The key '{sequence.key}' does not match the file name '{path.name}'.",
@@ -425,7 +510,7 @@ def check_offers_file(path: Path) -> tuple[Offers | None, list[SequenceError]]:
     except SequenceError as exc:
         return None, [exc]
     except ValidationError as exc:
-        return None, _problems(exc, path, root)
+        return None, _problems(exc, path, root, Offers)
     seen: set[str] = set()
     problems: list[SequenceError] = []
     for index, offer in enumerate(offers.offers):
@@ -449,7 +534,7 @@ def check_exercises_file(path: Path) -> tuple[Exercises | None, list[SequenceErr
     except SequenceError as exc:
         return None, [exc]
     except ValidationError as exc:
-        return None, _problems(exc, path, root)
+        return None, _problems(exc, path, root, Exercises)
     seen: set[str] = set()
     problems: list[SequenceError] = []
     for index, exercise in enumerate(exercises.exercises):
@@ -507,13 +592,10 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise SequenceError(
-            f"The YAML does not parse: {exc.problem}.",
-            file=str(path),
-            line=(mark.line + 1) if mark else None,
-            fix="check the indentation and quoting on that line (quote text containing ': ')",
-        ) from None
+        # reported where the broken construct starts, not where PyYAML gave up
+        mistake = yaml_mistake(text, exc)
+        raise SequenceError(mistake.problem, file=str(path), line=mistake.line,
+                            fix=mistake.fix) from None
     duplicate = _first_duplicate_key(root)
     if duplicate is not None:
         loc, line, first = duplicate
@@ -552,11 +634,12 @@ def _validate(model: type[M], data: Any, path: Path, root: yaml.Node | None) -> 
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _problems(exc, path, root)[0] from None
+        raise _problems(exc, path, root, model)[0] from None
 
 
-def _problems(exc: ValidationError, path: Path, root: yaml.Node | None) -> list[SequenceError]:
-    problems: list[SequenceError] = []
+def _problems(exc: ValidationError, path: Path, root: yaml.Node | None,
+              model: type[BaseModel]) -> list[SequenceError]:
+    located: list[tuple[tuple[Any, ...], str, str]] = []
     for error in exc.errors():
         loc: tuple[Any, ...] = tuple(error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -568,14 +651,20 @@ def _problems(exc: ValidationError, path: Path, root: yaml.Node | None) -> list[
         # a union (re_entry) reports each alternative; the first says enough
         loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("literal[",
                                                                                  "RestartAfter"))))
+        located.append((loc, error["type"], message))
+    # 'subjet:' is one mistake, not an unknown field and a missing 'subject'
+    misspelt = misspelt_fields(model, located)
+    meant = {(*loc[:-1], name) for loc, name in misspelt.items()}
+    problems: list[SequenceError] = []
+    for loc, kind, message in located:
+        if kind == "missing" and loc in meant:
+            continue
+        text, fix = _explain(kind, message, loc), _fix_for(kind, loc)
+        if kind == "extra_forbidden":
+            text, fix = unknown_field(model, loc, misspelt.get(loc))
         field = ".".join(str(p) for p in loc) or None
-        problem = SequenceError(
-            _explain(error["type"], message, loc),
-            file=str(path),
-            line=_line_of(root, loc),
-            field=field,
-            fix=_fix_for(error["type"], loc),
-        )
+        problem = SequenceError(text, file=str(path), line=_line_of(root, loc), field=field,
+                                fix=fix)
         if all(p.field != problem.field for p in problems):
             problems.append(problem)
     return problems
@@ -598,6 +687,10 @@ def _fix_for(kind: str, loc: tuple[Any, ...]) -> str:
         return f"write a {loc[-1]}: the line people see in their inbox before they open it"
     if loc and loc[-1] == "url":
         return "write the full address, starting with https://"
+    if loc and loc[-1] == "holdout":
+        return "write the share of enrollments that get no offers, such as 0.1 for 10%"
+    if loc and loc[-1] == "weight":
+        return "write a positive number; weights are relative, such as 50 and 50"
     if loc and loc[-1] == "send_time":
         return "write it quoted, like send_time: \"06:30\""
     if kind.startswith("int_") or kind in ("greater_than_equal", "less_than_equal"):

@@ -40,6 +40,9 @@ VARIABLES: dict[str, str] = {
     "DRIP_FROM_EMAIL": "sender address (default coach@example.com)",
     "DRIP_FROM_NAME": "sender name, shown as the coach's name (default Dayna)",
     "DRIP_POSTAL_ADDRESS": "the sender's postal address, printed in every email footer",
+    "DRIP_BRAND_NAME": "the name at the top of every email (default DRIP_FROM_NAME)",
+    "DRIP_BRAND_LOGO_URL": "https:// address of a logo shown at the top of every email, "
+                           "about 48 px tall (default: no logo)",
     "DRIP_SEQUENCES_DIR": "folder of sequence YAML files (default sequences)",
     "DRIP_TEMPLATES_DIR": "folder of templates (default templates)",
     "DRIP_VAR_DIR": "folder for local state: database, outbox, generated key (default var)",
@@ -47,7 +50,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_LEASE_SECONDS": "how long a claim or an in-flight send is held "
                           "(default 300, at most 86400)",
     "DRIP_SENDGRID_HOST": "SendGrid API host (default https://api.sendgrid.com)",
-    "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30)",
+    "DRIP_SENDGRID_TIMEOUT": "seconds before a SendGrid request is given up (default 30, at "
+                             "most 300)",
     "DRIP_SENDGRID_SANDBOX": "1 to set SendGrid's sandbox mode: accepted but never delivered",
     "SENDGRID_API_KEY": "SendGrid API key, for DRIP_BACKEND=sendgrid",
     "DRIP_SENDGRID_ACTIVITY": "1 to settle unknown emails by asking SendGrid's Email Activity "
@@ -63,6 +67,8 @@ VARIABLES: dict[str, str] = {
     "DRIP_SMTP_USER": "SMTP user name, if the server wants AUTH",
     "DRIP_SMTP_PASSWORD": "SMTP password",
     "DRIP_SMTP_TLS": "starttls (default), ssl (implicit TLS) or none",
+    "DRIP_SMTP_CONNECTIONS": "SMTP connections each worker keeps open and sends over at once "
+                             "(default 4)",
     "DRIP_WEBHOOK_SECRET": "HMAC key for POST /hooks/purchase",
     "DRIP_STRIPE_WEBHOOK_SECRET": "Stripe endpoint secret (whsec_...) for POST /hooks/stripe",
     "DRIP_SENDGRID_WEBHOOK_PUBLIC_KEY": "SendGrid event webhook verification key (base64 or PEM)",
@@ -100,6 +106,8 @@ class Settings(BaseModel):
     from_email: str = "coach@example.com"
     from_name: str = "Dayna"
     postal_address: str = "Dayna's Running Lab, 123 Example Street, Springfield, OR 97477, USA"
+    brand_name: str = Field(default="", max_length=100)
+    brand_logo_url: str = ""
     sequences_dir: Path = Path("sequences")
     templates_dir: Path = Path("templates")
     var_dir: Path = Path("var")
@@ -107,7 +115,7 @@ class Settings(BaseModel):
     # A day at most: a dead worker's claims wait this long before another worker takes them.
     lease_seconds: int = Field(default=300, ge=5, le=86_400)
     sendgrid_host: str = SENDGRID_DEFAULT_HOST
-    sendgrid_timeout: float = Field(default=30.0, gt=0)
+    sendgrid_timeout: float = Field(default=30.0, gt=0, le=300)
     sendgrid_sandbox: bool = False
     sendgrid_api_key: str = Field(default="", repr=False)
     sendgrid_activity: bool = False
@@ -119,6 +127,7 @@ class Settings(BaseModel):
     smtp_user: str = ""
     smtp_password: str = Field(default="", repr=False)
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_connections: int = Field(default=4, ge=1, le=64)
     webhook_secret: str = Field(default="", repr=False)
     stripe_webhook_secret: str = Field(default="", repr=False)
     shopify_webhook_secret: str = Field(default="", repr=False)
@@ -175,6 +184,31 @@ class Settings(BaseModel):
         except ValueError:
             raise ValueError("must be one line, without control characters or encoded words "
                              "that hide a line break; write the name as it should show") from None
+
+    @field_validator("brand_name")
+    @classmethod
+    def _brand_name_is_one_line(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n\t") or not value.isprintable():
+            raise ValueError("must be one line of printable text, such as Dayna's Running Lab")
+        return value.strip()
+
+    @field_validator("brand_logo_url")
+    @classmethod
+    def _logo_is_https(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+        except ValueError:  # e.g. an unclosed [ in the host
+            host = None
+        if (not value.startswith("https://") or not host
+                or any(ch.isspace() or ch in "<>\"'" for ch in value)):
+            raise ValueError("must be an https:// address of an image without spaces, quotes "
+                             "or <>, such as https://www.example.com/logo.png; mail programs "
+                             "do not show other images")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -2,13 +2,15 @@
 
 Built on the pure planner walk (drip.journey), so no database is touched: the calendar
 is what the engine would plan, each email at its due time, in the persona's local time.
+Written out (--out), each email's Passed / Not yet buttons open the email that answer
+brings, so the coach can click through the journey and its other branches.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,11 +19,11 @@ from drip.addresses import validate_timezone, zone
 from drip.errors import InvalidInput
 from drip.journey import Email, Persona, walk
 from drip.links import Links
-from drip.message import Content, to_mime
-from drip.planner import NOT_YET, PASSED, REPEAT_LAST
+from drip.message import Content, Message, placeholder, to_mime
+from drip.planner import NOT_YET, PASSED, REPEAT_LAST, is_checkpoint_reminder
 from drip.render import Renderer, Sender
 from drip.samples import sample_message
-from drip.sequence import Library
+from drip.sequence import Library, Offers, Sequence
 
 _ANSWERS = {"pass": PASSED, "passed": PASSED, "p": PASSED, "yes": PASSED,
             "notyet": NOT_YET, "not-yet": NOT_YET, "n": NOT_YET, "no": NOT_YET,
@@ -53,6 +55,7 @@ class Simulation:
     emails: list[SimulatedEmail]
     ended: str
     events: list[str]
+    persona: Persona
 
 
 def parse_answers(text: str) -> tuple[str | None, ...]:
@@ -115,11 +118,13 @@ def simulate(library: Library, renderer: Renderer, *, sequence_key: str, timezon
     paused = {after_week(week, "pause"): 1 for week in pauses}
     journey = walk(sequence, library.offers,
                    Persona(timezone, joined_at, answers, buys=bought, pauses=paused))
+    # (the persona is kept on the Simulation: written out, each button opens what it brings)
     tz = zone(timezone)
     emails = [_simulated(renderer, sequence_key, e, tz) for e in journey.emails]
     events = [f"buys {offer} after email {index + 1}" for index, offer in sorted(bought.items())]
     events += [f"pauses a week after email {index + 1}" for index in sorted(paused)]
-    return Simulation(sequence.key, timezone, joined_at, emails, journey.ended, events)
+    persona = Persona(timezone, joined_at, answers, buys=bought, pauses=paused)
+    return Simulation(sequence.key, timezone, joined_at, emails, journey.ended, events, persona)
 
 
 def _simulated(renderer: Renderer, sequence_key: str, email: Email,
@@ -135,19 +140,85 @@ def _simulated(renderer: Renderer, sequence_key: str, email: Email,
     )
 
 
-def write_emails(simulation: Simulation, library: Library, sender: Sender, links: Links,
-                 out_dir: Path) -> list[Path]:
-    """Each email as an .eml file (dated at its simulated send time) and as .html to open."""
+#: The answers an email's buttons give, and the link each button's placeholder holds.
+_BUTTONS = ((PASSED, "checkpoint_passed_url"), (NOT_YET, "checkpoint_not_yet_url"),
+            (REPEAT_LAST, "checkpoint_repeat_url"))
+
+
+def what_follows(sequence: Sequence, offers: Offers, persona: Persona, emails: Seq[Email],
+                 position: int, answer: str) -> Email | None:
+    """The email after emails[position] had the persona answered its checkpoint `answer`
+    (a checkpoint reminder's buttons answer the weekly email it reminds of)."""
+    weekly = sum(1 for e in emails[:position + 1] if not is_checkpoint_reminder(e.variant)) - 1
+    answers: list[str | None] = [*persona.answers]
+    answers += [None] * (weekly + 1 - len(answers))
+    answers[weekly] = answer
+    other = walk(sequence, offers, replace(persona, answers=tuple(answers))).emails
+    asked = [e for e in other if not is_checkpoint_reminder(e.variant)]
+    if weekly >= len(asked) or asked[weekly].index + 1 >= len(other):
+        return None
+    return other[asked[weekly].index + 1]
+
+
+def write_emails(simulation: Simulation, library: Library, renderer: Renderer, sender: Sender,
+                 links: Links, out_dir: Path) -> list[Path]:
+    """Each email as an .eml file (dated at its simulated send time) and as .html to open.
+
+    Its checkpoint buttons link to the email each answer brings: the next one written
+    (for the persona's own answer) or an extra `NN-if-<answer>-...html` for the other
+    answers; relative in the .html files, file:// in the .eml files."""
     sequence = library.sequence(simulation.sequence_key)
     out_dir.mkdir(parents=True, exist_ok=True)
+    plain = [Email(e.number - 1, e.step_key, e.variant, e.nudge, e.at, e.answer)
+             for e in simulation.emails]
     written = []
-    for email in simulation.emails:
+    for position, email in enumerate(simulation.emails):
         message = sample_message(email.content, sequence, sender, links,
                                  step_key=email.step_key, variant=email.variant,
                                  nudge=email.nudge, delivery_id=email.number)
-        stem = f"{email.number:02d}-{email.step_key}-{email.variant.replace('+', '-')}"
+        targets: dict[str, str] = {}
+        for answer, field in _BUTTONS:
+            if placeholder(field) not in email.content.html + email.content.text:
+                continue
+            follows = what_follows(sequence, library.offers, simulation.persona, plain,
+                                   position, answer)
+            if follows is not None:
+                targets[field] = _file_for(follows, position, answer, simulation, library,
+                                           renderer, sender, links, out_dir)
+        stem = _stem(email.number, email.step_key, email.variant)
         eml = out_dir / f"{stem}.eml"
-        eml.write_bytes(to_mime(message, sent_at=email.at).as_bytes())
-        (out_dir / f"{stem}.html").write_text(message.html(), encoding="utf-8")
+        as_uris = {f: (out_dir / name).resolve().as_uri() for f, name in targets.items()}
+        eml.write_bytes(to_mime(_linked(message, as_uris), sent_at=email.at).as_bytes())
+        (out_dir / f"{stem}.html").write_text(_linked(message, targets).html(),
+                                              encoding="utf-8")
         written.append(eml)
     return written
+
+
+def _stem(number: int, step_key: str, variant: str) -> str:
+    return f"{number:02d}-{step_key}-{variant.replace('+', '-')}"
+
+
+def _linked(message: Message, targets: dict[str, str]) -> Message:
+    return replace(message, values={**message.values, **targets}) if targets else message
+
+
+def _file_for(follows: Email, position: int, answer: str, simulation: Simulation,
+              library: Library, renderer: Renderer, sender: Sender, links: Links,
+              out_dir: Path) -> str:
+    """The .html file of the email `answer` brings: the next one written when it is that
+    one, else one written for this branch (its own buttons lead nowhere further)."""
+    emails = simulation.emails
+    after = emails[position + 1] if position + 1 < len(emails) else None
+    if after is not None and (after.step_key, after.variant, after.nudge) == (
+            follows.step_key, follows.variant, follows.nudge):
+        return f"{_stem(after.number, after.step_key, after.variant)}.html"
+    number = emails[position].number
+    name = f"{number:02d}-if-{answer}-{follows.step_key}-{follows.variant.replace('+', '-')}.html"
+    content = renderer.content(simulation.sequence_key, follows.step_key, follows.variant,
+                               follows.nudge)
+    message = sample_message(content, library.sequence(simulation.sequence_key), sender, links,
+                             step_key=follows.step_key, variant=follows.variant,
+                             nudge=follows.nudge, delivery_id=number)
+    (out_dir / name).write_text(message.html(), encoding="utf-8")
+    return name

@@ -6,14 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from drip.planner import ASKING, CHECKPOINT_REMINDER, WAITING, base_variant
 from drip.sequence import Library
-from drip.store import Store
+from drip.store import StepCounts, Store
+
+#: Each kind of email a step sends, in the order a funnel lists them, with its name. A
+#: "+reminder" email (the no-answer note) counts as the kind it is a note on.
+KINDS = {"main": "weekly", "repeat": "repeat", WAITING: "waiting",
+         "see-a-clinician": "see a clinician", CHECKPOINT_REMINDER: "checkpoint reminder",
+         "graduated": "graduation"}
 
 
 @dataclass(frozen=True)
 class StepFunnel:
     step_key: str
     week: int | None
+    #: main, repeat, waiting, see-a-clinician, checkpoint-reminder or graduated
+    kind: str
     sent: int
     delivered: int
     opened: int
@@ -21,6 +30,10 @@ class StepFunnel:
     checkpoint: bool
     passed: int
     not_yet: int
+
+    @property
+    def label(self) -> str:
+        return KINDS.get(self.kind, self.kind)
 
     @property
     def answered(self) -> int:
@@ -57,19 +70,28 @@ def funnels(store: Store, library: Library, sequence_key: str | None = None) -> 
 
 def funnel(store: Store, library: Library, sequence_key: str) -> Funnel:
     sequence = library.sequence(sequence_key)
-    counted = {c.step_key: c for c in store.step_counts(sequence_key)}
+    # one row per step and kind of email: a graduation is not a week-7 email left
+    # unanswered, and a repeat or a see-a-clinician email is not the weekly one
+    counted: dict[tuple[str, str], list[StepCounts]] = {}
+    for c in store.step_counts(sequence_key):
+        counted.setdefault((c.step_key, base_variant(c.variant)), []).append(c)
+    known = set(sequence.step_keys)
+    order = [*sequence.step_keys, *sorted({step for step, _ in counted} - known)]
     steps = []
-    for key in [*sequence.step_keys, *sorted(set(counted) - set(sequence.step_keys))]:
-        step = sequence.step(key) if key in sequence.step_keys else None
-        c = counted.get(key)
-        steps.append(StepFunnel(
-            step_key=key, week=step.week if step else None, sent=c.sent if c else 0,
-            delivered=c.delivered if c else 0, opened=c.opened if c else 0,
-            clicked=c.clicked if c else 0,
-            checkpoint=bool(step and step.checkpoint is not None) or bool(c and (c.passed
-                                                                                 or c.not_yet)),
-            passed=c.passed if c else 0, not_yet=c.not_yet if c else 0,
-        ))
+    for key in order:
+        step = sequence.step(key) if key in known else None
+        kinds = [k for k in KINDS if (key, k) in counted or (k == "main" and step)]
+        kinds += sorted(k for s, k in counted if s == key and k not in KINDS)
+        for kind in kinds:
+            rows = counted.get((key, kind), [])
+            passed, not_yet = sum(c.passed for c in rows), sum(c.not_yet for c in rows)
+            asks = bool(step and step.checkpoint is not None) and kind in ASKING
+            steps.append(StepFunnel(
+                step_key=key, week=step.week if step else None, kind=kind,
+                sent=sum(c.sent for c in rows), delivered=sum(c.delivered for c in rows),
+                opened=sum(c.opened for c in rows), clicked=sum(c.clicked for c in rows),
+                checkpoint=asks or bool(passed or not_yet), passed=passed, not_yet=not_yet,
+            ))
     offers = []
     for n in sorted(store.nudge_counts(sequence_key), key=lambda n: n.offer):
         offer = library.offers.get(n.offer)

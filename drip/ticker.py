@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -48,6 +49,9 @@ class Ticker:
         self._lost: str | None = None  # why this scheduler gave up the SQLite file
 
     def run(self) -> None:
+        # APScheduler's "Running job ... executed successfully" lines, four a tick, say
+        # nothing drip's own line per pass does not; its warnings (a missed run) still show.
+        logging.getLogger("apscheduler").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
         if self.drip.settings.is_sqlite:
             self._hold_sqlite_lease()
             # Renewed in its own job, so a pass longer than the lease keeps the file.
@@ -58,7 +62,8 @@ class Ticker:
             )
         self.scheduler.add_job(
             self.tick, IntervalTrigger(seconds=self.interval, timezone="UTC"),
-            id="dispatch", name="dispatch every minute", coalesce=True, max_instances=1,
+            id="dispatch", name=f"dispatch every {_every(self.interval)}", coalesce=True,
+            max_instances=1,
             misfire_grace_time=None, next_run_time=self.drip.clock.now(),
             replace_existing=True,
         )
@@ -76,7 +81,8 @@ class Ticker:
             )
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        log.info("scheduler %s started; dispatching every %.0f s", self.worker, self.interval)
+        log.info("scheduler %s started; dispatching every %s", self.worker,
+                 _every(self.interval))
         try:
             self.scheduler.start()
         finally:
@@ -92,6 +98,7 @@ class Ticker:
             raise ConfigError(self._lost)
 
     def tick(self) -> None:
+        started = time.monotonic()
         try:
             report = self.dispatcher.run_once()
         except Exception:  # keep ticking: the next pass retries, the heartbeat tells operators
@@ -101,8 +108,10 @@ class Ticker:
         self.confirmations()
         detail = (f"sent {report.sent_count} failed {report.failed} retried {report.retried} "
                   f"unknown {report.unknown}" + (" paused" if report.paused else ""))
-        if not report.nothing_happened:
-            log.info("dispatch: %s", detail)
+        # One line per pass, the scheduler's own: what went out and how long it took.
+        log.info("pass: %s%s in %.2f s", detail,
+                 f" expired {report.expired_leases}" if report.expired_leases else "",
+                 time.monotonic() - started)
         if report.halted:
             log.error("sending halted: %s", report.halted)
         self._beat(detail)
@@ -205,6 +214,15 @@ class Ticker:
         self.dispatcher.stop()
         threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
                          daemon=True).start()
+
+
+def _every(seconds: float) -> str:
+    """'every minute', 'every 5 s': the tick as the log and the job name say it."""
+    if seconds == 60:
+        return "minute"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} s"
 
 
 def _gone_from_this_machine(worker: str) -> bool:

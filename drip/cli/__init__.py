@@ -6,10 +6,26 @@ itself, so that `drip dispatch`, run every minute, starts without loading them a
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
+
+
+class ReadableGroup(TyperGroup):
+    """drip's command tree, with the help's metavars written for a person
+    (cli._common.readable_metavars); Typer builds every command before this group."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        from drip.cli._common import readable_metavars
+
+        readable_metavars(self)
+
 
 app = typer.Typer(
     name="drip",
+    cls=ReadableGroup,
     help="An email drip campaign engine: sequences as files, the database as the queue.",
     no_args_is_help=True,
     add_completion=False,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 
 from drip.cli._common import (
     EXIT_FAILED,
@@ -20,10 +23,11 @@ from drip.cli._common import (
 )
 from drip.clock import parse_instant
 from drip.db import database_exists
-from drip.errors import ConfigError
-from drip.render import Renderer
+from drip.errors import ConfigError, InvalidInput, SequenceError
+from drip.planner import REMINDER
+from drip.render import VARIANTS, Renderer
 from drip.runtime import links_of, sender_of
-from drip.sequence import load_library
+from drip.sequence import Library, load_library
 from drip.settings import Settings
 from drip.store import EnrollmentPosition, Store
 
@@ -96,7 +100,8 @@ def lint(
         raise typer.Exit(EXIT_FAILED)
 
 
-def show(found: list[Finding], sequences_dir: Path, templates_dir: Path) -> None:
+def show(found: list[Finding], sequences_dir: Path, templates_dir: Path,
+         out: Console = console) -> None:
     from rich.markup import escape
 
     from drip.lint import errors_in
@@ -105,24 +110,63 @@ def show(found: list[Finding], sequences_dir: Path, templates_dir: Path) -> None
         # findings quote the coach's text and Markdown ([words](url)): not Rich markup
         colour = "red" if finding.severity == "error" else "yellow"
         where = escape(f"{finding.file}:{finding.line}" if finding.line else finding.file)
-        console.print(f"[bold]{where}[/]: [{colour}]{finding.severity}[/]: "
-                      f"{escape(finding.message)}", highlight=False, soft_wrap=True)
+        out.print(f"[bold]{where}[/]: [{colour}]{finding.severity}[/]: "
+                  f"{escape(finding.message)}", highlight=False, soft_wrap=True)
         if finding.fix:
-            console.print(f"    [dim]Fix:[/] {escape(finding.fix)}", highlight=False,
-                          soft_wrap=True)
+            out.print(f"    [dim]Fix:[/] {escape(finding.fix)}", highlight=False,
+                      soft_wrap=True)
     count = len(errors_in(found))
     warnings = len(found) - count
     if not found:
-        console.print(f"[green]No problems[/] in {sequences_dir} and {templates_dir}.",
-                      highlight=False)
+        out.print(f"[green]No problems[/] in {sequences_dir} and {templates_dir}.",
+                  highlight=False)
     else:
-        console.print(f"{count} error{'s' if count != 1 else ''}, {warnings} "
-                      f"warning{'s' if warnings != 1 else ''}.", highlight=False)
+        out.print(f"{count} error{'s' if count != 1 else ''}, {warnings} "
+                  f"warning{'s' if warnings != 1 else ''}.", highlight=False)
+
+
+@contextmanager
+def lint_findings_on_failure(current: Settings) -> Iterator[None]:
+    """A sequence or template that fails to load or render stops preview and simulate with
+    every error `drip lint` finds, in lint's words, not only the first one."""
+    from drip.lint import findings_behind
+
+    try:
+        yield
+    except SequenceError as exc:
+        if exc.file is None:
+            raise  # not a file's mistake (an unknown --sequence, say): said as it is
+        found = findings_behind(exc, current.sequences_dir, current.templates_dir,
+                                sender_of(current), links_of(current))
+        show(found, current.sequences_dir, current.templates_dir, errors)
+        errors.print("Nothing was written: fix these, then run it again.", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def only_sequence(library: Library, given: str | None) -> str:
+    """--sequence as given, or the library's one sequence when it has exactly one.
+
+    (Private to the coach's commands until drip/cli/_common.py has a shared one.)"""
+    if given is not None:
+        return given
+    if len(library.sequences) == 1:
+        return next(iter(library.sequences))
+    known = ", ".join(sorted(library.sequences)) or "none"
+    raise InvalidInput(f"There are {len(library.sequences)} sequences ({known}); say which "
+                       "one with --sequence KEY.")
+
+
+#: Every variant an email can go out as, for --variant's help.
+VARIANT_HELP = (", ".join(VARIANTS) + f"; add {REMINDER} to a main email for the "
+                "no-answer note (main+reminder). A step has only the variants its sequence "
+                "defines for it.")
 
 
 @guarded
 def simulate(
-    sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
+    sequence: Annotated[str | None, typer.Option(
+        "--sequence", "-s", help="Sequence key (may be left out when there is only one).")]
+    = None,
     timezone: Annotated[str, typer.Option(help="The persona's IANA timezone.")] = "UTC",
     joined: Annotated[str | None, typer.Option(
         help="When the persona joins, ISO 8601 (default: now).")] = None,
@@ -146,14 +190,17 @@ def simulate(
     from drip.simulation import simulate as simulate_journey
 
     current = settings()
-    library = load_library(current.sequences_dir)
-    renderer = Renderer(current.templates_dir, library, sender_of(current))
     joined_at = parse_instant(joined) if joined else datetime.now(UTC)
-    result = simulate_journey(library, renderer, sequence_key=sequence, timezone=timezone,
-                              joined_at=joined_at, answers=parse_answers(answers),
-                              buys=parse_buys(buys or []), pauses=pause or [])
+    with lint_findings_on_failure(current):
+        library = load_library(current.sequences_dir)
+        renderer = Renderer(current.templates_dir, library, sender_of(current))
+        result = simulate_journey(library, renderer,
+                                  sequence_key=only_sequence(library, sequence),
+                                  timezone=timezone, joined_at=joined_at,
+                                  answers=parse_answers(answers), buys=parse_buys(buys or []),
+                                  pauses=pause or [])
     if out is not None:
-        write_emails(result, library, sender_of(current), links_of(current), out)
+        write_emails(result, library, renderer, sender_of(current), links_of(current), out)
     if as_json:
         print_json({"sequence": result.sequence_key, "timezone": result.timezone,
                     "ended": result.ended, "emails": [
@@ -187,20 +234,25 @@ def calendar(result: Simulation) -> Table:
 @guarded
 def preview(
     step: Annotated[str | None, typer.Argument(help="The step key, e.g. week-3.")] = None,
-    sequence: Annotated[str | None, typer.Option("--sequence", "-s", help="Sequence key.")]
+    sequence: Annotated[str | None, typer.Option(
+        "--sequence", "-s", help="Sequence key (may be left out when there is only one).")]
     = None,
-    variant: Annotated[str, typer.Option(
-        help="main, repeat, see-a-clinician or graduated (add +reminder for the no-answer "
-             "note).")] = "main",
-    nudge: Annotated[str | None, typer.Option(help="The offer shown as the nudge.")] = None,
+    variant: Annotated[str, typer.Option(help=VARIANT_HELP)] = "main",
+    nudge: Annotated[str | None, typer.Option(
+        help="The offer shown as the nudge (default: the one the step names, else the one a "
+             "runner who passes every week gets; only main emails carry one).")] = None,
+    no_nudge: Annotated[bool, typer.Option("--no-nudge", help="Show it without an offer.")]
+    = False,
     out: Annotated[Path | None, typer.Option(help="Write the .html and .txt here.")] = None,
     serve: Annotated[bool, typer.Option("--serve", help="Start the local preview page.")]
     = False,
     host: Annotated[str, typer.Option(help="Address the page listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the preview page.")] = 8025,
+    test_variant: Annotated[str | None, typer.Option(
+        "--test-variant", help="A variant of the step's split test, e.g. b.")] = None,
 ) -> None:
     """Write one email as .html and .txt, or serve a page that shows every email live."""
-    from drip.preview import Workspace, preview_app, write_preview
+    from drip.preview import Workspace, preview_app, preview_nudge, write_preview
     from drip.samples import render_sample
 
     current = settings()
@@ -213,14 +265,17 @@ def preview(
                       f"http://{host}:{port}/ (Ctrl+C to stop).", highlight=False)
         uvicorn.run(preview_app(workspace), host=host, port=port, log_level="warning")
         return
-    if step is None or sequence is None or out is None:
-        fail("Give a STEP, --sequence and --out (or use --serve for the live page).",
-             EXIT_INVALID)
-    library = load_library(current.sequences_dir)
-    renderer = Renderer(current.templates_dir, library, sender_of(current))
-    message = render_sample(library, renderer, sender_of(current), links_of(current), sequence,
-                            step, variant, nudge)
-    for path in write_preview(message, out):
+    if step is None or out is None:
+        fail("Give a STEP and --out (and --sequence when there are several), or use --serve "
+             "for the live page.", EXIT_INVALID)
+    with lint_findings_on_failure(current):
+        library = load_library(current.sequences_dir)
+        renderer = Renderer(current.templates_dir, library, sender_of(current))
+        key = only_sequence(library, sequence)
+        shown = preview_nudge(library, key, step, variant, nudge, no_nudge=no_nudge)
+        message = render_sample(library, renderer, sender_of(current), links_of(current), key,
+                                step, variant, shown, test_variant=test_variant)
+    for path in write_preview(message, out, test_variant):
         console.print(f"Wrote {path}", highlight=False, markup=False)
 
 
@@ -229,9 +284,10 @@ def test_send(
     step: Annotated[str, typer.Argument(help="The step key, e.g. week-3.")],
     sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
     to: Annotated[str, typer.Option("--to", help="Where to send it (your own address).")],
-    variant: Annotated[str, typer.Option(help="main, repeat, see-a-clinician or graduated.")]
-    = "main",
+    variant: Annotated[str, typer.Option(help=VARIANT_HELP)] = "main",
     nudge: Annotated[str | None, typer.Option(help="The offer shown as the nudge.")] = None,
+    test_variant: Annotated[str | None, typer.Option(
+        "--test-variant", help="A variant of the step's split test, e.g. b.")] = None,
 ) -> None:
     """Send one step, for a sample subscriber, through the configured backend, marked [TEST]."""
     from drip.addresses import normalise_email
@@ -246,7 +302,7 @@ def test_send(
     try:
         result = send_test(library, renderer, sender_of(current), links_of(current), provider,
                            sequence_key=sequence, step_key=step, to=normalise_email(to),
-                           variant=variant, nudge=nudge)
+                           variant=variant, nudge=nudge, test_variant=test_variant)
     finally:
         provider.close()
     if result.verdict != "accepted":

@@ -8,7 +8,16 @@ import typer
 from rich.markup import escape
 
 from drip.addresses import zone
-from drip.cli._common import EXIT_FAILED, EXIT_PROVIDER, console, drip_from_env, guarded, print_json
+from drip.cli._common import (
+    EXIT_FAILED,
+    EXIT_PROVIDER,
+    console,
+    drip_from_env,
+    guarded,
+    print_json,
+    sequence_key,
+    stopping_on_signals,
+)
 from drip.operations import plural
 from drip.subscriptions import enroll as enroll_subscriber
 
@@ -21,7 +30,9 @@ def register(app: typer.Typer) -> None:
 @guarded
 def enroll(
     email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
-    sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
+    sequence: Annotated[str | None, typer.Option(
+        "--sequence", "-s", metavar="KEY",
+        help="Sequence key (may be left out when there is only one).")] = None,
     name: Annotated[str, typer.Option(help="The subscriber's name.")] = "",
     timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. Europe/London.")] = "UTC",
     source: Annotated[str, typer.Option(help="purchase, optin or manual.")] = "manual",
@@ -29,6 +40,7 @@ def enroll(
 ) -> None:
     """Enroll EMAIL in a sequence. Enrolling someone twice changes nothing."""
     with drip_from_env(now) as drip:
+        sequence = sequence_key(sequence, drip.library)
         outcome = enroll_subscriber(
             drip.store, drip.library, email=email, sequence_key=sequence,
             now=drip.clock.now(), name=name, timezone=timezone, source=source,
@@ -50,11 +62,14 @@ def dispatch(
     with drip_from_env(now) as drip:
         provider = drip.provider()
         try:
-            report = drip.dispatcher(provider).run_once(last=True)
+            dispatcher = drip.dispatcher(provider)
+            with stopping_on_signals(dispatcher.stop, "the batch in hand") as stopped:
+                report = dispatcher.run_once(last=True)
         finally:
             provider.close()
     if as_json:
         print_json({
+            "stopped_by": stopped.signal,
             "sent_count": report.sent_count,
             "sent": [{"email": s.email, "step": s.step_key, "variant": s.variant,
                       "at": s.at} for s in report.sent],
@@ -62,7 +77,8 @@ def dispatch(
             "failed": report.failed, "retried": report.retried, "unknown": report.unknown,
             "expired_leases": report.expired_leases,
             "cancelled": report.cancelled, "rescheduled": report.rescheduled,
-            "held": report.held, "paused": report.paused, "halted": report.halted,
+            "held": report.held, "released": report.released, "paused": report.paused,
+            "halted": report.halted,
             "circuit_open": report.circuit_open, "throttled": report.throttled,
             "timings": {k: round(v, 3) for k, v in report.timings.items()},
         })
@@ -91,6 +107,13 @@ def dispatch(
             console.print(
                 f"[yellow]{plural(report.expired_leases, 'in-flight send')} of a stopped worker "
                 "became unknown[/] (the lease ran out): see `drip sends --state unknown`.")
+    if stopped.signal is not None:
+        if not as_json:
+            console.print(
+                f"[yellow]Stopped by {stopped.signal}[/] after the batch in hand: sent "
+                f"{report.sent_count}, released {plural(report.released, 'claimed email')} "
+                "unsent; everything not sent stays scheduled for the next pass.")
+        raise typer.Exit(stopped.exit_code)
     if report.halted:
         if not as_json:  # the JSON says it as "halted"; stdout stays JSON only
             console.print(f"[bold red]Sending halted:[/] {escape(report.halted)}")

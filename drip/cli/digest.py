@@ -17,11 +17,13 @@ def register(app: typer.Typer) -> None:
 def digest(
     print_only: Annotated[bool, typer.Option("--print", help="Print it instead of emailing.")]
     = False,
+    now: Annotated[str | None, typer.Option(
+        help="The digest as it stood at this ISO 8601 time (for a simulated run).")] = None,
 ) -> None:
     """Email the coach (DRIP_COACH_EMAIL) who is where, who struggles, who graduated."""
     from drip.digest import digest_text, gather, send_digest
 
-    with drip_from_env() as drip:
+    with drip_from_env(now) as drip:
         if print_only:
             console.print(digest_text(gather(drip.store, drip.library, drip.clock.now())),
                           highlight=False, markup=False)

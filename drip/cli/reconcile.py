@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json
+from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json, within
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 @guarded
 def reconcile(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Ask, but change nothing.")] = False,
-    limit: Annotated[int, typer.Option(min=1, max=10_000,
+    limit: Annotated[int, typer.Option(callback=within(1, 10_000), metavar="N",
                                        help="Batches to ask about, oldest first.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

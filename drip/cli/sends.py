@@ -11,10 +11,18 @@ from rich import box
 from rich.text import Text
 
 from drip.addresses import zone
-from drip.cli._common import MAX_ID, console, drip_from_env, guarded, print_json
+from drip.cli._common import (
+    MAX_ID,
+    console,
+    drip_from_env,
+    guarded,
+    print_json,
+    sequence_key,
+    within,
+)
 from drip.exports import send_record
 from drip.operations import find_sends, timeline
-from drip.store import Timeline
+from drip.store import ConsentRow, Timeline
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -46,8 +54,12 @@ def add_row(table: Table, *cells: str | Text) -> None:
     table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
 
 
-#: Columns that may wrap; every other column keeps to one line.
-WRAPPING = {"Last error", "Details", "Why", "Detail"}
+#: Columns that may wrap onto more lines to fit the terminal; every other column (ids,
+#: steps, states, dates) keeps to one line and is never cut short.
+WRAPPING = {"Last error", "Details", "Why", "Detail", "Nudge", "Message id", "Email",
+            "Product", "Order"}
+#: How wide `--wide` lets a table grow, whatever the terminal's width.
+WIDE = 400
 
 
 def listing(title: str, columns: tuple[str, ...]) -> Table:
@@ -56,9 +68,10 @@ def listing(title: str, columns: tuple[str, ...]) -> Table:
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        table.add_column(column, no_wrap=column not in WRAPPING,
-                         overflow="fold" if column in WRAPPING else "ellipsis",
-                         min_width=12 if column in WRAPPING else None)
+        wraps = column in WRAPPING
+        table.add_column(column, no_wrap=not wraps, overflow="fold",
+                         min_width=(12 if column in ("Last error", "Details") else 8)
+                         if wraps else len(column))
     return table
 
 
@@ -74,14 +87,18 @@ def sends(
         help="From this time: ISO 8601, or an age such as 24h or 7d.")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time (same forms).")] = None,
     email: Annotated[str | None, typer.Option(help="Only this subscriber.")] = None,
-    limit: Annotated[int, typer.Option(max=MAX_ID, help="At most this many, newest first.")]
+    limit: Annotated[int, typer.Option(callback=within(0, MAX_ID), metavar="N",
+                                         help="At most this many, newest first.")]
     = 50,
-    offset: Annotated[int, typer.Option(max=MAX_ID, help="Skip this many first (the next "
+    offset: Annotated[int, typer.Option(callback=within(0, MAX_ID), metavar="N",
+                                          help="Skip this many first (the next "
                                         "page: --offset 50).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List deliveries, newest first: when, to whom, which step, and what became of them."""
     with drip_from_env() as drip:
+        if sequence is not None:  # a typo would list nothing and look like "no deliveries"
+            sequence_key(sequence, drip.library, also=drip.store.enrolled_sequence_keys())
         rows = find_sends(drip.store, drip.clock.now(), states=state or (),
                           sequence_key=sequence, step_key=step, email=email, since=since,
                           until=until, limit=limit, offset=offset)
@@ -106,6 +123,9 @@ def sends(
 @guarded
 def subscriber(
     email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column (UTC times, message ids), however wide the terminal.")]
+    = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """One person's timeline: consents, enrollments, every delivery, events, answers, purchases."""
@@ -114,7 +134,7 @@ def subscriber(
     if as_json:
         print_json(timeline_dict(found))
         return
-    print_timeline(found)
+    print_timeline(found, wide=wide)
 
 
 def timeline_dict(found: Timeline) -> dict[str, Any]:
@@ -130,10 +150,22 @@ def timeline_dict(found: Timeline) -> dict[str, Any]:
     }
 
 
-def print_timeline(found: Timeline) -> None:
+def consent_details(c: ConsentRow) -> str:
+    """Everything stored with a consent, on one (wrapping) line."""
+    parts = [f"{label}={value}" for label, value in (
+        ("ip", c.ip), ("user agent", c.user_agent), ("text version", c.text_version))
+        if value]
+    parts.extend(f"{k}={v}" for k, v in (c.details or {}).items() if v not in (None, ""))
+    return ", ".join(parts)
+
+
+def print_timeline(found: Timeline, *, wide: bool = False) -> None:
+    from rich.console import Console
+
+    out = Console(width=WIDE) if wide else console
     person = found.subscriber
     tz = person.timezone
-    console.print(Text.assemble(
+    out.print(Text.assemble(
         (person.email, "bold"), f" {person.name or ''} ({tz}), ", styled(person.state),
         f" since {utc(person.suppressed_at or person.unsubscribed_at or person.created_at)}"
         + (f": {person.suppressed_reason}" if person.suppressed_reason else "")
@@ -141,27 +173,34 @@ def print_timeline(found: Timeline) -> None:
 
     def section(title: str, columns: tuple[str, ...], rows: list[tuple[str | Text, ...]]) -> None:
         if not rows:
-            console.print(f"{title}: none.")
+            out.print(f"{title}: none.")
             return
         table = listing(title, columns)
         for row in rows:
             add_row(table, *row)
-        console.print(table)
+        out.print(table)
 
     section("Consents", ("When (UTC)", "Sequence", "Source", "Confirmed", "Details"),
             [(utc(c.created_at), c.sequence_key or "-", c.source, utc(c.confirmed_at),
-              ", ".join(f"{k}={v}" for k, v in (c.details or {}).items()))
-             for c in found.consents])
+              consent_details(c)) for c in found.consents])
     section("Enrollments", ("ID", "Sequence", "Cycle", "State", "Source", "Enrolled",
                             "Finished", "Why"),
             [(str(e.id), e.sequence_key, str(e.cycle), styled(e.state), e.source,
               utc(e.enrolled_at), utc(e.finished_at), e.stop_reason or "")
              for e in found.enrollments])
-    section("Deliveries", ("ID", "Step", "Variant", "Nudge", "State", "UTC", "Local",
-                           "Message id", "Last error"),
-            [(str(d.id), d.step_key, d.variant, d.nudge or "", styled(d.state), utc(d.at),
-              local(d.at, tz), (d.provider_message_id or "")[:40], d.last_error or "")
-             for d in found.deliveries])
+    # The subscriber's local time is what an operator asks about; UTC and the provider's
+    # message id (long, rarely read) only with --wide, so the table fits a terminal.
+    if wide:
+        section("Deliveries", ("ID", "Step", "Variant", "Nudge", "State", "UTC", "Local",
+                               "Message id", "Last error"),
+                [(str(d.id), d.step_key, d.variant, d.nudge or "", styled(d.state),
+                  utc(d.at), local(d.at, tz), d.provider_message_id or "", d.last_error or "")
+                 for d in found.deliveries])
+    else:
+        section("Deliveries", ("ID", "Step", "Variant", "Nudge", "State", "Local",
+                               "Last error"),
+                [(str(d.id), d.step_key, d.variant, d.nudge or "", styled(d.state),
+                  local(d.at, tz), d.last_error or "") for d in found.deliveries])
     section("Events", ("When (UTC)", "Kind", "Delivery", "Detail"),
             [(utc(e.occurred_at), e.kind, str(e.delivery_id or ""), e.detail or "")
              for e in found.events])

@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.text import Text
 
-from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json
+from drip.cli._common import EXIT_FAILED, console, drip_from_env, guarded, print_json, within
 from drip.operations import Status, duration, status
 from drip.runtime import Drip
 
@@ -28,12 +28,14 @@ def status_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     max_lag: Annotated[int, typer.Option(
-        min=0, help="Seconds the oldest due email may wait before --check fails.")] = 900,
+        callback=within(0), metavar="SECONDS",
+        help="Seconds the oldest due email may wait before --check fails.")] = 900,
     stale_after: Annotated[int | None, typer.Option(
-        min=1, help="Seconds without a heartbeat before the scheduler counts as dead "
+        callback=within(1), metavar="SECONDS",
+        help="Seconds without a heartbeat before the scheduler counts as dead "
              "(default: three ticks, at least 3 minutes).")] = None,
     interval: Annotated[float, typer.Option(
-        min=0, help="Seconds between --watch refreshes.")] = 2.0,
+        callback=within(0), metavar="SECONDS", help="Seconds between --watch refreshes.")] = 2.0,
     refreshes: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Deliveries by state, what is due, subscribers, the circuit and the scheduler's health."""
@@ -122,8 +124,9 @@ def render(current: Status) -> RenderableType:
         parts.append(Text(f"Paused sequences: {', '.join(sorted(sequence_pauses))}.",
                           style="yellow"))
     health = current.health
-    parts.append(Text(health.verdict, style="green" if health.alive else "bold red"))
-    if health.detail:
+    parts.append(Text(health.verdict, style="green" if health.alive
+                      else "yellow" if health.stopped else "bold red"))
+    if health.detail and not health.stopped:
         parts.append(Text(f"Its last pass: {health.detail}."))
     if len(health.workers) > 1:
         workers = Table("scheduler", "state", "last tick", "last pass", box=None,
@@ -164,7 +167,8 @@ def as_dict(current: Status) -> dict[str, Any]:
         "paused_sequences": sorted(scope.removeprefix("sequence:")
                                    for scope, _, _ in current.pauses
                                    if scope.startswith("sequence:")),
-        "scheduler": {"alive": health.alive, "last_tick": health.last_tick,
+        "scheduler": {"alive": health.alive, "stopped": health.stopped,
+                      "last_tick": health.last_tick,
                       "worker": health.worker, "detail": health.detail,
                       "seconds_since_tick": health.seconds_since_tick,
                       "stale_after_seconds": health.stale_after,

@@ -14,6 +14,7 @@ from drip.cli._common import (
     drip_from_env,
     guarded,
     print_json,
+    within,
 )
 from drip.operations import pause as pause_sending
 from drip.operations import plural
@@ -35,7 +36,8 @@ def register(app: typer.Typer) -> None:
 @guarded
 def retry(
     state: Annotated[str, typer.Option(help="Retry every delivery in this state.")] = "failed",
-    ids: Annotated[list[int] | None, typer.Option("--id", max=MAX_ID, help="Only this "
+    ids: Annotated[list[int] | None, typer.Option("--id", callback=within(1, MAX_ID),
+                                                  metavar="ID", help="Only this "
                                                   "delivery (repeatable).")] = None,
     as_json: Json = False,
 ) -> None:
@@ -60,7 +62,7 @@ def retry(
 
 @guarded
 def resolve(
-    ids: Annotated[list[int], typer.Argument(max=MAX_ID,
+    ids: Annotated[list[int], typer.Argument(callback=within(1, MAX_ID), metavar="ID",
                                              help="Ids of unknown deliveries.")],
     resolution: Annotated[str, typer.Option("--as", help="sent: it went out; resend: send "
                                             "it again.")],

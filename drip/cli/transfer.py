@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from drip.cli._common import (
+    EXIT_INTERRUPTED,
     EXIT_INVALID,
     console,
     drip_from_env,
@@ -16,6 +17,7 @@ from drip.cli._common import (
     fail,
     guarded,
     print_json,
+    sequence_key,
 )
 
 
@@ -32,7 +34,9 @@ def register(app: typer.Typer) -> None:
 def import_csv(
     file: Annotated[Path, typer.Argument(help="CSV file with a header row: email, name, "
                                          "timezone, joined_at, source.")],
-    sequence: Annotated[str, typer.Option("--sequence", "-s", help="Sequence key.")],
+    sequence: Annotated[str | None, typer.Option(
+        "--sequence", "-s", metavar="KEY",
+        help="Sequence key (may be left out when there is only one).")] = None,
     tool: Annotated[str, typer.Option("--from", help="The tool that wrote the file: kit, "
                                       "mailchimp, shopify or csv (drip's own columns).")]
     = "csv",
@@ -61,28 +65,35 @@ def import_csv(
         data = file.read_bytes()
     except OSError as exc:
         fail(f"Cannot read {file}: {exc.strerror}.", EXIT_INVALID)
-    with drip_from_env() as drip, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=errors, transient=True,
-        disable=not errors.is_terminal,
-    ) as progress:
-        checking = progress.add_task("Checking rows", total=data.count(b"\n") or 1)
-        parsed = parse_csv(data, columns=columns,
-                           progress=lambda n: progress.advance(checking, n))
-        writing = progress.add_task("Importing" if not dry_run else "Comparing",
-                                    total=len(parsed.rows) or 1)
-        try:
-            result = import_rows(
-                drip.store, drip.library, parsed, sequence_key=sequence, now=drip.clock.now(),
-                file_name=file.name, dry_run=dry_run, skip_invalid=skip_invalid,
-                progress=lambda n: progress.advance(writing, n),
-            )
-        except InvalidFile as exc:
-            if not as_json:
-                raise
-            print_json({"imported": False, "invalid": [{"line": p.line, "problem": p.message}
-                                                       for p in exc.problems]})
-            raise typer.Exit(EXIT_INVALID) from None
+    try:
+        with drip_from_env() as drip, Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=errors, transient=True,
+            disable=not errors.is_terminal,
+        ) as progress:
+            sequence = sequence_key(sequence, drip.library)
+            # the lines after the header, as parse_csv counts them (a header-only file: 0)
+            checking = progress.add_task("Checking rows",
+                                         total=max(len(data.splitlines()) - 1, 0) or 1)
+            try:
+                parsed = parse_csv(data, columns=columns,
+                                   progress=lambda n: progress.advance(checking, n))
+                writing = progress.add_task("Importing" if not dry_run else "Comparing",
+                                            total=len(parsed.rows) or 1)
+                result = import_rows(
+                    drip.store, drip.library, parsed, sequence_key=sequence, now=drip.clock.now(),
+                    file_name=file.name, dry_run=dry_run, skip_invalid=skip_invalid,
+                    progress=lambda n: progress.advance(writing, n),
+                )
+            except InvalidFile as exc:
+                if not as_json:
+                    raise
+                print_json({"imported": False, "invalid": [{"line": p.line, "problem": p.message}
+                                                           for p in exc.problems]})
+                raise typer.Exit(EXIT_INVALID) from None
+    except KeyboardInterrupt:  # the import is one transaction: it is all rolled back
+        fail("Interrupted (Ctrl-C): nothing was imported; run the import again.",
+             EXIT_INTERRUPTED)
     if as_json:
         print_json({"dry_run": dry_run, "rows": len(parsed.rows), **result.__dict__,
                     "invalid": [{"line": p.line, "problem": p.message}

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from drip.cli._common import EXIT_CONFIG, console, drip_from_env, fail, guarded, print_json
+from drip.cli._common import EXIT_CONFIG, console, drip_from_env, fail, guarded, print_json, within
 
 app = typer.Typer(help="Add receivers of the outgoing webhooks, post them, inspect them.",
                   no_args_is_help=True)
@@ -88,8 +88,8 @@ def deliver() -> None:
 
 @app.command("log")
 @guarded
-def log(limit: Annotated[int, typer.Option(help="How many, newest first.", min=1,
-                                           max=10_000)] = 50,
+def log(limit: Annotated[int, typer.Option(help="How many, newest first.", metavar="N",
+                                           callback=within(1, 10_000))] = 50,
         as_json: Json = False) -> None:
     """What was delivered, what is being retried and what failed, newest first."""
     with drip_from_env() as drip:

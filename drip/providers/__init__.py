@@ -27,7 +27,8 @@ def make_provider(settings: Settings, now: Callable[[], datetime]) -> Provider:
 
         return SMTPProvider(host=settings.smtp_host, port=settings.smtp_port,
                             user=settings.smtp_user, password=settings.smtp_password,
-                            tls=settings.smtp_tls, now=now)
+                            tls=settings.smtp_tls, connections=settings.smtp_connections,
+                            now=now)
     if settings.backend == "sendgrid":
         from drip.providers.sendgrid import SendGridProvider
 

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +32,13 @@ from drip.errors import (
     SendingHalted,
     TransientProviderError,
 )
-from drip.message import RECIPIENT_FIELDS, Message, header_problem
+from drip.message import (
+    CHECKPOINT_ANSWERS,
+    HTML_SAFE_FIELDS,
+    RECIPIENT_FIELDS,
+    Message,
+    header_problem,
+)
 from drip.providers.base import EventKind, ProviderEvent, SendResult, batch_key
 from drip.providers.transport import Answer, PooledTransport
 
@@ -79,8 +86,13 @@ class SendGridProvider:
         send = partial(self._send_group, key=batch_key(m.delivery_id for m in messages),
                        retries=retries)
         results: list[SendResult] = []
-        ordered = sorted(messages, key=lambda m: (m.content.key, m.test))
-        for _, group in groupby(ordered, key=lambda m: (m.content.key, m.test)):
+        # Recipients whose values need no HTML twin and whose checkpoint links share one
+        # URL (almost all) go together, so one odd name does not lengthen a thousand others.
+        def request_of(m: Message) -> tuple[str, bool, bool, bool]:
+            return (m.content.key, m.test, _has_twins(m), _checkpoint_url(m) is None)
+
+        ordered = sorted(messages, key=request_of)
+        for _, group in groupby(ordered, key=request_of):
             members = list(group)
             for start in range(0, len(members), self.batch_limit):
                 results = _then(results, send, members[start:start + self.batch_limit])
@@ -203,17 +215,30 @@ class SendGridProvider:
         first = messages[0]
         content = first.content
         subject = f"[TEST] {content.subject}" if first.test else content.subject
+        text, html = content.text, content.html
+        # Each per-recipient value goes once: without HTML twins, the HTML part takes the
+        # plain values; with one checkpoint URL, the parts add each answer to it.
+        twins = any(_has_twins(m) for m in messages)
+        condensed = all(_checkpoint_url(m) is not None for m in messages)
+        if not twins:
+            html = _UNTWIN.sub(r"%%\1%%", html)
+        if condensed:
+            for field, answer in CHECKPOINT_ANSWERS.items():
+                joined = f"{CHECKPOINT_TAG}?answer={answer}"
+                text = text.replace(_tag(field), joined)
+                html = html.replace(_tag(field), joined)
         shared: dict[str, Any] = {
             "from": {"email": first.from_email, "name": first.from_name},
             "subject": subject,
-            "content": [{"type": "text/plain", "value": content.text},
-                        {"type": "text/html", "value": content.html}],
+            "content": [{"type": "text/plain", "value": text},
+                        {"type": "text/html", "value": html}],
             "categories": list(first.categories),
         }
         if self.sandbox:
             shared["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return (_JSON(shared)[:-1] + ',"personalizations":['
-                + ",".join([_personalization(m, batch_key) for m in messages]) + "]}")
+                + ",".join([_personalization(m, batch_key, twins=twins, condensed=condensed)
+                            for m in messages]) + "]}")
 
 
 class PooledClient(python_http_client.Client):  # type: ignore[misc]
@@ -269,14 +294,46 @@ _JSON = json.JSONEncoder(separators=(",", ":")).encode
 _string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
 
 
-def _personalization(message: Message, batch_key: str) -> str:
+def _has_twins(message: Message) -> bool:
+    """Whether a value of `message` has an HTML-escaped twin (a name like O'Brien)."""
+    return any(name.endswith(":html") for name in message.values)
+
+
+def _checkpoint_url(message: Message) -> str | None:
+    """The one URL all of `message`'s checkpoint links add their answer to; None if it has
+    none, or they differ (a reminder's buttons answer an earlier email's question)."""
+    shared = None
+    for field, answer in CHECKPOINT_ANSWERS.items():
+        url = message.values.get(field)
+        if url is None:
+            continue
+        base = url.removesuffix(f"?answer={answer}")
+        if base == url or (shared is not None and base != shared):
+            return None
+        shared = base
+    return shared
+
+
+def _personalization(message: Message, batch_key: str, *, twins: bool = True,
+                     condensed: bool = False) -> str:
     """One recipient's personalization as JSON text: to, substitutions, custom_args (the
-    delivery id and the request's batch key among them) and the List-Unsubscribe headers."""
+    delivery id and the request's batch key among them) and the List-Unsubscribe headers.
+    `twins`: the request's HTML part has HTML placeholders (every one gets a value);
+    `condensed`: its checkpoint links are one URL plus the answer."""
     to = '{"email":' + _string(message.to_email)
     if message.to_name:
         to += ',"name":' + _string(message.to_name)
-    substitutions = ",".join([_string(_tag(k)) + ":" + _string(v)
-                              for k, v in message.values.items()])
+    values = message.values
+    pairs = [(k, v) for k, v in values.items() if not (condensed and k in CHECKPOINT_ANSWERS)]
+    if twins:
+        pairs += [(f"{k}:html", v) for k, v in values.items()
+                  if k not in HTML_SAFE_FIELDS and not k.endswith(":html")
+                  and f"{k}:html" not in values]
+    if condensed:
+        url = _checkpoint_url(message)
+        if url is not None:
+            pairs.append((CHECKPOINT_NAME, url))
+    substitutions = ",".join([_string(_tag(k)) + ":" + _string(v) for k, v in pairs])
     headers = ",".join([_string(k) + ":" + _string(v) for k, v in message.headers().items()
                         if k.startswith("List-Unsubscribe")])
     return ('{"to":[' + to + '}],"substitutions":{' + substitutions
@@ -285,6 +342,11 @@ def _personalization(message: Message, batch_key: str) -> str:
             + '","enrollment_id":"' + str(message.enrollment_id)
             + '","step_key":' + _string(message.step_key) + '},"headers":{' + headers + "}}")
 
+
+#: The tag of the one checkpoint URL a condensed request sends (never in a template).
+CHECKPOINT_NAME = "checkpoint_url"
+CHECKPOINT_TAG = f"%%{CHECKPOINT_NAME}%%"
+_UNTWIN = re.compile(r"%%([a-z_]+):html%%")
 
 #: The substitution tag of each placeholder name (`first_name` -> `%%first_name%%`).
 _TAGS = {name: f"%%{name}%%" for field in RECIPIENT_FIELDS

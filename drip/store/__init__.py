@@ -28,13 +28,22 @@ from drip.store._base import (
 from drip.store.api_keys import ApiKeyQueries, ApiKeyRow
 from drip.store.checkpoints import AnsweredDelivery, CheckpointQueries
 from drip.store.circuits import CircuitQueries, CircuitRow
+from drip.store.clicks import ClickedDelivery, ClickQueries, LinkClicks
 from drip.store.deliveries import DeliveryQueries, DueBatch
 from drip.store.digest import DigestQueries, EnrollmentRow, PurchaseRow
 from drip.store.events import EventQueries
+from drip.store.experiments import (
+    EnrollmentBought,
+    ExperimentQueries,
+    LeaderRow,
+    SplitSent,
+    VariantCount,
+)
 from drip.store.lifecycle import LifecycleQueries, PendingDelivery, SubscriberRow
 from drip.store.liveness import LivenessQueries
 from drip.store.metrics import MetricsQueries, MetricsSnapshot
 from drip.store.operations import (
+    ConsentRow,
     HeartbeatRow,
     ImportPerson,
     ImportResult,
@@ -63,6 +72,8 @@ class Store(
     DeliveryQueries,
     CircuitQueries,
     CheckpointQueries,
+    ClickQueries,
+    ExperimentQueries,
     DigestQueries,
     LifecycleQueries,
     LivenessQueries,
@@ -88,16 +99,21 @@ __all__ = [
     "ApiKeyRow",
     "CircuitRow",
     "ClaimedDelivery",
+    "ClickedDelivery",
     "ConsentRecord",
+    "ConsentRow",
     "DeliveryRow",
     "DeliveryState",
     "DueBatch",
     "EnrollOutcome",
+    "EnrollmentBought",
     "EnrollmentPosition",
     "EnrollmentRow",
     "HeartbeatRow",
     "ImportPerson",
     "ImportResult",
+    "LeaderRow",
+    "LinkClicks",
     "MetricsSnapshot",
     "MissedWindow",
     "Move",
@@ -114,12 +130,14 @@ __all__ = [
     "SendRow",
     "Sending",
     "Settled",
+    "SplitSent",
     "StateCount",
     "StepCounts",
     "Store",
     "SubscriberRow",
     "Timeline",
     "UnknownBatch",
+    "VariantCount",
     "WebhookEndpointRow",
     "WebhookRow",
     "WentOut",

@@ -48,6 +48,7 @@ from drip.store._base import (
     pg_array,
     rowcount,
 )
+from drip.store.experiments import SplitSent, record_splits
 
 #: Why the reaper made an email unknown (drip status tells this cause from "no answer").
 WORKER_STOPPED = ("The worker stopped after handing this email to the provider and before "
@@ -726,13 +727,17 @@ class DueBatch:
             )
 
     def send(self, sending: Sequence[Sending], now: datetime, lease_until: datetime,
-             batch_key: str | None = None) -> set[int]:
+             batch_key: str | None = None, tests: Sequence[SplitSent] = ()) -> set[int]:
         """Mark these emails `sending`, exactly as decided, at `now` with a lease counted
         from then (on PostgreSQL a batch is claimed while the one before is still out, so
         a lease counted from the claim would be partly spent), under the provider batch
-        key they go with; the ids that were marked."""
+        key they go with, with the split-test variants they carry; the ids that were
+        marked."""
         if not sending:
             return set()
-        return self._store._mark_sending(self._session, sending, self._worker, now,
+        held = self._store._mark_sending(self._session, sending, self._worker, now,
                                          lease_until, _PG_SEND_LOCKED, self._from_states[0],
                                          batch_key)
+        record_splits(self._session, self._store._insert,
+                     [t for t in tests if t.delivery_id in held])
+        return held

@@ -113,6 +113,30 @@ class LifecycleQueries(StoreBase):
                     "email": subscriber.email, "source": source})], now)
             return already, int(cancelled)
 
+    def leave_enrollment(self, subscriber_id: int, enrollment_id: int, now: datetime,
+                         source: str) -> tuple[bool, int]:
+        """Stop one enrollment of a subscriber (they left that program only) and cancel its
+        pending email; the subscriber stays subscribed. Returns (changed, cancelled)."""
+        with self._session() as s, s.begin():
+            enrollment = s.get(Enrollment, enrollment_id, with_for_update=True)
+            if enrollment is None or enrollment.subscriber_id != subscriber_id:
+                raise NotFound(f"No enrollment {enrollment_id} of subscriber {subscriber_id}.")
+            if enrollment.state not in ("active", "paused", "suppressed"):
+                return False, 0
+            enrollment.state = "unsubscribed"
+            enrollment.finished_at = now
+            enrollment.stop_reason = f"left this program ({source})"
+            cancelled = rowcount(s.execute(
+                update(Delivery)
+                .where(Delivery.enrollment_id == enrollment_id,
+                       Delivery.state.in_((*PENDING, "held")))
+                .values(state="cancelled", finished_at=now, claimed_by=None, lease_until=None,
+                        last_error=f"The subscriber left this program ({source}).")
+            ))
+            s.add(Event(kind="left_program", subscriber_id=subscriber_id, occurred_at=now,
+                        received_at=now, detail=f"{enrollment.sequence_key} ({source})"))
+            return True, int(cancelled)
+
     def set_offers_opt_out(self, subscriber_id: int, now: datetime, source: str) -> bool:
         """Stop nudges toward offers, keep the program. Returns False if already opted out."""
         with self._session() as s, s.begin():
@@ -217,19 +241,28 @@ class LifecycleQueries(StoreBase):
 
     def reschedule_once(self, marker: str, enrollment_id: int,
                         moves: Sequence[tuple[int, datetime, datetime | None]],
-                        now: datetime) -> int | None:
+                        now: datetime, kind: str = "paused_a_week") -> int | None:
         """`reschedule`, at most once per `marker` (an event id such as "pause:7:42"), in one
-        transaction with the marker; None if that marker was used before."""
+        transaction with the marker (an event of `kind`); None if that marker was used."""
         with self._session() as s, s.begin():
             subscriber_id = s.scalar(select(Enrollment.subscriber_id)
                                      .where(Enrollment.id == enrollment_id))
             marked = s.execute(self._insert(Event).values(
-                provider_event_id=marker, kind="paused_a_week", subscriber_id=subscriber_id,
+                provider_event_id=marker, kind=kind, subscriber_id=subscriber_id,
                 occurred_at=now, received_at=now, detail=f"enrollment {enrollment_id}",
             ).on_conflict_do_nothing(index_elements=["provider_event_id"]))
             if not rowcount(marked):
                 return None
             return _move(s.connection(), moves) if moves else 0
+
+    def used_markers(self, markers: Sequence[str]) -> set[str]:
+        """Which of these once-only markers (`reschedule_once`) have been used."""
+        if not markers:
+            return set()
+        with self._session() as s:
+            found = s.scalars(select(Event.provider_event_id)
+                              .where(Event.provider_event_id.in_(list(markers)))).all()
+        return {str(m) for m in found}
 
     def latest_sent_delivery(self, enrollment_id: int) -> int | None:
         """The id of the last email that went (or may have gone) to an enrollment."""

@@ -189,11 +189,15 @@ class SendFilter:
 
 @dataclass(frozen=True)
 class ConsentRow:
+    """A consent record as stored, every column of it (the evidence behind each email)."""
+
+    id: int
     sequence_key: str | None
     source: str
     created_at: datetime
     confirmed_at: datetime | None
     ip: str | None
+    user_agent: str | None
     text_version: str | None
     details: dict[str, Any] | None
 
@@ -273,6 +277,7 @@ CLICK_EVENTS = ("clicked",)
 @dataclass(frozen=True)
 class StepCounts:
     step_key: str
+    variant: str
     sent: int
     delivered: int
     opened: int
@@ -457,8 +462,9 @@ class OperationQueries(StoreBase):
                 raise NotFound(f"No subscriber has the address {email}.")
             sid = person.id
             consents = [
-                ConsentRow(c.sequence_key, c.source, as_utc(c.created_at),
-                           _utc(c.confirmed_at), c.ip, c.text_version, c.details)
+                ConsentRow(c.id, c.sequence_key, c.source, as_utc(c.created_at),
+                           _utc(c.confirmed_at), c.ip, c.user_agent, c.text_version,
+                           c.details)
                 for c in s.scalars(select(Consent).where(Consent.subscriber_id == sid)
                                    .order_by(Consent.created_at, Consent.id))
             ]
@@ -513,7 +519,7 @@ class OperationQueries(StoreBase):
         """
         t = DELIVERIES
         query = (select(t.c.id, t.c.state, t.c.enrollment_id, t.c.seq_no, t.c.subscriber_id,
-                        Enrollment.state)
+                        Enrollment.state, t.c.last_error)
                  .join(Enrollment, Enrollment.id == t.c.enrollment_id))
         query = query.where(t.c.id.in_(list(ids))) if ids else query.where(t.c.state == state)
         retried: list[int] = []
@@ -522,7 +528,8 @@ class OperationQueries(StoreBase):
             rows = {r[0]: r for r in s.execute(query.order_by(t.c.id)).all()}
             for missing in [i for i in ids if i not in rows]:
                 raise NotFound(f"No delivery has the id {missing}.")
-            for did, current, enrollment_id, seq_no, subscriber_id, enrollment in rows.values():
+            for (did, current, enrollment_id, seq_no, subscriber_id, enrollment,
+                 error) in rows.values():
                 if current != state:
                     skipped.append((did, f"it is {current}, not {state}"))
                     continue
@@ -537,11 +544,14 @@ class OperationQueries(StoreBase):
                     skipped.append((did, "a later email of its enrollment is already planned "
                                          "or sent"))
                     continue
+                # A fresh try starts with no error; the one it had stays in the event log.
                 s.execute(update(Delivery).where(Delivery.id == did).values(
                     state="scheduled", due_at=now, attempts=0, finished_at=None,
-                    claimed_by=None, lease_until=None))
+                    claimed_by=None, lease_until=None, last_error=None))
                 s.add(Event(kind="retried", delivery_id=did, subscriber_id=subscriber_id,
-                            occurred_at=now, received_at=now, detail="by an operator"))
+                            occurred_at=now, received_at=now,
+                            detail="by an operator" + (f"; it had: {error}"[:490]
+                                                       if error else "")))
                 retried.append(did)
         return retried, skipped
 
@@ -787,7 +797,8 @@ class OperationQueries(StoreBase):
     # --- stats -----------------------------------------------------------------------------
 
     def step_counts(self, sequence_key: str) -> list[StepCounts]:
-        """Per step of a sequence: emails sent, provider events and checkpoint answers."""
+        """Per step and variant of a sequence: emails sent, provider events and checkpoint
+        answers (the answer counts on the email it was given on)."""
         t = DELIVERIES
 
         def events(kinds: tuple[str, ...]) -> Any:
@@ -797,26 +808,33 @@ class OperationQueries(StoreBase):
         delivered, opened, clicked = (events(DELIVERED_EVENTS), events(OPEN_EVENTS),
                                       events(CLICK_EVENTS))
         went_out = and_(t.c.sequence_key == sequence_key, t.c.state.in_(("sent", "unknown")))
+        kind = (t.c.step_key, t.c.variant)
+
+        def keyed(rows: Any) -> dict[tuple[str, str], int]:
+            return {(r[0], r[1]): int(r[2]) for r in rows}
+
         with self._session() as s:
-            sent: dict[str, int] = pairs(s.execute(
-                select(t.c.step_key, func.count()).where(went_out).group_by(t.c.step_key)))
-            with_event: dict[str, dict[str, int]] = {}
+            sent = keyed(s.execute(select(*kind, func.count()).where(went_out)
+                                   .group_by(*kind)))
+            with_event: dict[str, dict[tuple[str, str], int]] = {}
             for name, sub in (("delivered", delivered), ("opened", opened),
                               ("clicked", clicked)):
-                with_event[name] = pairs(s.execute(
-                    select(t.c.step_key, func.count()).join(sub, sub.c.delivery_id == t.c.id)
-                    .where(went_out).group_by(t.c.step_key)).all())
-            answers: dict[tuple[str, str], int] = {
-                (r[0], r[1]): int(r[2]) for r in s.execute(
-                    select(t.c.step_key, CheckpointAnswer.answer, func.count())
+                with_event[name] = keyed(s.execute(
+                    select(*kind, func.count()).join(sub, sub.c.delivery_id == t.c.id)
+                    .where(went_out).group_by(*kind)).all())
+            answers: dict[tuple[str, str, str], int] = {
+                (r[0], r[1], r[2]): int(r[3]) for r in s.execute(
+                    select(*kind, CheckpointAnswer.answer, func.count())
                     .join(CheckpointAnswer, CheckpointAnswer.delivery_id == t.c.id)
-                    .where(went_out).group_by(t.c.step_key, CheckpointAnswer.answer))}
+                    .where(went_out).group_by(*kind, CheckpointAnswer.answer))}
         return [StepCounts(
-            step_key=step, sent=int(n), delivered=int(with_event["delivered"].get(step, 0)),
-            opened=int(with_event["opened"].get(step, 0)),
-            clicked=int(with_event["clicked"].get(step, 0)),
-            passed=answers.get((step, "passed"), 0), not_yet=answers.get((step, "not-yet"), 0),
-        ) for step, n in sent.items()]
+            step_key=step, variant=variant, sent=n,
+            delivered=with_event["delivered"].get((step, variant), 0),
+            opened=with_event["opened"].get((step, variant), 0),
+            clicked=with_event["clicked"].get((step, variant), 0),
+            passed=answers.get((step, variant, "passed"), 0),
+            not_yet=answers.get((step, variant, "not-yet"), 0),
+        ) for (step, variant), n in sent.items()]
 
     def nudge_counts(self, sequence_key: str) -> list[NudgeCounts]:
         """Per offer nudged in a sequence: emails carrying it, their clicks, and purchases

@@ -12,6 +12,7 @@ from sqlalchemy import (
 from drip.clock import as_utc
 from drip.models import (
     Delivery,
+    Enrollment,
     Subscriber,
 )
 from drip.store._base import (
@@ -55,3 +56,8 @@ class ReportQueries(StoreBase):
             query = query.where(Delivery.state.in_(list(states)))
         with self._session() as s:
             return int(s.scalar(query) or 0)
+
+    def enrolled_sequence_keys(self) -> list[str]:
+        """Every sequence anyone was ever enrolled in, including ones whose file is gone."""
+        with self._session() as s:
+            return sorted(s.scalars(select(Enrollment.sequence_key).distinct()))

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from drip import api_keys, lifecycle, operations
+from drip.addresses import require_timezone
 from drip.api_keys import MissingScope
 from drip.errors import BadSignature, ConfigError, Conflict, DripError, InvalidInput, NotFound
 from drip.purchases import order_from, parse_json, record_order
@@ -95,7 +96,7 @@ class _Api:
         outcome = await run_in_threadpool(
             enroll, drip.store, drip.library, email=fields["email"],
             sequence_key=fields["sequence"], now=drip.clock.now(), name=fields["name"],
-            timezone=fields["timezone"] or "UTC", source="api",
+            timezone=require_timezone(fields["timezone"]), source="api",
             consent=ConsentRecord(source="api", confirmed_at=drip.clock.now(),
                                   details={"api_key": request.state.api_key.name,
                                            "via": "POST /api/v1/enrollments"}))

@@ -1,19 +1,25 @@
 """The routes. Each one parses its input, calls one core function and formats the answer.
 
-GET and HEAD never change anything (mail scanners follow links); every change is a POST. There
-are no redirects at all, so there is no open redirect. Errors are short pages (or JSON
-on the webhooks) without tracebacks.
+GET and HEAD never change anything (mail scanners follow links); every change is a POST. The
+one exception only counts: the click redirect (redirect.py) records a click, and goes only
+where the email's own files point, so there is no open redirect. Errors are short pages
+(or JSON on the webhooks) without tracebacks.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
+from importlib import resources
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -23,12 +29,13 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from drip import checkpoints, lifecycle, optin
+from drip import checkpoints, lifecycle, optin, pause_week
 from drip.errors import (
     BadSignature,
     ConfigError,
     Conflict,
     DripError,
+    InvalidFields,
     InvalidInput,
     NotFound,
     ProviderError,
@@ -38,13 +45,15 @@ from drip.planner import ANSWERS, REPEAT_LAST
 from drip.providers.sendgrid import parse_events
 from drip.purchases import parse_json, record_order, shop_order, stripe_order
 from drip.runtime import Drip
+from drip.sequence import Sequence
 from drip.signatures import sendgrid_public_key, verify_purchase, verify_sendgrid, verify_stripe
 from drip.tokens import Purpose
 from drip.web.api import api_mount
 from drip.web.limits import RateLimiter, read_body
 from drip.web.metrics import metrics_routes
+from drip.web.redirect import redirect_routes
 from drip.web.shops import shop_routes
-from drip.web.words import checkpoint_outcome
+from drip.web.words import checkpoint_outcome, pause_outcome, program_facts, zone_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,12 +62,17 @@ ANSWER_LABELS = {"passed": "Passed", "not-yet": "Not yet",
                  "repeat-last": "Repeat last week"}
 CONSENT_TEXT = ("By pressing the button you agree that {coach} may email you this program "
                 "and, now and then, an offer. Every email has a one-click unsubscribe link.")
+#: The one script: the sign-up form fills its timezone from the browser. The CSP allows
+#: exactly this text (its hash), nothing else; without it the form works the same.
+TIMEZONE_SCRIPT = resources.files("drip.web").joinpath("templates/timezone.js").read_text()
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(TIMEZONE_SCRIPT.encode()).digest()).decode()
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),  # the signed token is in the URL
     (b"x-frame-options", b"DENY"),
     (b"content-security-policy",
-     b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+     b"default-src 'none'; style-src 'unsafe-inline'; "
+     + f"script-src 'sha256-{_SCRIPT_HASH}'; ".encode() + b"form-action 'self'; "
      b"frame-ancestors 'none'; base-uri 'none'"),
     (b"cache-control", b"no-store"),
 ]
@@ -84,6 +98,7 @@ def create_app(drip: Drip) -> Starlette:
         Route("/hooks/sendgrid", web.sendgrid_hook, methods=["POST"]),
         *shop_routes(drip),
         *metrics_routes(drip),
+        *redirect_routes(drip),
         api_mount(drip),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
@@ -93,6 +108,11 @@ def create_app(drip: Drip) -> Starlette:
     app.router.redirect_slashes = False  # its redirect is built from the Host header
     app.add_middleware(_Edge, fallback=web.server_error)
     return app
+
+
+def keep_together(text: str) -> str:
+    """'7-Week' with a non-breaking hyphen, so a line never ends in '7-'."""
+    return re.sub(r"(\d)-(?=[A-Z])", "\\1\u2011", text)  # addresses are lower-case
 
 
 class _Edge:
@@ -140,6 +160,7 @@ class _Web:
         self.settings = drip.settings
         self.pages = Environment(loader=PackageLoader("drip.web"),
                                  autoescape=select_autoescape(default=True))
+        self.pages.filters["keep_together"] = keep_together
         self.limiter = RateLimiter(drip.settings.subscribe_limit)
         self._sendgrid_key: ec.EllipticCurvePublicKey | None = None
 
@@ -200,28 +221,53 @@ class _Web:
         return PlainTextResponse("ok")
 
     async def unsubscribe(self, request: Request) -> Response:
-        subscriber_id, _enrollment_id = self.token("unsubscribe", request.path_params["token"], 2)
+        subscriber_id, enrollment_id = self.token("unsubscribe", request.path_params["token"], 2)
+        store = self.drip.store
         if request.method != "POST":  # GET or HEAD (scanners send both)
-            who = await self.call(self.drip.store.subscriber_by_id, subscriber_id)
+            who = await self.call(store.subscriber_by_id, subscriber_id)
             if who.state == "unsubscribed":
                 return self.unsubscribed(who.email)
             return self.page("unsubscribe.html", title="Unsubscribe", email=who.email,
-                             offers_stopped=who.offers_opt_out_at is not None)
+                             offers_stopped=who.offers_opt_out_at is not None,
+                             program=await self.program_left(subscriber_id, enrollment_id))
         form = await self.form(request)
         if form.get("List-Unsubscribe") == "One-Click":  # RFC 8058: at once, no page
-            await self.call(lifecycle.unsubscribe, self.drip.store, subscriber_id, self.now(),
+            await self.call(lifecycle.unsubscribe, store, subscriber_id, self.now(),
                             source="one-click")
             return Response(status_code=200)
         scope = self.field(form, "scope") or "all"
-        if scope not in ("all", "offers"):
-            raise InvalidInput("Choose 'stop everything' or 'stop only the offers'.")
-        await self.call(lifecycle.unsubscribe, self.drip.store, subscriber_id, self.now(),
-                        source="web", scope=scope)
-        who = await self.call(self.drip.store.subscriber_by_id, subscriber_id)
+        if scope not in ("all", "program", "offers"):
+            raise InvalidInput("Choose 'stop everything', 'stop this program' or 'stop only "
+                               "the offers'.")
+        await self.call(lifecycle.unsubscribe, store, subscriber_id, self.now(),
+                        source="web", scope=scope, enrollment_id=enrollment_id)
+        who = await self.call(store.subscriber_by_id, subscriber_id)
         if scope == "offers":
             return self.message("No more offers",
                                 f"{who.email} keeps getting the program, without offers.")
+        if scope == "program":
+            _, key, _ = await self.call(store.enrollment_owner, enrollment_id)
+            sequence = self.drip.library.sequences.get(key)
+            name = sequence.name if sequence else "this program"
+            return self.message(f"You left {name}",
+                                f"{who.email} gets no more emails of {name}.",
+                                f"You are still on {self.settings.from_name}'s list: a program "
+                                "you join or buy later will come as usual. To stop "
+                                "everything, use the unsubscribe link in any email.")
         return self.unsubscribed(who.email)
+
+    async def program_left(self, subscriber_id: int, enrollment_id: int) -> str | None:
+        """The name of the program an unsubscribe link's email belongs to, while the person
+        is still in it (so "stop this program only" can be offered), else None."""
+        try:
+            owner, key, state = await self.call(self.drip.store.enrollment_owner,
+                                                enrollment_id)
+        except NotFound:  # a link not from a program's email
+            return None
+        sequence = self.drip.library.sequences.get(key)
+        if owner != subscriber_id or state not in ("active", "paused") or sequence is None:
+            return None
+        return sequence.name
 
     def unsubscribed(self, email: str) -> Response:
         return self.message("You are unsubscribed",
@@ -230,14 +276,28 @@ class _Web:
     async def pause(self, request: Request) -> Response:
         ids = self.token("pause", request.path_params["token"], 1, 2)  # 1: links made before
         enrollment_id, from_delivery = ids[0], (ids[1] if len(ids) == 2 else None)
+        store, library = self.drip.store, self.drip.library
         if request.method != "POST":  # GET or HEAD (scanners send both)
-            await self.call(self.drip.store.enrollment_owner, enrollment_id)
-            return self.page("pause.html", title="Pause a week")
-        await self.form(request)
-        await self.call(lifecycle.postpone, self.drip.store, self.drip.library, enrollment_id,
-                        self.now(), days=7, from_delivery=from_delivery)
-        return self.message("Paused for a week",
-                            "Your next email will come a week later than planned.")
+            view = await self.call(pause_week.view, store, library, enrollment_id,
+                                   from_delivery)
+            return self.pause_page(view)
+        action = self.field(await self.form(request), "action", 20) or "pause"
+        if action not in ("pause", "resume"):
+            raise InvalidInput("Press 'Pause one week' or 'Resume now'.")
+        act = pause_week.pause if action == "pause" else pause_week.resume
+        try:
+            view = await self.call(act, store, library, enrollment_id, from_delivery,
+                                   self.now())
+        except Conflict:
+            view = await self.call(pause_week.view, store, library, enrollment_id,
+                                   from_delivery)
+            return self.pause_page(view, status=409)
+        return self.pause_page(view)
+
+    def pause_page(self, view: pause_week.PauseView, status: int = 200) -> Response:
+        heading, lines = pause_outcome(view)
+        return self.page("pause.html", status, title=heading, heading=heading, lines=lines,
+                         state=view.state)
 
     async def checkpoint(self, request: Request) -> Response:
         (delivery_id,) = self.token("checkpoint", request.path_params["token"], 1)
@@ -263,7 +323,7 @@ class _Web:
         closed = view.closed or ("The next week's email has already gone out, so this "
                                  "checkpoint is settled. Please answer the checkpoint in your "
                                  "latest email instead.")
-        heading, lines, until = checkpoint_outcome(view, self.drip.library)
+        heading, lines, until = checkpoint_outcome(view)
         labels = dict(ANSWER_LABELS)
         if view.repeat_step is not None:
             labels[REPEAT_LAST] = f"Repeat Week {view.repeat_step.week} instead"
@@ -283,15 +343,39 @@ class _Web:
         keys = sorted(self.drip.library.sequences)
         return keys[0] if len(keys) == 1 else ""
 
+    def sequence_for(self, key: str) -> Sequence:
+        sequence = self.drip.library.sequences.get(key or self.default_sequence())
+        if sequence is None:
+            raise NotFound("There is no such program.")
+        return sequence
+
+    def subscribe_page(self, sequence: Sequence, values: Mapping[str, str] | None = None,
+                       refused: InvalidFields | None = None) -> Response:
+        """The sign-up form; after a refusal, what was typed and a sentence by each field."""
+        values = dict(values or {})
+        problems = dict(refused.problems) if refused else {}
+        zone_guess = refused.suggestions.get("timezone") if refused else None
+        if zone_guess:
+            problems["timezone"] += " It is selected below: check it, then press the button."
+        return self.page(
+            "subscribe.html", 400 if refused else 200, title=sequence.name,
+            sequence=sequence.key, sequence_name=sequence.name,
+            description=sequence.description, facts=program_facts(sequence),
+            disclaimer=sequence.disclaimer, send_time=f"{sequence.schedule.send_time:%H:%M}",
+            action="/subscribe", consent_text=self.consent_text, values=values,
+            problems=problems, zone_options=zone_options(),
+            selected_zone=zone_guess or ("" if "timezone" in problems
+                                         else values.get("timezone", "")),
+            timezone_script=Markup(TIMEZONE_SCRIPT))
+
+    @property
+    def consent_text(self) -> str:
+        return CONSENT_TEXT.format(coach=self.settings.from_name)
+
     async def subscribe(self, request: Request) -> Response:
         if request.method != "POST":  # GET or HEAD (scanners send both)
-            key = request.query_params.get("sequence", "") or self.default_sequence()
-            sequence = self.drip.library.sequences.get(key)
-            if sequence is None:
-                raise NotFound("There is no such program.")
-            return self.page("subscribe.html", title=sequence.name, sequence=sequence.key,
-                             sequence_name=sequence.name, action="/subscribe",
-                             consent_text=CONSENT_TEXT.format(coach=self.settings.from_name))
+            return self.subscribe_page(self.sequence_for(
+                request.query_params.get("sequence", "")))
         wants_json = request.headers.get("content-type", "").startswith("application/json")
         requester = self.requester(request)
         if not self.limiter.allow(requester.ip or "?", self.now().timestamp()):
@@ -301,23 +385,33 @@ class _Web:
                      else await self.form(request))
         if not isinstance(data, dict | FormData):
             raise InvalidInput("Send a JSON object with email, name, timezone and sequence.")
+        values = {"email": self.field(data, "email"), "name": self.field(data, "name", 400),
+                  "timezone": self.field(data, "timezone", 64),
+                  "sequence": self.field(data, "sequence", 100) or self.default_sequence()}
         provider = self.drip.provider()
         try:
             await self.call(
                 optin.request_optin, self.drip.store, self.drip.library, provider,
-                self.drip.links, self.drip.sender, email=self.field(data, "email"),
-                sequence_key=self.field(data, "sequence", 100) or self.default_sequence(),
-                name=self.field(data, "name", 200), timezone=self.field(data, "timezone", 64),
-                requester=requester, text_version=self.settings.consent_text_version,
-                now=self.now(), consent_text=None if wants_json else CONSENT_TEXT.format(
-                    coach=self.settings.from_name))
+                self.drip.links, self.drip.sender, email=values["email"],
+                sequence_key=values["sequence"], name=values["name"],
+                timezone=values["timezone"], requester=requester,
+                text_version=self.settings.consent_text_version, now=self.now(),
+                consent_text=None if wants_json else self.consent_text)
+        except InvalidFields as refused:
+            if wants_json:
+                raise
+            return self.subscribe_page(self.sequence_for(values["sequence"]), values, refused)
         finally:
             provider.close()
-        text = "Check your inbox: we sent a link to confirm your address."
         if wants_json:
-            return JSONResponse({"status": "pending", "message": text}, status_code=202)
-        return self.message("Check your inbox", text,
-                            "If it does not arrive in a few minutes, look in your spam folder.")
+            return JSONResponse({"status": "pending", "message": "Check your inbox: we sent "
+                                 "a link to confirm the address."}, status_code=202)
+        return self.message(
+            "Check your inbox",
+            f"We sent a link to {values['email'].strip()}. Press it to confirm your address, "
+            "and the first email is on its way.",
+            "Nothing there in a few minutes? Look in your spam folder, or check the address "
+            "and sign up again.")
 
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -382,13 +476,17 @@ class _Web:
     # --- errors ---------------------------------------------------------------------------
 
     def error(self, request: Request, status: int, text: str,
-              headers: Mapping[str, str] | None = None) -> Response:
+              headers: Mapping[str, str] | None = None,
+              fields: Mapping[str, str] | None = None) -> Response:
         # a message may echo the input: one that is not text (a lone surrogate) must not
         # stop the answer from being written
         text = text.encode("utf-8", "replace").decode()
         if request.url.path.startswith("/hooks/") or request.headers.get(
                 "content-type", "").startswith("application/json"):
-            return JSONResponse({"error": text}, status_code=status, headers=headers)
+            body: dict[str, Any] = {"error": text}
+            if fields:
+                body["fields"] = dict(fields)
+            return JSONResponse(body, status_code=status, headers=headers)
         response = self.message(STATUS_TITLES.get(status, "That did not work"), text,
                                 status=status)
         response.headers.update(headers or {})
@@ -407,6 +505,8 @@ class _Web:
                                             "no longer exists.")
         if isinstance(exc, BadSignature):
             return self.error(request, 401, exc.message)
+        if isinstance(exc, InvalidFields):
+            return self.error(request, 400, exc.message, fields=exc.problems)
         if isinstance(exc, InvalidInput):
             return self.error(request, 400, exc.message)
         if isinstance(exc, Conflict):

@@ -34,9 +34,11 @@ OPENAPI: dict[str, Any] = {
         "/enrollments": {"post": {
             "summary": "Enroll someone in a sequence (scope: enroll)",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["email", "sequence", "consent"],
+                "type": "object", "required": ["email", "sequence", "timezone", "consent"],
                 "properties": {"email": {"type": "string"}, "sequence": {"type": "string"},
-                               "name": {"type": "string"}, "timezone": {"type": "string"},
+                               "name": {"type": "string"},
+                               "timezone": {"type": "string", "description":
+                                            "IANA name such as Europe/London, or UTC"},
                                "consent": {"const": True}}}}}},
             "responses": {
                 "201": _answer("Enrolled", {"$ref": "#/components/schemas/Enrollment"}),

@@ -85,6 +85,15 @@ def test_keys_scopes_and_problems(api: httpx.Client, keys: dict[str, str], drip_
     is_problem(api.post("/enrollments", json={**ana, "consent": False},
                         headers=bearer(keys["zapier"])), 400)
     is_problem(api.post("/enrollments", content=b"{", headers=bearer(keys["zapier"])), 400)
+    # no silent UTC: a caller that leaves the zone out is told to send one (or "UTC")
+    no_zone = api.post("/enrollments", json={k: v for k, v in ana.items() if k != "timezone"},
+                       headers=bearer(keys["zapier"]))
+    is_problem(no_zone, 400)
+    assert "timezone is missing" in no_zone.json()["detail"]
+    guessed = api.post("/enrollments", json={**ana, "timezone": "London"},
+                       headers=bearer(keys["zapier"]))
+    is_problem(guessed, 400)
+    assert "Did you mean Europe/London?" in guessed.json()["detail"]
     assert api_cli.json("sends") == []  # nothing of the above changed anything
 
     made = api.post("/enrollments", json=ana, headers=bearer(keys["zapier"]))
@@ -152,7 +161,7 @@ def test_the_openapi_document_matches_the_routes_and_the_answers(
         jsonschema.validate(answer.json(), {**schema, "components": document["components"]},
                             format_checker=jsonschema.FormatChecker())
 
-    ana = {"email": "ana@example.com", "sequence": "basic", "consent": True}
+    ana = {"email": "ana@example.com", "sequence": "basic", "timezone": "UTC", "consent": True}
     check(api.post("/enrollments", json=ana, headers=bearer(keys["zapier"])), "/enrollments",
           "post")
     check(api.post("/enrollments", json=ana), "/enrollments", "post")

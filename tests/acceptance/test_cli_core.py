@@ -59,9 +59,12 @@ def test_a_database_behind_the_code_is_refused_until_upgraded(
     assert behind.returncode == 5, behind.stdout + behind.stderr
     assert (f"The database is at migration 0002 but drip needs {head}; run `drip db upgrade`."
             in " ".join(behind.stderr.split()))
-    process_env["DRIP_DATABASE_URL"] = f"sqlite:///{tmp_path / 'never-migrated.db'}"
+    never = tmp_path / "never-migrated.db"
+    process_env["DRIP_DATABASE_URL"] = f"sqlite:///{never}"
     empty = drip_cli("dispatch", "--json")
-    assert empty.returncode == 5 and f"at migration none but drip needs {head}" in empty.stderr
+    assert empty.returncode == 5, empty.stderr
+    assert (f"There is no SQLite database at {never}; create it with `drip db upgrade`"
+            in " ".join(empty.stderr.split()))
     drip_cli("db", "upgrade", check=True)
     assert json.loads(drip_cli("dispatch", "--json", check=True).stdout)["sent"] == []
 
@@ -79,3 +82,20 @@ def test_an_unsubscribe_is_not_undone_by_enrolling_with_another_source(drip_cli:
         assert "unsubscribed" in refused.stderr and "opt in or buy again" in refused.stderr
     shown = json.loads(drip_cli("subscriber", "ana@example.com", "--json", check=True).stdout)
     assert shown["subscriber"]["state"] == "unsubscribed"
+
+
+def test_a_missing_sqlite_database_is_refused_not_created(drip_cli: Run,
+                                                          process_env: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "drip.db"
+    process_env["DRIP_DATABASE_URL"] = f"sqlite:///{missing}"
+    for command in (("status",), ("status", "--check"), ("sends",)):
+        refused = drip_cli(*command)
+        assert refused.returncode == 5, refused.stdout + refused.stderr
+        said = " ".join(refused.stderr.split())
+        assert f"There is no SQLite database at {missing} (nor the folder" in said
+        assert "drip db upgrade" in said
+    assert not missing.parent.exists()  # neither the file nor its folder was made
+    drip_cli("db", "upgrade", check=True)
+    assert missing.exists()
+    drip_cli("status", check=True)

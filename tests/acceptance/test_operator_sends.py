@@ -38,7 +38,7 @@ def test_sends_lists_newest_first_with_every_filter(cli: Cli, live: Drip) -> Non
                                                           ("week-1", "sent")]
     assert ana[1]["local_at"].endswith(("+00:00", "+01:00"))  # London time
     assert len(cli.json("sends", "--step", "week-2", "--sequence", "basic")) == 3
-    assert cli.json("sends", "--sequence", "other") == []
+    assert "no sequence 'other'" in cli("sends", "--sequence", "other", code=2).output
     assert len(cli.json("sends", "--limit", "2")) == 2
     pages = [cli.json("sends", "--limit", "3", "--offset", str(n)) for n in (0, 3, 6)]
     assert [r["id"] for page in pages for r in page] == [r["id"] for r in every]
@@ -120,3 +120,29 @@ def test_an_age_too_long_for_the_calendar_is_bad_input_not_a_traceback(cli: Cli)
         error = cli("sends", "--since", age, code=2).stderr
         assert f"'{age}' reaches back before the year 1" in error
     assert cli.json("sends", "--since", "9999w") == []  # 190 years is still an age
+
+
+def test_subscriber_json_shows_the_whole_consent_record(cli: Cli, live: Drip) -> None:
+    from drip.store import ConsentRecord
+    from drip.subscriptions import enroll
+
+    wording = "Yes, email me the 7-week program and the coach's offers."
+    enroll(live.store, live.library, email="ana@example.com", sequence_key="basic",
+           now=live.clock.now(), source="optin", consent=ConsentRecord(
+               source="optin", text_version="2026-01", ip="203.0.113.9",
+               user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)",
+               confirmed_at=live.clock.now(), details={"consent_text": wording}))
+    [consent] = cli.json("subscriber", "ana@example.com")["consents"]
+    assert consent["user_agent"] == "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)"
+    assert consent["ip"] == "203.0.113.9" and consent["text_version"] == "2026-01"
+    assert consent["details"]["consent_text"] == wording
+    assert isinstance(consent["id"], int) and consent["confirmed_at"]
+    shown = " ".join(cli("subscriber", "ana@example.com").stdout.split())
+    assert "iPhone" in shown  # the table shows it too
+
+
+def test_an_unknown_sequence_is_bad_input_with_a_suggestion(cli: Cli) -> None:
+    cli("enroll", "ana@example.com", "--sequence", "basic")
+    typo = cli("sends", "--sequence", "basci", code=2)
+    assert "There is no sequence 'basci'; did you mean basic?" in " ".join(typo.output.split())
+    assert len(cli.json("sends", "--sequence", "basic")) == 1

@@ -67,7 +67,8 @@ def test_stats_counts_the_funnel_answers_and_nudges(cli: Cli, live: Drip,
     screen = cli("stats").stdout
     assert "Basic Test Sequence (basic)" in screen
     line = next(row for row in screen.splitlines() if "week-1" in row)
-    assert line.split()[:8] == ["week-1", "3", "2", "(67%)", "1", "(33%)", "2", "(67%)"]
+    assert line.split()[:9] == ["week-1", "weekly", "3", "2", "(67%)", "1", "(33%)", "2",
+                               "(67%)"]
     assert "█" in line
     nudges = next(row for row in screen.splitlines() if "Offer A" in row)
     assert nudges.split() == ["Offer", "A", "3", "3", "1", "1", "(33%)"]
@@ -110,3 +111,15 @@ def test_an_offer_shown_twice_to_one_buyer_converted_every_person_nudged(
                                  "people": 1, "clicks": 0, "conversions": 1}]
     row = next(line for line in cli("stats").stdout.splitlines() if "Offer A" in line)
     assert row.split() == ["Offer", "A", "2", "1", "0", "1", "(100%)"]
+
+
+def test_digest_now_prints_the_digest_as_it_stood_then(cli: Cli, live: Drip) -> None:
+    cli("enroll", "ana@example.com", "--sequence", "basic")
+    cli("dispatch")
+    today = cli("digest", "--print").stdout
+    assert "Where everyone is: Week 1: 1" in today
+    yesterday = (live.clock.now() - timedelta(days=1)).isoformat()
+    then = cli("digest", "--print", "--now", yesterday).stdout
+    assert "Where everyone is: nobody yet" in then
+    assert f"{live.clock.now() - timedelta(days=1):%A %d %B %Y}" in then
+    assert "ISO 8601" in cli("digest", "--print", "--now", "last week", code=2).stderr

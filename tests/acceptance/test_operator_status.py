@@ -127,7 +127,20 @@ def test_a_sequence_paused_on_purpose_is_not_lag_but_the_kill_switch_is(cli: Cli
     cli("resume", "--sequence", "basic")  # moves ana's email later by the pause: no lag
     cli("pause", "--all")
     cli("enroll", "ben@example.com", "--sequence", "basic", "--now", an_hour_ago)
-    assert cli.json("status", "--check", code=1)["problems"][0].startswith("Dispatch lag is")
+    problems = cli.json("status", "--check", code=1)["problems"]
+    assert [p for p in problems if p.startswith("Dispatch lag is")]
+
+
+def test_check_fails_while_the_kill_switch_is_on(cli: Cli, live: Drip) -> None:
+    beat(live, timedelta(seconds=1))
+    assert cli.json("status", "--check")["problems"] == []
+    cli("pause", "--all", "--reason", "the week-3 video link is broken")
+    result = cli("status", "--check", code=1)
+    assert ("Sending is paused by the kill switch since" in result.stdout
+            and "(the week-3 video link is broken)" in result.stdout)
+    assert "drip resume --all" in result.stdout
+    cli("resume", "--all")
+    assert cli.json("status", "--check")["problems"] == []
 
 
 def test_status_names_a_scheduler_that_went_silent_among_live_ones(cli: Cli,

@@ -24,6 +24,11 @@ def test_retry_sends_a_failed_delivery_once_more(cli: Cli, live: Drip, tmp_path:
     [failed] = fail_due(live)
     assert cli.json("retry") == {"retried": [failed], "skipped": []}
     assert deliveries(cli, "ana@example.com") == [("week-1", "scheduled")]
+    # a fresh try shows no error of the last one; the timeline's event keeps it
+    person = cli.json("subscriber", "ana@example.com")
+    assert [d["last_error"] for d in person["deliveries"]] == [None]
+    assert [e["detail"] for e in person["events"] if e["kind"] == "retried"] == [
+        "by an operator; it had: 550 5.1.1 mailbox unavailable"]
     assert cli.json("retry") == {"retried": [], "skipped": []}  # nothing failed any more
     assert "No failed deliveries to retry." in cli("retry").stdout
     cli("dispatch")

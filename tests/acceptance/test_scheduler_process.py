@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -56,6 +58,11 @@ def test_scheduler_dispatches_and_stops_cleanly(
     assert scheduler.returncode == 0, output
     assert "stopped" in output
     assert "Traceback" not in output
+    # drip's one line per pass, APScheduler only at WARNING, the tick named as it is
+    assert "dispatching every 1 s" in output
+    assert re.search(r"drip.scheduler: pass: sent 1 failed 0 retried 0 unknown 0 in \d+\.\d\d s",
+                     output), output
+    assert "apscheduler" not in output and "dispatch every minute" not in output
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     # Its last heartbeat says it stopped cleanly, so `drip status` does not report it as
     # a scheduler that went silent.
@@ -64,6 +71,12 @@ def test_scheduler_dispatches_and_stops_cleanly(
         details = list(conn.execute(select(Heartbeat.detail)).scalars())
     engine.dispose()
     assert details == ["stopped cleanly"]
+    # ... and `drip status` says when it stopped, neither "alive" nor "looks dead".
+    shown = drip_cli("status")
+    verdict = " ".join(shown.stdout.split())
+    assert "The scheduler stopped at" in verdict and "cleanly" in verdict, shown.stdout
+    assert "alive" not in verdict and "looks dead" not in verdict
+    assert json.loads(drip_cli("status", "--json").stdout)["scheduler"]["stopped"] is True
 
 
 def test_a_second_scheduler_on_one_sqlite_file_refuses_to_start(
@@ -90,6 +103,8 @@ def test_a_second_scheduler_on_one_sqlite_file_refuses_to_start(
     ("DRIP_LEASE_SECONDS", "1000000000000"),
     # no TCP port: with DRIP_BACKEND=smtp every email would be retried for ever
     ("DRIP_SMTP_PORT", "99999"),
+    # a SendGrid request that may hang for a day, holding its emails' fate
+    ("DRIP_SENDGRID_TIMEOUT", "86400"),
     # a port that is not a number, and a driver drip does not ship
     ("DRIP_DATABASE_URL", "postgresql://postgres@127.0.0.1:54x2/drip"),
     ("DRIP_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1/drip"),

@@ -210,7 +210,8 @@ def test_an_error_quoting_brackets_is_printed_not_crashed(tmp_path: Path) -> Non
                            "pht-7-week", "--out", str(out)],
                           capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert f"Wrote {out / 'week-1-main.html'}" in done.stdout.replace("\n", "")
+    assert f"Wrote {out / 'week-1-main-strength-assessment.html'}" in done.stdout.replace(
+        "\n", "")
 
 
 def test_every_shape_mistake_says_how_to_fix_it(broken: Broken) -> None:

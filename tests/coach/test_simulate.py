@@ -6,6 +6,8 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import re
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -131,3 +133,81 @@ def test_the_command_prints_the_calendar_and_writes_the_emails(tmp_path: Path) -
     sent = parsedate_to_datetime(parsed["Date"])
     assert sent == datetime.fromisoformat("2026-04-18T20:30:00+00:00")
     assert (out / "05-week-3-see-a-clinician.html").read_text().count("Unsubscribe") >= 1
+
+
+def simulate_command(tmp_path: Path, sequences: Path, templates: Path,
+                     *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "220", "DRIP_SECRET_KEY": "k",
+           "DRIP_VAR_DIR": str(tmp_path / "var"), "DRIP_SEQUENCES_DIR": str(sequences),
+           "DRIP_TEMPLATES_DIR": str(templates)}
+    return subprocess.run([sys.executable, "-m", "drip", "simulate", *args],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+def copy_of_the_sample(tmp_path: Path) -> tuple[Path, Path]:
+    shutil.copytree(ROOT / "sequences", tmp_path / "sequences")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    return tmp_path / "sequences", tmp_path / "templates"
+
+
+def test_the_command_needs_no_sequence_when_there_is_one(tmp_path: Path) -> None:
+    sequences, templates = copy_of_the_sample(tmp_path)
+    done = simulate_command(tmp_path, sequences, templates, "--answers", ALL_PASS)
+    assert done.returncode == 0, done.stderr
+    assert "pht-7-week for someone in UTC" in done.stdout and "graduated" in done.stdout
+    other = (sequences / "pht-7-week.yaml").read_text().replace("key: pht-7-week", "key: other")
+    (sequences / "other.yaml").write_text(other)
+    done = simulate_command(tmp_path, sequences, templates)
+    assert done.returncode == 2
+    assert "say which one with --sequence KEY" in " ".join(done.stderr.split())
+
+
+def test_the_command_reports_every_template_mistake_as_lint_does(tmp_path: Path) -> None:
+    sequences, templates = copy_of_the_sample(tmp_path)
+    signoff = templates / "pht-7-week" / "_signoff.md.j2"
+    signoff.write_text(signoff.read_text().replace("Happy running,",
+                                                   "Happy running, {{ subscriber.firstname }}"))
+    week = templates / "pht-7-week" / "week-6.md.j2"
+    week.write_text(week.read_text() + "\n{% if step.week > 5 %}Nearly there.\n")
+    out = tmp_path / "emails"
+    done = simulate_command(tmp_path, sequences, templates, "--out", str(out))
+    assert done.returncode == 2
+    said = done.stderr
+    assert "_signoff.md.j2:1: error: Unknown variable: 'firstname'" in said
+    lines = len(week.read_text().splitlines())
+    assert f"week-6.md.j2:{lines}: error: The {{% if %}} on line {lines} is never closed." \
+        in said
+    assert "dict object" not in said and "2 errors" in said
+    assert not out.exists()
+
+
+def test_written_emails_link_each_answer_to_the_email_it_brings(tmp_path: Path) -> None:
+    # the buttons used to be sample links that led nowhere: now the coach clicks through
+    sequences, templates = copy_of_the_sample(tmp_path)
+    out = tmp_path / "emails"
+    done = simulate_command(tmp_path, sequences, templates, "--answers", "pass,notyet,pass,-",
+                            "--out", str(out))
+    assert done.returncode == 0, done.stderr
+
+    def buttons(name: str) -> list[str]:
+        html = (out / name).read_text()
+        return re.findall(r'href="([^"]+)"', html)
+
+    first = buttons("01-week-1-main.html")
+    assert "02-week-2-main.html" in first            # passed: what the persona did
+    assert "01-if-not-yet-week-1-repeat.html" in first  # not yet: the branch, written too
+    assert not [h for h in first if "/c/" in h]
+    branch = (out / "01-if-not-yet-week-1-repeat.html").read_text()
+    assert "Week 1 again" in branch
+    # two "not yet"s on week 2 would bring the clinician email; one more pass, week 3
+    assert "03-if-not-yet-week-2-see-a-clinician.html" in buttons("03-week-2-repeat.html")
+    assert "04-week-3-main.html" in buttons("03-week-2-repeat.html")
+    # the no-answer note's "Repeat Week 3 instead" leads to week 3's repeat
+    assert "06-if-repeat-last-week-3-repeat.html" in buttons("06-week-4-main-reminder.html")
+    for name in {h for p in out.glob("*.html") for h in buttons(p.name)
+                 if not h.startswith("https://")}:
+        assert (out / name).is_file(), name
+    parsed = email.message_from_bytes((out / "01-week-1-main.eml").read_bytes(),
+                                      policy=email.policy.default)
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"Passed:  {(out / '02-week-2-main.html').resolve().as_uri()}" in text

@@ -74,7 +74,7 @@ def test_yaml_syntax_error_has_a_line(workspace: Path) -> None:
     edit(workspace / "sequences" / "basic.yaml", "name: Basic Test Sequence",
          "name: [Basic Test Sequence")
     error = load_error(workspace)
-    assert error.line is not None and "does not parse" in str(error)
+    assert error.line == 2 and "The [ on line 2 is never closed with ]" in str(error)
 
 
 def test_duplicate_step_keys(workspace: Path) -> None:

@@ -118,7 +118,7 @@ def test_pause_a_week(web_drip: Drip, client: TestClient, clock: FixedClock) -> 
     (unchanged,) = [r for r in web_drip.store.deliveries() if r.state == "scheduled"]
     assert unchanged.due_at == before.due_at
     done = client.post(url)
-    assert done.status_code == 200 and "a week later" in done.text
+    assert done.status_code == 200 and "Paused for a week" in done.text
     (after,) = [r for r in web_drip.store.deliveries() if r.state == "scheduled"]
     assert after.due_at.date() == (before.due_at + timedelta(days=7)).date()
     web_drip.store.set_unsubscribed(web_drip.store.subscriber_id("ana@example.com"),
@@ -182,7 +182,8 @@ def test_head_requests_change_nothing(web_drip: Drip, client: TestClient) -> Non
     subscriber, enrollment = join(web_drip)
     delivery = week_one(web_drip)
     (before,) = [r for r in web_drip.store.deliveries() if r.state == "scheduled"]
-    client.post("/subscribe", data={"email": "eve@example.com", "sequence": "pht-7-week"})
+    client.post("/subscribe", data={"email": "eve@example.com", "sequence": "pht-7-week",
+                                    "timezone": "UTC"})
     (eml,) = [f for f in outbox(web_drip) if "confirm" in f.name]
     paths = [unsubscribe_url(web_drip, subscriber, enrollment),
              web_drip.links.pause(enrollment).removeprefix("https://drip.test"),
@@ -209,3 +210,24 @@ def test_no_answer_is_a_redirect(web_drip: Drip, client: TestClient) -> None:
             assert answer.status_code == 404, (method, path, answer.headers.get("location"))
             assert "location" not in answer.headers
     assert web_drip.store.subscriber_by_id(subscriber).state == "active"
+
+
+def test_stop_this_program_only_keeps_the_person_subscribed(web_drip: Drip,
+                                                            client: TestClient) -> None:
+    subscriber, enrollment = join(web_drip)
+    url = unsubscribe_url(web_drip, subscriber, enrollment)
+    page = client.get(url)
+    assert "Stop this program only" in page.text and "Stop everything" in page.text
+    assert pending_states(web_drip) == ["scheduled"]  # showing it changed nothing
+    left = client.post(url, data={"scope": "program"})
+    assert left.status_code == 200
+    assert "You left 7-Week Proximal Hamstring Strength Program for Runners" in left.text
+    assert web_drip.store.subscriber_by_id(subscriber).state == "active"
+    assert pending_states(web_drip) == ["cancelled"]
+    assert web_drip.dispatcher().run_once().sent == []
+    again = client.get(url)
+    assert "Stop this program only" not in again.text and "Stop everything" in again.text
+    # the one-click POST a mail client sends still means everything (RFC 8058)
+    client.post(url, content=b"List-Unsubscribe=One-Click",
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert web_drip.store.subscriber_by_id(subscriber).state == "unsubscribed"

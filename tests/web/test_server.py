@@ -131,6 +131,7 @@ def test_x_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path, databa
         extra["DRIP_TRUSTED_PROXIES"] = trusted
     with drip_serve(tmp_path, database_url, **extra) as base:
         answers = [httpx.post(f"{base}/subscribe", headers={"X-Forwarded-For": f"203.0.113.{n}"},
-                              data={"email": f"r{n}@example.com", "sequence": "pht-7-week"},
+                              data={"email": f"r{n}@example.com", "sequence": "pht-7-week",
+                                    "timezone": "UTC"},
                               timeout=30).status_code for n in range(3)]
     assert answers == ([200, 200, 200] if trusted else [200, 200, 429])
