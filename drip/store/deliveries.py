@@ -431,6 +431,14 @@ class DeliveryQueries(StoreBase):
                 "b_refund": int(o.refund_attempt),
                 "b_batch_key": o.batch_key,
             } for o in outcomes], from_states)
+        doubted = [o.delivery_id for o in outcomes if o.state == "unknown"]
+        if doubted:
+            # The provider's webhook reported it handled before the worker gave up waiting
+            # for its answer (a late answer, a timeout): it went out, as the reaper judges.
+            s.execute(update(t).where(self._ids_in(t.c.id, doubted), t.c.state == "unknown",
+                                      t.c.confirmed_at.is_not(None))
+                      .values(state="sent", batch_key=None, last_error=None,
+                              sent_at=func.coalesce(t.c.sent_at, t.c.confirmed_at)))
         holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
         if holds:
             enrollments = s.execute(
@@ -445,7 +453,8 @@ class DeliveryQueries(StoreBase):
                 [{"b_enrollment": e, "b_reason": holds[d]} for e, d in enrollments],
             )
             self._announce_enrollments(s, "paused", pausing, now)
-        self._announce_sent(s, [o.delivery_id for o in outcomes if o.state == "sent"], now)
+        self._announce_sent(s, [o.delivery_id for o in outcomes
+                                if o.state == "sent" or o.state == "unknown"], now)
         moved_on = [o.delivery_id for o in outcomes if o.state in ("sent", "unknown")]
         moved = [known[i] for i in moved_on if i in known]
         moved += self._went_out(s, [i for i in moved_on if i not in known], now)

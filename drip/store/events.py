@@ -106,12 +106,15 @@ class EventQueries(StoreBase):
             if known:  # one set-based statement, however many events confirm
                 t = DELIVERIES
                 unknown = t.c.state == "unknown"
+                settling = list(conn.execute(select(t.c.id).where(
+                    _one_of(self.dialect, t.c.id, known), unknown)).scalars())
                 conn.execute(update(t).where(_one_of(self.dialect, t.c.id, known),
                                              or_(t.c.confirmed_at.is_(None), unknown))
                              .values(confirmed_at=func.coalesce(t.c.confirmed_at, now),
                                      state=case((unknown, "sent"), else_=t.c.state),
                                      sent_at=case((unknown, func.coalesce(t.c.sent_at, now)),
                                                   else_=t.c.sent_at)))
+                self._announce_sent(s, settling, now)
             return stored
 
     @staticmethod
