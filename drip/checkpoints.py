@@ -26,9 +26,11 @@ from drip.planner import (
     is_gate,
     late_repeat_step,
 )
+from drip.schedule import SendPreference
 from drip.sequence import Checkpoint, Library, Sequence, Step
 from drip.store import AnsweredDelivery, Store
 from drip.store.checkpoints import ReminderMove
+from drip.tags import answer_tags
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,13 @@ def answer(store: Store, library: Library, delivery_id: int, choice: str,
         raise Conflict("The next week's email has already gone out, so this checkpoint is "
                        "settled. Answer the checkpoint in your latest email instead.")
     sequence = library.sequence(current.delivery.sequence_key)
-    store.save_answer(current.delivery, choice, now, _reminder_move(sequence, current.delivery))
+    preference = store.send_preference(current.delivery.subscriber_id).preference
+    store.save_answer(current.delivery, choice, now,
+                      _reminder_move(sequence, current.delivery, preference))
+    # the checkpoint's on_answer tags (goals and branches read them at the next dispatch)
+    tags = answer_tags(sequence, current.delivery.step_key, choice)
+    if tags:
+        store.add_tags(current.delivery.subscriber_id, tags, now)
     pending = current.delivery.pending
     if (current.delivery.enrollment_state == "paused" and pending is not None
             and pending.state == "held" and base_variant(pending.variant) == WAITING
@@ -118,14 +126,15 @@ def answer(store: Store, library: Library, delivery_id: int, choice: str,
     return view(store, library, delivery_id)
 
 
-def _reminder_move(sequence: Sequence, delivery: AnsweredDelivery) -> ReminderMove | None:
+def _reminder_move(sequence: Sequence, delivery: AnsweredDelivery,
+                   preference: SendPreference | None = None) -> ReminderMove | None:
     """The pending reminder, made the weekly email at the slot it would have had."""
     pending = delivery.pending
     if (pending is None or pending.state != "scheduled"
             or base_variant(pending.variant) != CHECKPOINT_REMINDER):
         return None
     following = email_after(sequence, delivery.timezone, pending.step_key, pending.variant,
-                            pending.due_at)
+                            pending.due_at, preference)
     if following is None:
         return None
     return ReminderMove(pending.delivery_id, following.slot.due_at,
@@ -148,6 +157,7 @@ def next_up(store: Store, sequence: Sequence, delivery: AnsweredDelivery) -> Nex
     due = pending.due_at
     if base_variant(pending.variant) == CHECKPOINT_REMINDER:
         following = email_after(sequence, delivery.timezone, pending.step_key,
-                                pending.variant, pending.due_at)
+                                pending.variant, pending.due_at,
+                                store.send_preference(delivery.subscriber_id).preference)
         due = following.slot.due_at if following is not None else pending.due_at
     return NextUp(decision.step_key, week, decision.variant, due)

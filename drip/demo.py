@@ -1,7 +1,8 @@
 """The README demo: three runners in three timezones, seven weeks of dispatch in simulated time.
 
 It runs the real engine (store, planner, renderer, outbox) against its own SQLite
-database, with a clock that jumps an hour at a time.
+database. Its clock jumps from one send time to the next, so each email goes out at the
+minute it is due, as under `scheduler.py`, which makes a pass every minute.
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ PERSONAS = (
 )
 
 
+#: How often `scheduler.py` makes a pass (DRIP_TICK_SECONDS, 60 by default).
+TICK = timedelta(minutes=1)
+
+
 @dataclass(frozen=True)
 class Received:
     email: str
     timezone: str
     step_key: str
+    variant: str
     sent_at: datetime
 
     @property
@@ -64,9 +70,15 @@ def run_demo(base: Settings, directory: Path, weeks: int = 7) -> tuple[list[Rece
                 enroll(drip.store, drip.library, email=email, sequence_key="pht-7-week",
                        now=at, name=name, timezone=tz, source="optin")
             dispatcher.run_once()
-            clock.advance(hours=1)
+            # On to the next thing that happens (a send falling due, a runner joining),
+            # at least a minute on: a scheduler's next pass would come no sooner.
+            upcoming = [t for t in (drip.store.next_due_at(), pending[0][0] if pending
+                                    else None) if t is not None]
+            if not upcoming:
+                break
+            clock.at = max(min(upcoming), clock.now() + TICK)
         rows = [
-            Received(r.email, r.timezone, r.step_key, r.sent_at)
+            Received(r.email, r.timezone, r.step_key, r.variant, r.sent_at)
             for r in drip.store.deliveries(states=["sent"])
             if r.sent_at is not None
         ]

@@ -14,7 +14,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +23,7 @@ from typing import Literal, NamedTuple
 
 from drip.addresses import zone
 from drip.clock import Clock
+from drip.daily_limit import LOOK_BACK, over_the_limit
 from drip.errors import DripError, SendingHalted, TemplateError
 from drip.experiments.assignment import assignment, held_out
 from drip.experiments.clicks import LinkTracker, click_values
@@ -45,12 +46,13 @@ from drip.planner import (
 )
 from drip.providers.base import Provider, SendResult, batch_key, send_probe
 from drip.render import Renderer, Sender
-from drip.schedule import next_open_slot
+from drip.schedule import SendPreference, next_open_slot, personal
 from drip.sequence import Library, Schedule
 from drip.sequence import Sequence as LibrarySequence
 from drip.store import (
     CircuitRow,
     ClaimedDelivery,
+    DueBatch,
     Move,
     Outcome,
     PlannedDelivery,
@@ -59,6 +61,8 @@ from drip.store import (
     Store,
     WentOut,
 )
+from drip.store.preferences import preference_of
+from drip.tags import branch_variant, exit_tag, tags_stop_nudges
 
 log = logging.getLogger(__name__)
 
@@ -474,7 +478,9 @@ class Dispatcher:
                 schedule = sequence.schedule if sequence else None
                 if schedule is None:
                     schedule = Schedule()
-                slot = next_open_slot(now, schedule, zone(m.timezone))
+                # at the subscriber's own send time, if they chose one
+                preference = preference_of(m.send_time, m.send_weekday)
+                slot = next_open_slot(now, personal(schedule, preference), zone(m.timezone))
                 moves.append((m.delivery_id, slot.due_at, slot.window_end_at))
             self.store.move_due(moves)
             total += len(moves)
@@ -494,6 +500,7 @@ class Dispatcher:
         messages: list[Message] = []
         by_id: dict[int, ClaimedDelivery] = {}
         moves: list[Move] = []
+        preferences: dict[int, SendPreference] = {}
         handed = 0  # emails committed as `sending`: the rest of `limit` goes back to the budget
         try:
             started = time.perf_counter()
@@ -507,11 +514,14 @@ class Dispatcher:
                 batch = due.rows
                 if batch:
                     with report.timed("database"):
+                        allowed = self._within_daily_limits(batch, due, now, moves)
                         histories = due.histories()
                         owned = due.ownership()
+                        tags = due.tags()
+                        preferences = due.preferences()
                     with report.timed("rendering"):
-                        finished = self._decide(batch, histories, owned, outcomes, messages,
-                                                by_id, moves)
+                        finished = self._decide(allowed, histories, owned, outcomes, messages,
+                                                by_id, moves, tags, preferences)
                     with report.timed("database"):
                         due.settle(outcomes, finished, moves)
                 with report.timed("waiting"):  # for the courier: the batch before this one
@@ -555,7 +565,7 @@ class Dispatcher:
             elif o.state == "held":
                 report.held += 1
         if messages:
-            courier.start(lambda part: self._deliver(messages, by_id, part, state),
+            courier.start(lambda part: self._deliver(messages, by_id, part, state, preferences),
                           report.sent_room - len(report.sent))
             if not courier.background:
                 # In line (SQLite), the answer is in already: judge it now, outside any
@@ -566,7 +576,8 @@ class Dispatcher:
         return True
 
     def _deliver(self, messages: list[Message], by_id: dict[int, ClaimedDelivery],
-                 report: DispatchReport, state: _PassState) -> BatchTally:
+                 report: DispatchReport, state: _PassState,
+                 preferences: Mapping[int, SendPreference] | None = None) -> BatchTally:
         """Hand a batch marked `sending` to the provider, then record the answers and plan
         the next emails in one transaction. Runs on the courier's thread."""
         ids = [m.delivery_id for m in messages]
@@ -603,7 +614,8 @@ class Dispatcher:
                                      c.seq_no, m.step_key, m.variant, c.timezone, sent_at)
         with report.timed("database"):
             report.planned += self.store.record_outcomes(
-                answered, sent_at, went_out=went_out, next_steps=self._next_steps).planned
+                answered, sent_at, went_out=went_out,
+                next_steps=lambda w: self._next_steps(w, preferences)).planned
         transient = [o for o in answered if o.state == "scheduled"]
         unknown = [o for o in answered if o.state == "unknown"]
         return BatchTally(
@@ -627,9 +639,25 @@ class Dispatcher:
             return True
         return self.store.circuit(self.provider.name).failures > 0
 
+    def _within_daily_limits(self, batch: list[ClaimedDelivery], due: DueBatch,
+                             now: datetime, moves: list[Move]) -> list[ClaimedDelivery]:
+        """The claimed emails that may go today (schedule.max_per_day); the others are
+        moved to the next day's slot. Asks the database only when a sequence has a limit."""
+        limited = {key for key, s in self.library.sequences.items()
+                   if s.schedule.max_per_day is not None}
+        if not any(c.sequence_key in limited for c in batch):
+            return batch
+        already = due.went_out_since((c.subscriber_id for c in batch), now - LOOK_BACK)
+        waiting = over_the_limit(batch, already, self.library, now)
+        moves.extend(Move(c.id, waiting[c.id].due_at, waiting[c.id].window_end_at,
+                          c.step_key, c.variant) for c in batch if c.id in waiting)
+        return [c for c in batch if c.id not in waiting]
+
     def _decide(self, batch: list[ClaimedDelivery], histories: dict[int, list[Sent]],
                 owned: dict[int, set[str]], outcomes: list[Outcome], messages: list[Message],
-                by_id: dict[int, ClaimedDelivery], moves: list[Move]) -> list[int]:
+                by_id: dict[int, ClaimedDelivery], moves: list[Move],
+                tags: Mapping[int, set[str]] | None = None,
+                preferences: Mapping[int, SendPreference] | None = None) -> list[int]:
         """Decide each claimed email: a message to send, an outcome saying why not, or a
         move to a later slot. Returns the enrollments that have nothing left to send."""
         finished: list[int] = []
@@ -637,7 +665,7 @@ class Dispatcher:
         # email becomes depends only on the key below, so each distinct case is worked out
         # once per batch.
         choices: dict[tuple[str, tuple[tuple[str, str, str | None, str | None], ...],
-                            frozenset[str], bool, bool, bool], _Choice] = {}
+                            frozenset[str], bool, bool, bool, frozenset[str]], _Choice] = {}
         for claimed in batch:
             refusal = self._refusal(claimed)
             if refusal is not None:
@@ -645,6 +673,7 @@ class Dispatcher:
                 continue
             history = histories.get(claimed.enrollment_id, [])
             bought = owned.get(claimed.subscriber_id)
+            tagged = (tags or {}).get(claimed.subscriber_id)
             reminder_slot = is_checkpoint_reminder(claimed.variant)
             holdout = held_out(self.library.sequence(claimed.sequence_key),
                                claimed.enrollment_id)
@@ -652,15 +681,16 @@ class Dispatcher:
                    tuple([(h.step_key, h.variant, h.nudge, h.answer) for h in history])
                    if history else (),
                    frozenset(bought) if bought else _NOTHING_OWNED, claimed.offers_opt_out,
-                   reminder_slot, holdout)
+                   reminder_slot, holdout, frozenset(tagged) if tagged else _NOTHING_OWNED)
             choice = choices.get(key)
             if choice is None:
                 choice = choices[key] = self._choose(claimed.sequence_key, history,
                                                      bought or _NOTHING_OWNED,
                                                      claimed.offers_opt_out, reminder_slot,
-                                                     holdout)
+                                                     holdout, tagged or _NOTHING_OWNED)
             if isinstance(choice, _Later):
-                move = self._weekly_instead(claimed)
+                move = self._weekly_instead(claimed, (preferences or {}).get(
+                    claimed.subscriber_id))
                 if move is None:
                     outcomes.append(Outcome(claimed.id, "cancelled", error=(
                         "The program is complete; no further email is needed.")))
@@ -683,7 +713,8 @@ class Dispatcher:
         return finished
 
     def _choose(self, sequence_key: str, history: list[Sent], owned: Set[str],
-                offers_opt_out: bool, reminder_slot: bool, holdout: bool = False) -> _Choice:
+                offers_opt_out: bool, reminder_slot: bool, holdout: bool = False,
+                tags: Set[str] = _NOTHING_OWNED) -> _Choice:
         """What an email becomes now that the answers are in: (step, variant, nudge), why
         it must not go (the program is over, or a goal was reached), or, in a reminder's
         slot whose question has been answered, that the weekly email takes it later."""
@@ -691,6 +722,10 @@ class Dispatcher:
         goal = sequence_goal_reached(sequence, owned)
         if goal is not None:
             return _Stop("cancelled", f"Bought {goal}, which ends {sequence.key}; "
+                                      "nothing more is sent.")
+        exit_on = exit_tag(sequence, tags)
+        if exit_on is not None:
+            return _Stop("cancelled", f"Tagged {exit_on}, which ends {sequence.key}; "
                                       "nothing more is sent.")
         if history and history[-1].step_key not in sequence.step_keys:
             return _Stop("held", stranded_reason(sequence_key, history[-1].step_key))
@@ -701,12 +736,14 @@ class Dispatcher:
             return _Stop("cancelled", "The program is complete; no further email is needed.")
         if decision.hold is not None:
             return _Stop("held", decision.hold)
+        # a tag may change what the main email says, never which step it is
+        variant = branch_variant(sequence, decision.step_key, decision.variant, tags)
         nudge = choose_nudge(
             sequence, self.library.offers, step_key=decision.step_key,
-            variant=decision.variant, history=history, owned=owned,
-            offers_opt_out=offers_opt_out, held_out=holdout,
+            variant=variant, history=history, owned=owned,
+            offers_opt_out=offers_opt_out or tags_stop_nudges(sequence, tags), held_out=holdout,
         )
-        return decision.step_key, decision.variant, nudge
+        return decision.step_key, variant, nudge
 
     @staticmethod
     def _reminder(sequence: LibrarySequence, history: list[Sent]) -> _Choice:
@@ -722,13 +759,14 @@ class Dispatcher:
             return _LATER
         return last.step_key, CHECKPOINT_REMINDER, None
 
-    def _weekly_instead(self, claimed: ClaimedDelivery) -> Move | None:
+    def _weekly_instead(self, claimed: ClaimedDelivery,
+                        preference: SendPreference | None = None) -> Move | None:
         """Where a reminder's slot moves when no reminder is needed: to the weekly email the
         reminded one would have had (counted from the reminder's slot, so a pause since
         still counts); None if nothing follows."""
         sequence = self.library.sequence(claimed.sequence_key)
         following = email_after(sequence, claimed.timezone, claimed.step_key, claimed.variant,
-                                claimed.due_at)
+                                claimed.due_at, preference)
         if following is None:
             return None
         return Move(claimed.id, following.slot.due_at, following.slot.window_end_at,
@@ -777,6 +815,7 @@ class Dispatcher:
             "unsubscribe_url": self.links.unsubscribe(claimed.subscriber_id,
                                                       claimed.enrollment_id),
             "pause_url": self.links.pause(claimed.enrollment_id, claimed.id),
+            "preferences_url": self.links.preferences(claimed.subscriber_id),
             "checkpoint_passed_url": self.links.checkpoint(asked, PASSED),
             "checkpoint_not_yet_url": self.links.checkpoint(asked, NOT_YET),
         }
@@ -847,7 +886,8 @@ class Dispatcher:
                                         provider=self.provider.name, error=reason))
         return outcomes
 
-    def _next_steps(self, went_out: Sequence[WentOut]
+    def _next_steps(self, went_out: Sequence[WentOut],
+                    preferences: Mapping[int, SendPreference] | None = None,
                     ) -> tuple[list[PlannedDelivery], list[int]]:
         """The next email of every enrollment whose current one went out, and the
         enrollments with nothing left to send. Pure: the store calls it inside the
@@ -855,13 +895,16 @@ class Dispatcher:
         planned: list[PlannedDelivery] = []
         finished: list[int] = []
         # A batch goes out at one moment to a few time zones: compute each distinct slot once.
-        slots: dict[tuple[str, str, str, str, datetime], NextEmail | None] = {}
+        # The subscriber's own send time and day, where they set one (the preferences page).
+        slots: dict[tuple[str, str, str, str, datetime, SendPreference | None],
+                    NextEmail | None] = {}
         for w in went_out:
             sequence = self.library.sequences.get(w.sequence_key)
-            key = (w.sequence_key, w.timezone, w.step_key, w.variant, w.went_out_at)
+            preference = preferences.get(w.subscriber_id) if preferences else None
+            key = (w.sequence_key, w.timezone, w.step_key, w.variant, w.went_out_at, preference)
             if key not in slots:
                 slots[key] = (email_after(sequence, w.timezone, w.step_key, w.variant,
-                                          w.went_out_at) if sequence else None)
+                                          w.went_out_at, preference) if sequence else None)
             following = slots[key]
             if following is None:
                 if (base_variant(w.variant) == "graduated"

@@ -6,6 +6,7 @@
     │   ├── InvalidTimezone               not an IANA timezone name (with a guess, if any)
     │   ├── InvalidFields                 some fields of a form, each with its own sentence
     │   ├── BadSignature                  a request or token is forged, tampered or stale
+    │   ├── InvalidPreference             a send time or day on the preferences page (by field)
     │   └── SequenceError                 a sequence, template or offer file is wrong
     │       └── TemplateError             a template does not parse or render
     ├── ConfigError                       a DRIP_* setting is missing or wrong
@@ -70,6 +71,15 @@ class InvalidFields(InvalidInput):
 
 class BadSignature(InvalidInput):
     """A request or token is not signed by who it claims, or is stale."""
+
+
+class InvalidPreference(InvalidInput):
+    """A send time or day the preferences page cannot keep; `problems` maps each form field
+    to the sentence shown beside it."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__(" ".join(self.problems.values()))
 
 
 class SequenceError(InvalidInput):

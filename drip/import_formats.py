@@ -15,7 +15,7 @@ from drip.errors import InvalidInput
 FIELDS = ("email", "name", "timezone", "joined_at", "source", "state", "unsubscribed_at",
           "suppressed_at", "suppressed_reason", "sequences",
           "first_name", "last_name", "consent", "optin_at", "optin_ip", "confirmed_at",
-          "confirm_ip")
+          "confirm_ip", "tags")
 
 PRESETS: dict[str, dict[str, str]] = {
     "csv": {name: name for name in FIELDS},
@@ -25,7 +25,7 @@ PRESETS: dict[str, dict[str, str]] = {
         "email address": "email", "first name": "first_name", "last name": "last_name",
         "timezone": "timezone", "optin_time": "optin_at", "optin_ip": "optin_ip",
         "confirm_time": "confirmed_at", "confirm_ip": "confirm_ip",
-        "unsub_time": "unsubscribed_at", "clean_time": "suppressed_at",
+        "unsub_time": "unsubscribed_at", "clean_time": "suppressed_at", "tags": "tags",
     },
     # Kit (ConvertKit): subscribers export; state is active, cold, inactive (never
     # confirmed), cancelled, bounced or complained.
@@ -36,7 +36,7 @@ PRESETS: dict[str, dict[str, str]] = {
     # Shopify: Customers -> Export; only people with Accepts Email Marketing = yes agreed.
     "shopify": {
         "email": "email", "first name": "first_name", "last name": "last_name",
-        "accepts email marketing": "consent",
+        "accepts email marketing": "consent", "tags": "tags",
     },
 }
 TOOLS = tuple(PRESETS)

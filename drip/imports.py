@@ -21,6 +21,7 @@ from drip.import_formats import TOOL_NAMES, ColumnMap, column_map
 from drip.planner import first_email_of_import
 from drip.sequence import Library
 from drip.store import ImportPerson, ImportResult, Store
+from drip.tags import parse_tags
 
 Progress = Callable[[int], None]
 
@@ -53,6 +54,7 @@ class ImportRow:
     reason: str | None = None  # why they were suppressed
     sequences: tuple[str, ...] | None = None  # the sequences a drip export says they were in
     evidence: tuple[tuple[str, str], ...] = ()  # the export's opt-in and confirm times and IPs
+    tags: tuple[str, ...] = ()  # a tags column ("a, b"): set on the person (drip.tags)
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ def _row(line: int, values: dict[str, str], parsed: ParsedFile,
         suppressed_at = _instant(values.get("suppressed_at", ""))
         optin_at = _instant(values.get("optin_at", ""))
         confirmed_at = _instant(values.get("confirmed_at", ""))
+        tags = tuple(parse_tags(values.get("tags", "")))
     except InvalidInput as exc:
         parsed.problems.append(Problem(line, str(exc).rstrip(".")))
         return None
@@ -238,7 +241,7 @@ def _row(line: int, values: dict[str, str], parsed: ParsedFile,
         "import" if columns.tool == "csv" else columns.tool)
     return ImportRow(line, email, name, timezone, joined_at or optin_at or confirmed_at,
                      source, state, left_at, reason if state == "suppressed" else None,
-                     sequences, evidence)
+                     sequences, evidence, tags)
 
 
 def _instant(text: str) -> datetime | None:
@@ -250,6 +253,8 @@ def _instant(text: str) -> datetime | None:
 def _merge(first: ImportRow, again: ImportRow) -> tuple[ImportRow, str | None]:
     """One row from two rows of the same address; a clash when both say different things."""
     changes: dict[str, Any] = {}
+    if again.tags:  # tags add up: each line may carry some of a person's tags
+        changes["tags"] = tuple(dict.fromkeys((*first.tags, *again.tags)))
     for name in ("name", "timezone", "joined_at", "source", "state", "left_at", "reason",
                  "sequences", "evidence"):
         mine, theirs = getattr(first, name), getattr(again, name)
@@ -297,5 +302,10 @@ def import_rows(store: Store, library: Library, parsed: ParsedFile, *, sequence_
             details={"source": row.source, "file": file_name, "line": row.line,
                      "imported_at": now.isoformat(), **dict(row.evidence)},
         ))
-    return store.import_enrollments(people, sequence_key=sequence.key, now=now,
-                                    dry_run=dry_run, progress=progress)
+    result = store.import_enrollments(people, sequence_key=sequence.key, now=now,
+                                      dry_run=dry_run, progress=progress)
+    tagged = [(row.email, row.tags) for row in parsed.rows
+              if row.tags and row.state not in LEFT]
+    if tagged and not dry_run:
+        store.tag_people(tagged, now)
+    return result

@@ -14,7 +14,7 @@ from typing import Literal
 
 from drip.addresses import normalise_email, zone
 from drip.errors import Conflict, InvalidAddress, InvalidInput
-from drip.schedule import next_open_slot, slot_on
+from drip.schedule import SendPreference, next_open_slot, personal, slot_on
 from drip.sequence import Library, Schedule
 from drip.store import PendingDelivery, Store
 
@@ -127,7 +127,8 @@ def postpone(store: Store, library: Library, enrollment_id: int, now: datetime,
     """
     latest = _pause_link_email(store, enrollment_id, from_delivery)
     pending = store.pending_deliveries(enrollment_id=enrollment_id)
-    moves = [_shifted(p, library, timedelta(days=days), now) for p in pending]
+    chosen = _preference(store, enrollment_id)
+    moves = [_shifted(p, library, timedelta(days=days), now, chosen) for p in pending]
     moved = store.reschedule_once(pause_marker(enrollment_id, latest), enrollment_id,
                                   moves, now)
     if moved is None:
@@ -144,12 +145,18 @@ def resume_postponed(store: Store, library: Library, enrollment_id: int, now: da
     if not store.used_markers([pause_marker(enrollment_id, latest)]):
         raise Conflict("This email's pause was not used, so there is nothing to resume.")
     pending = store.pending_deliveries(enrollment_id=enrollment_id)
-    moves = [_shifted(p, library, timedelta(days=-days), now) for p in pending]
+    chosen = _preference(store, enrollment_id)
+    moves = [_shifted(p, library, timedelta(days=-days), now, chosen) for p in pending]
     moved = store.reschedule_once(pause_marker(enrollment_id, latest, "resume"), enrollment_id,
                                   moves, now, kind="resumed_early")
     if moved is None:
         raise Conflict("You already resumed; your next email comes as first planned.")
     return Change(bool(moves), moved)
+
+
+def _preference(store: Store, enrollment_id: int) -> SendPreference | None:
+    subscriber_id, _, _ = store.enrollment_owner(enrollment_id)
+    return store.send_preference(subscriber_id).preference
 
 
 def _pause_link_email(store: Store, enrollment_id: int, from_delivery: int | None) -> int | None:
@@ -197,11 +204,13 @@ def _move_released(store: Store, library: Library, held: list[PendingDelivery],
 
 
 def _shifted(pending: PendingDelivery, library: Library, by: timedelta,
-             now: datetime) -> tuple[int, datetime, datetime | None]:
-    """The pending email moved later by `by`, landing on a send slot that is still open."""
+             now: datetime, preference: SendPreference | None = None
+             ) -> tuple[int, datetime, datetime | None]:
+    """The pending email moved later by `by`, landing on a send slot that is still open (at
+    the subscriber's own send time and day, where they chose one)."""
     tz = zone(pending.timezone)
     sequence = library.sequences.get(pending.sequence_key)
-    schedule = sequence.schedule if sequence else Schedule()
+    schedule = personal(sequence.schedule if sequence else Schedule(), preference)
     if pending.window_end_at is None:  # an "immediately" email: it goes at the next dispatch
         return pending.delivery_id, max(pending.due_at + by, now), None
     target = slot_on((pending.due_at + by).astimezone(tz).date(), schedule, tz)

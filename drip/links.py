@@ -1,6 +1,9 @@
-"""The signed links in every email: unsubscribe, pause, checkpoint answers and clicks."""
+"""The signed links in every email: unsubscribe, pause, checkpoint answers, clicks and
+the "when do you want these?" preferences page."""
 
 from __future__ import annotations
+
+import hashlib
 
 from drip.tokens import Signer
 
@@ -20,6 +23,10 @@ class Links:
         values = (enrollment_id,) if delivery_id is None else (enrollment_id, delivery_id)
         return f"{self.base_url}/p/{self.signer.make('pause', *values)}"
 
+    def preferences(self, subscriber_id: int) -> str:
+        """The subscriber's "when do you want these?" page: their send time and day."""
+        return f"{self.base_url}/w/{self.signer.make('preferences', subscriber_id)}"
+
     def checkpoint(self, delivery_id: int, answer: str) -> str:
         # Each email links both answers to one token: sign it once, not once per button.
         # Read the cache once into a local, so threads sharing Links never mix tokens.
@@ -30,5 +37,13 @@ class Links:
         return f"{self.base_url}/c/{cached[1]}?answer={answer}"
 
     def click(self, delivery_id: int, url: str) -> str:
-        """A link of one email through the click redirect (drip.experiments.clicks)."""
-        return f"{self.base_url}/r/{self.signer.make('click', delivery_id, url)}"
+        """A link of one email through the click redirect (drip.experiments.clicks). The
+        token carries the address's fingerprint, not the address: the redirect finds it
+        among the addresses the email names, and the link stays short in plain text."""
+        return f"{self.base_url}/r/{self.signer.make('click', delivery_id, link_id(url))}"
+
+
+def link_id(url: str) -> str:
+    """A short fingerprint of a link's address (64 bits of SHA-256): enough to tell apart
+    the few links of one email, which is all it is compared against."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]

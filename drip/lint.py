@@ -23,7 +23,7 @@ from drip.errors import SequenceError, TemplateError
 from drip.links import Links
 from drip.message import Content, fill
 from drip.mistakes import template_mistake
-from drip.planner import CHECKPOINT_REMINDER, NUDGEABLE, REMINDER, WAITING
+from drip.planner import CHECKPOINT_REMINDER, NUDGEABLE, REMINDER, WAITING, branch_of
 from drip.render import HTML_LAYOUT, TEXT_LAYOUT, Renderer, Sender, email_spec, every_email
 from drip.samples import SAMPLE_SUBSCRIBERS, sample_values
 from drip.sequence import (
@@ -316,6 +316,7 @@ class _Linter:
         self.check_unused_templates()
         self.check_unused_offers()
         self.check_gates()
+        self.check_tags()
         self.check_nudge_rules()
         self.check_exercises()
         layouts_ok = all((self.templates_dir / name).exists()
@@ -363,7 +364,7 @@ class _Linter:
         offers = {o.key for o in self.offers.offers} if self.offers else set()
         for sequence, path in self.sequences.values():
             for index, goal in enumerate(sequence.goals):
-                if goal.purchased not in products | offers:
+                if goal.purchased is not None and goal.purchased not in products | offers:
                     self.add("error", path, line_of(path, ("goals", index, "purchased")),
                              f"goals.{index}.purchased: '{goal.purchased}' is neither a product "
                              f"in {CATALOG_FILE} nor an offer, so no purchase can reach this "
@@ -423,6 +424,9 @@ class _Linter:
             if step.waiting is not None:
                 found.append((f"{step.key} (waiting)", ("steps", index, "waiting"),
                               step.waiting.template))
+            for b_index, branch in enumerate(step.branches):
+                found.append((f"{step.key} (branch {branch.when.tag})",
+                              ("steps", index, "branches", b_index), branch.template))
             found += _split_test_templates(index, step)
         if sequence.checkpoint_reminder is not None:
             found.append(("checkpoint_reminder", ("checkpoint_reminder",),
@@ -589,6 +593,32 @@ class _Linter:
                              "add 'checkpoint_reminder: {subject: ..., preheader: ..., "
                              "template: ...}' at the top level of the sequence")
 
+    def check_tags(self) -> None:
+        """Every tag a goal or a branch reads can be set by something: a product in the
+        catalog, a checkpoint's on_answer, or the sequence's manual_tags (set by hand)."""
+        from drip.catalog import load_catalog
+        from drip.tags import settable_tags, tag_uses
+
+        library = Library({k: s for k, (s, _) in self.sequences.items()},
+                          self.offers or Offers())
+        try:
+            catalog = load_catalog(self.sequences_dir, library)
+        except SequenceError:
+            return  # check_catalog reports it
+        settable = settable_tags(library, (t for p in catalog.products for t in p.tags))
+        for sequence, path in self.sequences.values():
+            for use in tag_uses(sequence):
+                if use.tag in settable:
+                    continue
+                where = ".".join(str(p) for p in use.loc)
+                kind = "goal" if use.loc[0] == "goals" else "branch"
+                self.add("error", path, line_of(path, use.loc),
+                         f"{where}: nothing ever sets the tag '{use.tag}', so this {kind} "
+                         "can never apply.",
+                         f"set it from a product's tags in catalog.yaml or a checkpoint's "
+                         f"'on_answer:', or add '{use.tag}' to 'manual_tags:' if you set it "
+                         "by hand (drip tag add, an import's tags column, the API)")
+
     def check_nudge_rules(self) -> None:
         """What the files say about offers fits the rule: at most max_per_enrollment."""
         for sequence, path in self.sequences.values():
@@ -657,6 +687,11 @@ class _Linter:
                 continue
             path = self.sequences[sequence.key][1]
             where = self._yaml_block(sequence.step_keys.index(step_key), variant)
+            branch = branch_of(variant)  # a tag's version of the main email: its own block
+            if branch is not None:
+                where = (*where, "branches", next(
+                    i for i, b in enumerate(sequence.step(step_key).branches)
+                    if b.when.tag == branch))
             try:
                 content = renderer.content(sequence.key, step_key, variant, nudge,
                                            footer_checked=False)  # checked below, per line

@@ -30,13 +30,14 @@ RECIPIENT_FIELDS = (
     "checkpoint_passed_url",
     "checkpoint_not_yet_url",
     "checkpoint_repeat_url",
+    "preferences_url",
 )
 #: Values drip builds itself from characters that HTML leaves alone (signed tokens under
 #: DRIP_BASE_URL, which settings refuse if it holds & < > " or '): their HTML form is the
 #: same text, so the HTML part uses them as they are and no escaped twin is sent.
 HTML_SAFE_FIELDS = frozenset(
     {"unsubscribe_url", "pause_url", "checkpoint_passed_url", "checkpoint_not_yet_url",
-     "checkpoint_repeat_url"})
+     "checkpoint_repeat_url", "preferences_url"})
 HTML_SPECIAL = re.compile(r"[&<>\"']")
 _PLACEHOLDER = re.compile(r"%%([a-z_]+(?::html)?)%%")
 

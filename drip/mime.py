@@ -1,4 +1,5 @@
-"""An email's RFC 5322 bytes for SMTP, built once per content group and filled per recipient.
+"""An email's RFC 5322 bytes (SMTP, the outbox), built once per content group and filled per
+recipient.
 
 `to_mime` (drip.message) builds each email with the email package, which costs about a
 millisecond and a half per email. Here the group's bodies are split once around their
@@ -18,13 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, make_msgid
 
 from drip.errors import InvalidInput
 from drip.message import MIME_POLICY, Content, Message, header_value, to_mime, value_of
 
 _PLACEHOLDER = re.compile(r"%%([a-z_]+(?::html)?)%%")
-_WIRE_POLICY = MIME_POLICY.clone(linesep="\r\n")
+#: SMTP's line ending; the outbox writes files with "\n", as the email package does.
+CRLF = "\r\n"
 #: RFC 5322's limit for a line, without its CRLF.
 MAX_LINE = 998
 #: A display name the email package writes as it is: atext and spaces, no quoting needed.
@@ -46,11 +50,11 @@ class Wire:
 class _Body:
     """One part's text split around its placeholders: literal bytes and value names."""
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, linesep: str) -> None:
         text = template.replace("\r\n", "\n").replace("\r", "\n")
         if not text.endswith("\n"):
             text += "\n"  # as set_content writes it
-        parts = _PLACEHOLDER.split(text.replace("\n", "\r\n"))
+        parts = _PLACEHOLDER.split(text.replace("\n", linesep) if linesep != "\n" else text)
         self.pieces = [p.encode() for p in parts[0::2]]
         self.names = parts[1::2]
         self.ascii = all(p.isascii() for p in self.pieces)
@@ -76,9 +80,9 @@ class _Body:
 class _Group:
     """What every email of one content group shares."""
 
-    def __init__(self, content: Content) -> None:
-        self.text = _Body(content.text)
-        self.html = _Body(content.html)
+    def __init__(self, content: Content, linesep: str) -> None:
+        self.text = _Body(content.text, linesep)
+        self.html = _Body(content.html, linesep)
         literal = b"".join(self.text.pieces + self.html.pieces)
         while True:  # the email package's boundary form, never found in the bodies
             boundary = f"==============={random.randrange(10**18, 10**19)}=="
@@ -88,20 +92,25 @@ class _Group:
         self.crowded = max(self.text.crowded, self.html.crowded)
         self.longest = max(self.text.longest, self.html.longest)
         self.ascii = self.text.ascii and self.html.ascii
-        self.tail = (f"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; "
-                     f"boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n").encode()
-        self.between = f"\r\n--{boundary}\r\n".encode()
-        self.end = f"\r\n--{boundary}--\r\n".encode()
+        n = linesep
+        self.tail = (f"MIME-Version: 1.0{n}Content-Type: multipart/alternative; "
+                     f"boundary=\"{boundary}\"{n}{n}--{boundary}{n}").encode()
+        self.parts = tuple(
+            f"Content-Type: text/{kind}; charset=\"utf-8\"{n}"
+            f"Content-Transfer-Encoding: {cte}{n}{n}".encode()
+            for kind in ("plain", "html") for cte in ("7bit", "8bit"))
+        self.between = f"{n}--{boundary}{n}".encode()
+        self.end = f"{n}--{boundary}--{n}".encode()
 
 
-def _header(name: str, value: str) -> str:
+def _header(name: str, value: str, policy: EmailPolicy[EmailMessage]) -> str:
     """One header line, written directly when it is short printable ASCII, else folded and
     encoded by the email package (RFC 2047); InvalidInput if it would break the header."""
     header_value(name, value)
     if len(value) < MAX_LINE - len(name) - 2 and _PLAIN_VALUE.fullmatch(value) \
             and "=?" not in value:
-        return f"{name}: {value}\r\n"
-    return str(_WIRE_POLICY.header_factory(name, value).fold(policy=_WIRE_POLICY))
+        return f"{name}: {value}{policy.linesep}"
+    return str(policy.header_factory(name, value).fold(policy=policy))
 
 
 def _address(name: str, address: str) -> str:
@@ -114,9 +123,11 @@ def _address(name: str, address: str) -> str:
 class MimeWriter:
     """Writes emails as bytes, keeping each content group's split bodies between batches."""
 
-    def __init__(self, groups: int = 64) -> None:
+    def __init__(self, linesep: str = CRLF, groups: int = 64) -> None:
         self._groups: dict[tuple[str, str], _Group] = {}
         self._room = groups
+        self._linesep = linesep
+        self._policy = MIME_POLICY.clone(linesep=linesep)
 
     def _group(self, content: Content) -> _Group:
         key = (content.key, content.content_hash)
@@ -124,7 +135,7 @@ class MimeWriter:
         if group is None:
             if len(self._groups) >= self._room:
                 self._groups.clear()
-            group = self._groups[key] = _Group(content)
+            group = self._groups[key] = _Group(content, self._linesep)
         return group
 
     def write(self, message: Message, *, sent_at: datetime) -> Wire:
@@ -138,30 +149,28 @@ class MimeWriter:
                  and not any("\n" in v or "\r" in v or group.boundary in v
                              for v in raw.values()))
         if not plain:
-            return _through_email_package(message, sent_at)
+            return _through_email_package(message, sent_at, self._policy)
         domain = message.from_email.rsplit("@", 1)[-1]
         message_id = make_msgid(idstring=f"drip.{message.delivery_id}", domain=domain)
+        policy = self._policy
         try:
             head = [
-                _header("Subject", message.subject()),
-                _header("From", _address(message.from_name, message.from_email)),
-                _header("To", _address(message.to_name, message.to_email)),
-                _header("Date", format_datetime(sent_at)),
-                _header("Message-ID", message_id),
+                _header("Subject", message.subject(), policy),
+                _header("From", _address(message.from_name, message.from_email), policy),
+                _header("To", _address(message.to_name, message.to_email), policy),
+                _header("Date", format_datetime(sent_at), policy),
+                _header("Message-ID", message_id, policy),
             ]
-            head.extend(_header(name, value) for name, value in message.headers().items())
+            head.extend(_header(name, value, policy)
+                        for name, value in message.headers().items())
         except ValueError as exc:
             raise _unwritable(message, exc) from None
         ascii_values = all(map(bytes.isascii, encoded.values()))
         text = group.text.fill(encoded, raw)
         html = group.html.fill(encoded, raw)
-        cte = "7bit" if group.ascii and ascii_values else "8bit"
-        data = b"".join([
-            "".join(head).encode(), group.tail,
-            f"Content-Type: text/plain; charset=\"utf-8\"\r\n"
-            f"Content-Transfer-Encoding: {cte}\r\n\r\n".encode(), text, group.between,
-            f"Content-Type: text/html; charset=\"utf-8\"\r\n"
-            f"Content-Transfer-Encoding: {cte}\r\n\r\n".encode(), html, group.end])
+        eight = 0 if group.ascii and ascii_values else 1  # 7bit or 8bit, as set_content picks
+        data = b"".join(["".join(head).encode(), group.tail, group.parts[eight], text,
+                         group.between, group.parts[2 + eight], html, group.end])
         return Wire(data, message_id)
 
 
@@ -172,9 +181,11 @@ def _unwritable(message: Message, exc: Exception) -> InvalidInput:
         f"delivery {message.delivery_id}.")
 
 
-def _through_email_package(message: Message, sent_at: datetime) -> Wire:
+def _through_email_package(message: Message, sent_at: datetime,
+                           policy: EmailPolicy[EmailMessage]) -> Wire:
     """The unusual email, written by the email package as `to_mime` builds it."""
     mime = to_mime(message, sent_at=sent_at)
     international = not (message.to_email.isascii() and message.from_email.isascii())
-    policy = _WIRE_POLICY.clone(utf8=True) if international else _WIRE_POLICY
+    if international:
+        policy = policy.clone(utf8=True)
     return Wire(mime.as_bytes(policy=policy), str(mime["Message-ID"]), smtputf8=international)

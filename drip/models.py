@@ -55,6 +55,9 @@ class Subscriber(Base):
     suppressed_at: Mapped[datetime | None]
     suppressed_reason: Mapped[str | None] = mapped_column(Text)
     offers_opt_out_at: Mapped[datetime | None]
+    #: The subscriber's own choice on the preferences page (0009): "HH:MM" local, a weekday.
+    send_time: Mapped[str | None] = mapped_column(String(5))
+    send_weekday: Mapped[str | None] = mapped_column(String(10))
 
 
 class Consent(Base):
@@ -237,6 +240,8 @@ class Tag(Base):
     )
     tag: Mapped[str] = mapped_column(String(100), primary_key=True)
     created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_tags_tag", "tag"),)
 
 
 class Pause(Base):

@@ -61,39 +61,32 @@ def pause(store: Store, library: Library, enrollment_id: int, from_delivery: int
           now: datetime) -> PauseView:
     """Press the link: pause once. Pressing again changes nothing and says so (state
     "paused", changed False); Conflict if the link cannot act at all."""
-    before = view(store, library, enrollment_id, from_delivery)
-    if before.closed is not None:
-        raise Conflict(before.closed)
-    changed = False
-    if before.state == "ready":
-        try:
-            lifecycle.postpone(store, library, enrollment_id, now, days=before.days,
-                               from_delivery=from_delivery)
-            changed = True
-        except Conflict:  # pressed twice at once: the other press paused it
-            pass
-    after = view(store, library, enrollment_id, from_delivery)
-    return replace(after, changed=changed)
+    return _act(store, library, enrollment_id, from_delivery, now, "pause")
 
 
 def resume(store: Store, library: Library, enrollment_id: int, from_delivery: int | None,
            now: datetime) -> PauseView:
     """"Resume now": undo this email's pause, once; Conflict if there is none to undo."""
+    return _act(store, library, enrollment_id, from_delivery, now, "resume")
+
+
+def _act(store: Store, library: Library, enrollment_id: int, from_delivery: int | None,
+         now: datetime, action: Literal["pause", "resume"]) -> PauseView:
     before = view(store, library, enrollment_id, from_delivery)
     if before.closed is not None:
         raise Conflict(before.closed)
-    changed = False
-    if before.state == "paused":
-        try:
-            lifecycle.resume_postponed(store, library, enrollment_id, now, days=before.days,
-                                       from_delivery=from_delivery)
-            changed = True
-        except Conflict:
-            pass
-    elif before.state == "ready":
+    if action == "resume" and before.state == "ready":
         raise Conflict("This email is not paused, so there is nothing to resume.")
-    after = view(store, library, enrollment_id, from_delivery)
-    return replace(after, changed=changed)
+    changed = False
+    if before.state == ("ready" if action == "pause" else "paused"):
+        move = lifecycle.postpone if action == "pause" else lifecycle.resume_postponed
+        try:
+            move(store, library, enrollment_id, now, days=before.days,
+                 from_delivery=from_delivery)
+            changed = True
+        except Conflict:  # pressed twice at once: the other press did it
+            pass
+    return replace(view(store, library, enrollment_id, from_delivery), changed=changed)
 
 
 def _closed(state: str, from_delivery: int | None, latest: int | None) -> str | None:

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from drip.addresses import zone
-from drip.schedule import Slot, immediate_slot, next_open_slot, slot_after, slot_on
+from drip.schedule import (
+    SendPreference,
+    Slot,
+    immediate_slot,
+    next_open_slot,
+    personal,
+    slot_after,
+    slot_on,
+)
 from drip.sequence import Sequence, Step
 
 PASSED = "passed"
@@ -67,8 +75,19 @@ class Decision:
     hold: str | None = None
 
 
+#: Between a main email and the tag whose branch it is: "main/struggling" (drip.tags).
+BRANCH = "/"
+
+
 def base_variant(variant: str) -> str:
-    return variant.removesuffix(REMINDER)
+    """The kind of email a variant is: "main" for "main/struggling+reminder"."""
+    return variant.removesuffix(REMINDER).split(BRANCH, 1)[0]
+
+
+def branch_of(variant: str) -> str | None:
+    """The tag whose branch of the main email this variant is, if it is one."""
+    parts = variant.removesuffix(REMINDER).split(BRANCH, 1)
+    return parts[1] if len(parts) == 2 else None
 
 
 def has_reminder(variant: str) -> bool:
@@ -229,27 +248,33 @@ def _advance(sequence: Sequence, step_key: str, *, reminder: bool,
     return None
 
 
-def first_email(sequence: Sequence, timezone: str, joined_at: datetime) -> NextEmail:
-    """The first email: at the first dispatch after joining if the step says 'immediately'."""
+def first_email(sequence: Sequence, timezone: str, joined_at: datetime,
+                preference: SendPreference | None = None) -> NextEmail:
+    """The first email: at the first dispatch after joining if the step says 'immediately'
+    (inside the send window, when the sequence sets one)."""
     step = sequence.steps[0]
+    schedule = personal(sequence.schedule, preference)
     if step.immediate:
-        return NextEmail(step.key, immediate_slot(joined_at))
-    slot = slot_after(joined_at, step, sequence.schedule, zone(timezone), after_immediate=False)
+        return NextEmail(step.key, immediate_slot(joined_at, schedule, zone(timezone)))
+    slot = slot_after(joined_at, step, schedule, zone(timezone), after_immediate=False)
     return NextEmail(step.key, slot)
 
 
-def first_email_of_import(sequence: Sequence, timezone: str, now: datetime) -> NextEmail:
+def first_email_of_import(sequence: Sequence, timezone: str, now: datetime,
+                          preference: SendPreference | None = None) -> NextEmail:
     """An imported person's first email. Nobody imported is waiting for it, so a step
     sent 'immediately' to someone who just joined goes out in the next send slot of their
     own day instead: never at 21:55 in Berlin or 05:55 in Tokyo."""
     step = sequence.steps[0]
     if step.immediate:
-        return NextEmail(step.key, next_open_slot(now, sequence.schedule, zone(timezone)))
-    return first_email(sequence, timezone, now)
+        return NextEmail(step.key, next_open_slot(now, personal(sequence.schedule, preference),
+                                                  zone(timezone)))
+    return first_email(sequence, timezone, now, preference)
 
 
 def email_after(sequence: Sequence, timezone: str, step_key: str, variant: str,
-                went_out_at: datetime) -> NextEmail | None:
+                went_out_at: datetime,
+                preference: SendPreference | None = None) -> NextEmail | None:
     """The slot of the email after this one, with a provisional step; None when none can follow.
 
     After an email that asks a checkpoint with `remind_after`, that is the reminder's slot;
@@ -262,15 +287,17 @@ def email_after(sequence: Sequence, timezone: str, step_key: str, variant: str,
         step = sequence.step(step_key)
         days = step.checkpoint.remind_days if step.checkpoint else None
         return weekly_after(sequence, timezone, step_key, "main",
-                            went_out_at - timedelta(days=days or 0))
-    weekly = weekly_after(sequence, timezone, step_key, variant, went_out_at)
+                            went_out_at - timedelta(days=days or 0), preference)
+    weekly = weekly_after(sequence, timezone, step_key, variant, went_out_at, preference)
     if weekly is None:
         return None
-    return reminder_after(sequence, timezone, step_key, variant, went_out_at, weekly) or weekly
+    return reminder_after(sequence, timezone, step_key, variant, went_out_at, weekly,
+                          preference) or weekly
 
 
 def weekly_after(sequence: Sequence, timezone: str, step_key: str, variant: str,
-                 went_out_at: datetime) -> NextEmail | None:
+                 went_out_at: datetime,
+                 preference: SendPreference | None = None) -> NextEmail | None:
     """The next weekly email's slot after this one, leaving reminders aside."""
     if step_key not in sequence.step_keys or base_variant(variant) == "graduated":
         return None
@@ -281,13 +308,15 @@ def weekly_after(sequence: Sequence, timezone: str, step_key: str, variant: str,
             return None  # nothing can follow, whatever the answer
         provisional = Decision(step.key, "repeat")
     paced_by = sequence.next_step(step_key) or step
-    slot = slot_after(went_out_at, paced_by, sequence.schedule, zone(timezone),
+    slot = slot_after(went_out_at, paced_by, personal(sequence.schedule, preference),
+                      zone(timezone),
                       after_immediate=step.immediate and base_variant(variant) == "main")
     return NextEmail(provisional.step_key, slot, provisional.variant)
 
 
 def reminder_after(sequence: Sequence, timezone: str, step_key: str, variant: str,
-                   went_out_at: datetime, weekly: NextEmail) -> NextEmail | None:
+                   went_out_at: datetime, weekly: NextEmail,
+                   preference: SendPreference | None = None) -> NextEmail | None:
     """The checkpoint reminder after this email, if its checkpoint asks for one: `remind_after`
     days later at the send time, and only if that is a day or more before the next weekly
     email. Main and repeat emails get one; a waiting email is itself the question asked again.
@@ -300,6 +329,8 @@ def reminder_after(sequence: Sequence, timezone: str, step_key: str, variant: st
         return None
     tz = zone(timezone)
     day = went_out_at.astimezone(tz).date() + timedelta(days=checkpoint.remind_days)
-    if day >= weekly.slot.due_at.astimezone(tz).date():
+    # on a day the sequence sends on: an excluded day moves it later, maybe past the weekly
+    slot = slot_on(day, personal(sequence.schedule, preference), tz)
+    if slot.due_at.astimezone(tz).date() >= weekly.slot.due_at.astimezone(tz).date():
         return None
-    return NextEmail(step_key, slot_on(day, sequence.schedule, tz), CHECKPOINT_REMINDER)
+    return NextEmail(step_key, slot, CHECKPOINT_REMINDER)

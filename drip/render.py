@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import css_inline
 import jinja2
+import jinja2.meta
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
@@ -28,10 +29,12 @@ from drip.errors import TemplateError
 from drip.message import Content, html_placeholders, placeholder
 from drip.plaintext import markdown_to_text
 from drip.planner import (
+    BRANCH,
     CHECKPOINT_REMINDER,
     REMINDER,
     WAITING,
     base_variant,
+    branch_of,
     has_reminder,
     late_repeat_step,
     silence_moves_on,
@@ -108,8 +111,14 @@ class EmailSpec:
 
 def email_spec(sequence: Sequence, step_key: str, variant: str) -> EmailSpec:
     step = sequence.step(step_key)
+    branch = branch_of(variant)
     variant = base_variant(variant)
-    if variant == "main":
+    if variant == "main" and branch is not None:  # a tag's version of the main email
+        chosen = next((b for b in step.branches if b.when.tag == branch), None)
+        if chosen is not None:
+            return EmailSpec(chosen.subject, chosen.preheader, chosen.template,
+                             step.checkpoint is not None)
+    elif variant == "main":
         return EmailSpec(step.subject, step.preheader, step.template, step.checkpoint is not None)
     if variant == "repeat" and step.repeat is not None:
         r = step.repeat
@@ -139,7 +148,7 @@ def tested_spec(spec: EmailSpec, sequence: Sequence, step_key: str, variant: str
                 test_variant: str | None) -> EmailSpec:
     """`spec` with a split-test variant's own subject, preheader or template (main emails
     only; drip.experiments.assignment decides who gets which)."""
-    if test_variant is None or base_variant(variant) != "main":
+    if test_variant is None or base_variant(variant) != "main" or branch_of(variant):
         return spec
     test = sequence.step(step_key).test
     chosen = test.variant(test_variant) if test is not None else None
@@ -165,7 +174,9 @@ def every_email(library: Library) -> Iterator[tuple[Sequence, str, str, str | No
             previous = sequence.steps[index - 1] if index else None
             noted = (tuple(v + REMINDER for v in NOTED_VARIANTS)
                      if previous is not None and silence_moves_on(sequence, previous) else ())
-            for variant in (*VARIANTS, *noted):
+            branches = tuple(f"main{BRANCH}{b.when.tag}" for b in step.branches)
+            for variant in (*VARIANTS, *noted, *branches, *(b + n.removeprefix("main")
+                                                           for b in branches for n in noted)):
                 if variant == "graduated" and index != len(sequence.steps) - 1:
                     continue  # graduation follows the last step only
                 try:
@@ -288,6 +299,7 @@ class Renderer:
             "nudge": self._nudge(offer, sequence.key, step_key),
             "unsubscribe_url": placeholder("unsubscribe_url"),
             "pause_url": placeholder("pause_url"),
+            "preferences_url": placeholder("preferences_url"),
             "letter": None,
         }
         html, text = self._wrap(layout, Markup(self._markdown.render(body_md)),
@@ -307,7 +319,16 @@ class Renderer:
 
     def letter(self, letter: Letter) -> Content:
         """A letter in the layout: no checkpoint, nudge or unsubscribe link (nobody is on a
-        list: it is a confirmation request, or the coach's own digest)."""
+        list: it is a confirmation request, or the coach's own digest).
+
+        TemplateError if a layout does not know `letter` (one written before letters), as
+        it would print a weekly footer with empty unsubscribe and pause links."""
+        for name in (HTML_LAYOUT, TEXT_LAYOUT):
+            if "letter" not in self._variables(name):
+                raise TemplateError(
+                    f"The layout {name} does not print letters (the opt-in confirmation, "
+                    "the digest).", file=str(self.templates_dir / name),
+                    fix="copy the {% if letter %} blocks from the sample layout")
         layout: dict[str, Any] = {
             "subscriber": {"first_name": "", "email": ""},
             "sequence": {"key": "", "name": letter.kicker},
@@ -333,6 +354,19 @@ class Renderer:
         return Content(key=letter.key, subject=letter.subject, preheader=letter.preheader,
                        html=html, text=squeeze_blank_lines(text),
                        content_hash=hashlib.sha256(f"{html}\0{text}".encode()).hexdigest()[:16])
+
+    def _variables(self, name: str) -> set[str]:
+        """The variables a layout uses (TemplateError if it is missing or does not parse)."""
+        try:
+            source, _, _ = self._html_env.loader.get_source(  # type: ignore[union-attr]
+                self._html_env, name)
+            return jinja2.meta.find_undeclared_variables(self._html_env.parse(source))
+        except jinja2.TemplateNotFound:
+            raise TemplateError(f"The layout {name} does not exist.",
+                                file=str(self.templates_dir / name)) from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"Template syntax error: {exc.message}.",
+                                file=str(self.templates_dir / name), line=exc.lineno) from None
 
     def _wrap(self, layout: Mapping[str, Any], body_html: Markup,
               body_text: str) -> tuple[str, str]:

@@ -39,6 +39,7 @@ def sample_values(links: Links, sequence: Sequence, subscriber: SampleSubscriber
         "email": subscriber.email,
         "unsubscribe_url": links.unsubscribe(0, 0),
         "pause_url": links.pause(0),
+        "preferences_url": links.preferences(0),
         "checkpoint_passed_url": links.checkpoint(0, "passed"),
         "checkpoint_not_yet_url": links.checkpoint(0, "not-yet"),
         "checkpoint_repeat_url": links.checkpoint(0, REPEAT_LAST),

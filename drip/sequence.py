@@ -58,34 +58,134 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# --- when emails may arrive (issue 20) -------------------------------------------------
+
+#: The short day names a schedule may use, beside the full ones.
+DAY_ABBREVIATIONS = {day[:3]: day for day in WEEKDAYS}
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def weekday_name(value: Any) -> Any:
+    """'Mon', 'monday' or 'MONDAY' as 'monday'; anything else unchanged, for the validator."""
+    if not isinstance(value, str):
+        return value
+    lowered = value.strip().lower()
+    return DAY_ABBREVIATIONS.get(lowered, lowered)
+
+
+def _yaml_time(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return time(value // 60 % 24, value % 60)  # YAML 1.1 reads 06:30 unquoted as 390
+    return value
+
+
 class Schedule(_Strict):
+    """When a sequence's emails may arrive, in each subscriber's own timezone.
+
+    `window` ("06:00-20:00") is the part of the day an email may go out in, and `days` the
+    weekdays it may go out on; without them, emails are planned outside the quiet hours
+    (21:00-06:00) on any day, and a first email sent `immediately` goes at any hour, as
+    before. `first_email: at-once` (the default) sends a first step marked `immediately`
+    at once when the join falls inside the window, else when the window next opens;
+    `first_email: send-time` waits for the next send time instead.
+    """
+
     send_time: time = time(6, 30)
+    window: str | None = None
+    days: tuple[Literal[WEEKDAYS], ...] = WEEKDAYS  # type: ignore[valid-type]
     weekday: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
     first_pinned_gap_days: int = Field(default=5, strict=True, ge=1, le=7)
+    #: At most this many emails a local day to one person, counting every sequence they
+    #: are in: one of this sequence's emails past that waits for the next day's slot.
+    max_per_day: int | None = Field(default=None, strict=True, ge=1, le=10)
+    first_email: Literal["at-once", "send-time"] = "at-once"
 
     @field_validator("send_time", mode="before")
     @classmethod
     def _parse_time(cls, value: Any) -> Any:
-        if isinstance(value, int):  # YAML 1.1 reads 06:30 unquoted as sexagesimal 390
-            return time(value // 60, value % 60)
-        return value
+        return _yaml_time(value)
 
     @field_validator("send_time")
     @classmethod
-    def _daytime(cls, value: time) -> time:
+    def _local(cls, value: time) -> time:
         if value.tzinfo is not None:  # "06:30+10:00" parses, but cannot be compared below
             raise ValueError("must be a local time without a UTC offset, like \"06:30\": "
                              "it is read in each subscriber's own timezone")
-        if not (QUIET_END <= value < QUIET_START):
-            raise ValueError(
-                "must be between 06:00 and 20:59 local time, because nothing is sent at night"
-            )
         return value
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window_shape(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a quoted range of local times, like \"06:00-20:00\"")
+        match = _WINDOW.match(value)
+        if not match:
+            raise ValueError("must be a range of local times, like \"06:00-20:00\"")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+            raise ValueError("must be a range of real clock times, like \"06:00-20:00\"")
+        if (h1, m1) >= (h2, m2):
+            raise ValueError("must open before it closes on the same day, like \"06:00-20:00\" "
+                             "(a window cannot run past midnight)")
+        return f"{h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}"
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _day_names(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(weekday_name(v) for v in value)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _some_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one day, like [mon, wed, fri]")
+        if len(set(value)) != len(value):
+            raise ValueError("names a day twice; list each day once")
+        return tuple(d for d in WEEKDAYS if d in value)
 
     @field_validator("weekday", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
+        return weekday_name(value)
+
+    @model_validator(mode="after")
+    def _fits(self) -> Schedule:
+        opens, closes = self.opens, self.closes
+        if self.window is None and not (opens <= self.send_time < QUIET_START):
+            raise ValueError("schedule.send_time: must be between 06:00 and 20:59 local time, "
+                             "because nothing is sent at night")
+        if self.window is not None and not (opens <= self.send_time < closes):
+            raise ValueError(f"schedule.send_time: must be inside the window {self.window}, "
+                             "where emails may go out")
+        if self.weekday is not None and self.weekday not in self.days:
+            raise ValueError(f"schedule.weekday: {self.weekday} is not one of the days emails "
+                             "may go out on; add it to 'days' or pin another weekday")
+        return self
+
+    @property
+    def opens(self) -> time:
+        """When the local send window opens (06:00 unless `window` says otherwise)."""
+        if self.window is None:
+            return QUIET_END
+        return time.fromisoformat(self.window.split("-")[0])
+
+    @property
+    def closes(self) -> time:
+        """When the local send window closes (21:00, unless `window` says otherwise);
+        time.max stands for 24:00."""
+        if self.window is None:
+            return QUIET_START
+        end = self.window.split("-")[1]
+        return time.max if end == "24:00" else time.fromisoformat(end)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the coach set a window or days: then an `immediately` email keeps to them."""
+        return self.window is not None or self.days != WEEKDAYS
 
 
 def _days(value: str) -> int:
@@ -95,6 +195,75 @@ def _days(value: str) -> int:
         return 0
     amount = int(match.group(1))
     return amount * 7 if match.group(2).startswith("week") else amount
+
+
+# --- tags: set by checkpoint answers, branching a step, ending a sequence (issue 20) --------
+
+TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+#: A tag a step branches on is part of the branch email's variant ("main/struggling"),
+#: which the ledger keeps in 40 characters with "+reminder".
+BRANCH_TAG_LENGTH = 24
+
+
+def _tag_like(value: str) -> str:
+    if not isinstance(value, str) or not TAG.match(value):
+        raise ValueError("must be a tag of lower-case letters, digits and hyphens (at most 40), "
+                         "like struggling or clinician-referral")
+    return value
+
+
+TagName = Annotated[str, AfterValidator(_tag_like)]
+
+
+class TagAction(_Strict):
+    """`- tag: struggling`: set this tag on the subscriber."""
+
+    tag: TagName
+
+
+class AnswerActions(_Strict):
+    """What a checkpoint answer does beside moving the program: the tags it sets.
+    `on_answer: {not_yet: [tag: struggling]}` (`notyet` and `not-yet` read the same)."""
+
+    passed: list[TagAction] = []
+    not_yet: list[TagAction] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _answer_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {("not_yet" if str(k).replace("-", "_") in ("notyet", "not_yet") else k): v
+                    for k, v in value.items()}
+        return value
+
+    def tags_for(self, answer: str) -> list[str]:
+        actions = self.passed if answer == "passed" else self.not_yet if answer == "not-yet" else []
+        return [action.tag for action in actions]
+
+
+class When(_Strict):
+    """The condition of a branch: the subscriber has this tag."""
+
+    tag: TagName
+
+    @field_validator("tag")
+    @classmethod
+    def _short(cls, value: str) -> str:
+        if len(value) > BRANCH_TAG_LENGTH:
+            raise ValueError(f"must be at most {BRANCH_TAG_LENGTH} characters for a branch, "
+                             "since the email's variant carries it")
+        return value
+
+
+class Branch(_Strict):
+    """Another version of a step's main email, sent instead of it to subscribers with a tag.
+    It asks the same checkpoint: a branch changes what an email says, never where the
+    program goes (a gate still needs its "passed")."""
+
+    when: When
+    subject: str = Field(min_length=1)
+    preheader: str = Field(min_length=1)
+    template: str
 
 
 class Checkpoint(_Strict):
@@ -111,6 +280,8 @@ class Checkpoint(_Strict):
     no_answer: Literal["advance", "repeat", "hold"] | None = None
     gate: bool = Field(default=False, strict=True)
     remind_after: str | None = None
+    #: The tags an answer sets (issue 20).
+    on_answer: AnswerActions = AnswerActions()
 
     @field_validator("remind_after")
     @classmethod
@@ -208,6 +379,8 @@ class Step(_Strict):
     #: The email sent instead of moving on while a `no_answer: hold` checkpoint waits for
     #: an explicit "passed": the same week's plan, the question again, and why we wait.
     waiting: Variant | None = None
+    #: Versions of the main email for subscribers with a tag, first match wins (issue 20).
+    branches: list[Branch] = []
     #: A split test of this step's main email (drip.experiments).
     test: SplitTest | None = None
 
@@ -240,10 +413,19 @@ class NudgeRules(_Strict):
 
 
 class Goal(_Strict):
-    """An exit: buying `purchased` stops the nudges, or the whole sequence."""
+    """An exit: buying `purchased`, or having the tag `tag`, stops the nudges, or the
+    whole sequence."""
 
-    purchased: str
+    purchased: str | None = None
+    tag: TagName | None = None
     stops: Literal["nudges", "sequence"]
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Goal:
+        if (self.purchased is None) == (self.tag is None):
+            raise ValueError("a goal needs either 'purchased: PRODUCT' or 'tag: TAG', "
+                             "not both or neither")
+        return self
 
 
 class RestartAfter(_Strict):
@@ -272,6 +454,9 @@ class Sequence(_Strict):
     nudges: NudgeRules = NudgeRules()
     goals: list[Goal] = []
     re_entry: Literal["once", "restart"] | RestartAfter = "once"
+    #: Tags set by hand (`drip tag add`, an import's tags column, the API) that goals and
+    #: branches may use: lint reports a tag nothing sets (issue 20).
+    manual_tags: list[TagName] = []
     content_hash: str = ""
 
     @model_validator(mode="after")
@@ -644,9 +829,12 @@ def _problems(exc: ValidationError, path: Path, root: yaml.Node | None,
         loc: tuple[Any, ...] = tuple(error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
         # model-level validators report their own location inside the message
-        if not loc and ":" in message and message.split(":", 1)[0].count(".") >= 1:
+        # (a nested model's validator, such as the schedule's, names its own path too)
+        if ":" in message and message.split(":", 1)[0].count(".") >= 1 and (
+                not loc or message.split(".", 1)[0] == str(loc[-1])):
             dotted, message = message.split(":", 1)
-            loc = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
+            inner = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
+            loc = (*loc[:-1], *inner) if loc else inner
             message = message.strip()
         # a union (re_entry) reports each alternative; the first says enough
         loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("literal[",

@@ -383,9 +383,11 @@ def _generated_secret_key(var_dir: Path) -> str:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
+    # Said once, when the key is made: fine for trying drip out, worth knowing for later.
     log.warning(
-        "DRIP_SECRET_KEY is not set: generated one in %s. Set DRIP_SECRET_KEY in production "
-        "so every machine signs links with the same key.",
+        "Note: DRIP_SECRET_KEY is not set, so drip made a signing key for this machine in "
+        "%s (fine for trying drip out). In production set DRIP_SECRET_KEY, the same on "
+        "every machine.",
         path,
     )
     return key

@@ -98,7 +98,8 @@ def simulate(library: Library, renderer: Renderer, *, sequence_key: str, timezon
     # A purchase matters to a journey only through the offers and the goals: any other key
     # (a typo, say) would be "bought" and change nothing, while the calendar says it was.
     known = [o.key for o in library.offers.offers]
-    known += [g.purchased for g in sequence.goals if g.purchased not in known]
+    known += [g.purchased for g in sequence.goals
+              if g.purchased is not None and g.purchased not in known]
     for offer, _ in buys:
         if offer not in known:
             raise InvalidInput(f"'{offer}' is not an offer or a goal of {sequence.key}, so "

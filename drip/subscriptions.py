@@ -10,6 +10,7 @@ from drip.errors import InvalidInput
 from drip.planner import first_email
 from drip.sequence import Library, RestartAfter, Sequence
 from drip.store import ConsentRecord, EnrollOutcome, Store
+from drip.tags import parse_tags
 
 Source = Literal["purchase", "optin", "manual", "import"]
 SOURCES: tuple[str, ...] = ("purchase", "optin", "manual", "import", "api")
@@ -17,9 +18,11 @@ SOURCES: tuple[str, ...] = ("purchase", "optin", "manual", "import", "api")
 
 def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now: datetime,
            name: str = "", timezone: str = "UTC", source: str = "manual",
-           consent: ConsentRecord | None = None) -> EnrollOutcome:
-    """Enroll someone; every input is checked before anything is written."""
+           consent: ConsentRecord | None = None, tags: object = None) -> EnrollOutcome:
+    """Enroll someone; every input is checked before anything is written. `tags` (a list,
+    from the API) are set on the subscriber too."""
     address = normalise_email(email)
+    wanted = parse_tags(tags)
     zone_name = validate_timezone(timezone)
     if source not in SOURCES:
         raise InvalidInput(f"'{source}' is not a source; use one of {', '.join(SOURCES)}.")
@@ -33,6 +36,8 @@ def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now
         restart_if=lambda state, finished_at: may_restart(sequence, source, state, finished_at,
                                                           now),
     )
+    if wanted:
+        store.add_tags(outcome.subscriber_id, wanted, now)
     return outcome
 
 

@@ -79,6 +79,13 @@ class Ticker:
                 id="digest", name="the coach's weekly digest", coalesce=True,
                 max_instances=1, misfire_grace_time=None, replace_existing=True,
             )
+        if any(step.test is not None and step.test.winner == "auto"
+               for sequence in self.drip.library.sequences.values() for step in sequence.steps):
+            self.scheduler.add_job(
+                self.split_tests, CronTrigger(hour=5, minute=30, timezone="UTC"),
+                id="split-tests", name="send split-test leaders to everyone (winner: auto)",
+                coalesce=True, max_instances=1, misfire_grace_time=None,
+                replace_existing=True)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info("scheduler %s started; dispatching every %s", self.worker,
@@ -138,6 +145,22 @@ class Ticker:
                         settings.webhook_signing_secret, self.drip.clock.now())
         except Exception:  # keep ticking: messages stay queued and are retried
             log.exception("outgoing webhook pass failed")
+
+    def split_tests(self) -> None:
+        """Look at the split tests once a day, as `drip stats --tests` does: a `winner: auto`
+        test whose leader is clear sends it to everyone after (recording it is idempotent,
+        so every scheduler may look). The decision stays valid however often it is made."""
+        from drip.experiments.report import split_results
+
+        try:
+            results = split_results(self.drip.store, self.drip.library, self.drip.clock.now())
+        except Exception:  # tomorrow's look tries again
+            log.exception("could not look at the split tests")
+            return
+        for result in results:
+            if result.sent_to_everyone:
+                log.info("split test %s/%s: everyone gets %s", result.sequence_key,
+                         result.name, result.sent_to_everyone)
 
     def digest(self) -> None:
         """Send the weekly digest once per week, however many schedulers are running."""

@@ -21,7 +21,7 @@ from drip.errors import BadSignature
 if TYPE_CHECKING:
     import itsdangerous
 
-Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm", "click"]
+Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm", "click", "preferences"]
 
 
 _SHA1_BLOCK = 64

@@ -138,3 +138,21 @@ def basic_drip(basic_settings: Settings, clock: FixedClock) -> Iterator[Drip]:
         yield instance
     finally:
         instance.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per reason a test was skipped, with a count (without PostgreSQL that is
+    one line for every PostgreSQL test, not one each)."""
+    from collections import Counter
+
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if not reasons:
+        return
+    terminalreporter.write_sep("=", "skipped, by reason")
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"SKIPPED {count} {'test' if count == 1 else 'tests'}: "
+                                    f"{reason}")

@@ -45,6 +45,7 @@ from drip.cli import sends as _sends  # noqa: E402
 from drip.cli import stats as _stats  # noqa: E402
 from drip.cli import status as _status  # noqa: E402
 from drip.cli import steering as _steering  # noqa: E402
+from drip.cli import tags as _tags  # noqa: E402
 from drip.cli import transfer as _transfer  # noqa: E402
 from drip.cli import web as _web  # noqa: E402
 from drip.cli import webhook as _webhook  # noqa: E402
@@ -53,6 +54,7 @@ app.add_typer(_db.app, name="db")
 app.add_typer(_circuit.app, name="circuit")
 app.add_typer(_api_key.app, name="api-key")
 app.add_typer(_webhook.app, name="webhook")
+app.add_typer(_tags.app, name="tag")
 _delivery.register(app)
 _demo.register(app)
 _digest.register(app)

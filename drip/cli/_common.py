@@ -128,7 +128,14 @@ def settings() -> Settings:
     # alembic's start-up chatter ("setup plugin ...", "Context impl ...") says nothing to
     # an operator; its "Running upgrade a -> b" lines do, and stay at INFO.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").addFilter(_alembic_chatter)
     return loaded
+
+
+def _alembic_chatter(record: logging.LogRecord) -> bool:
+    """Keep "Running upgrade a -> b"; drop "Context impl SQLiteImpl." and "Will assume
+    non-transactional DDL.", which alembic says before every upgrade."""
+    return not str(record.msg).startswith(("Context impl", "Will assume"))
 
 
 def clock_for(now: str | None, current: Settings) -> Clock:

@@ -19,15 +19,16 @@ from drip.cli._common import (
     fail,
     guarded,
     print_json,
+    sequence_key,
     settings,
 )
 from drip.clock import parse_instant
 from drip.db import database_exists
-from drip.errors import ConfigError, InvalidInput, SequenceError
+from drip.errors import ConfigError, SequenceError
 from drip.planner import REMINDER
 from drip.render import VARIANTS, Renderer
 from drip.runtime import links_of, sender_of
-from drip.sequence import Library, load_library
+from drip.sequence import load_library
 from drip.settings import Settings
 from drip.store import EnrollmentPosition, Store
 
@@ -143,19 +144,6 @@ def lint_findings_on_failure(current: Settings) -> Iterator[None]:
         raise typer.Exit(EXIT_INVALID) from None
 
 
-def only_sequence(library: Library, given: str | None) -> str:
-    """--sequence as given, or the library's one sequence when it has exactly one.
-
-    (Private to the coach's commands until drip/cli/_common.py has a shared one.)"""
-    if given is not None:
-        return given
-    if len(library.sequences) == 1:
-        return next(iter(library.sequences))
-    known = ", ".join(sorted(library.sequences)) or "none"
-    raise InvalidInput(f"There are {len(library.sequences)} sequences ({known}); say which "
-                       "one with --sequence KEY.")
-
-
 #: Every variant an email can go out as, for --variant's help.
 VARIANT_HELP = (", ".join(VARIANTS) + f"; add {REMINDER} to a main email for the "
                 "no-answer note (main+reminder). A step has only the variants its sequence "
@@ -195,7 +183,7 @@ def simulate(
         library = load_library(current.sequences_dir)
         renderer = Renderer(current.templates_dir, library, sender_of(current))
         result = simulate_journey(library, renderer,
-                                  sequence_key=only_sequence(library, sequence),
+                                  sequence_key=sequence_key(sequence, library),
                                   timezone=timezone, joined_at=joined_at,
                                   answers=parse_answers(answers), buys=parse_buys(buys or []),
                                   pauses=pause or [])
@@ -271,7 +259,7 @@ def preview(
     with lint_findings_on_failure(current):
         library = load_library(current.sequences_dir)
         renderer = Renderer(current.templates_dir, library, sender_of(current))
-        key = only_sequence(library, sequence)
+        key = sequence_key(sequence, library)
         shown = preview_nudge(library, key, step, variant, nudge, no_nudge=no_nudge)
         message = render_sample(library, renderer, sender_of(current), links_of(current), key,
                                 step, variant, shown, test_variant=test_variant)

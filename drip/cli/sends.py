@@ -131,10 +131,19 @@ def subscriber(
     """One person's timeline: consents, enrollments, every delivery, events, answers, purchases."""
     with drip_from_env() as drip:
         found = timeline(drip.store, email)
+        tags = drip.store.tags_of(found.subscriber.id)
+        chosen = drip.store.send_preference(found.subscriber.id).preference
+    when = {"send_time": chosen.send_time.strftime("%H:%M") if chosen.send_time else None,
+            "weekday": chosen.weekday}
     if as_json:
-        print_json(timeline_dict(found))
+        print_json({**timeline_dict(found), "tags": tags, "send_preference": when})
         return
     print_timeline(found, wide=wide)
+    console.print(f"Tags: {', '.join(tags) if tags else 'none'}.")
+    if not chosen.empty:
+        console.print("Their choice of when: " + ", ".join(
+            v for v in (when["send_time"], f"{chosen.weekday}s" if chosen.weekday else None)
+            if v) + " (their time).")
 
 
 def timeline_dict(found: Timeline) -> dict[str, Any]:

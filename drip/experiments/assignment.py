@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from drip.planner import base_variant
+from drip.planner import base_variant, branch_of
 from drip.sequence import Sequence, SplitTest
 
 #: The only email of a step a test varies: its main weekly email.
@@ -53,7 +53,9 @@ def assignment(sequence: Sequence, step_key: str, variant: str, enrollment_id: i
     """The split-test variant of this email, if it is the main email of a step with a test
     (with or without the no-answer note). A test whose leader was sent to everyone after
     (`winner: auto`, `winners[(sequence, test)]`) gives its leader to every new email."""
-    if base_variant(variant) != TESTED or step_key not in sequence.step_keys:
+    # a tag's branch of the main email (drip.tags) is its own email, outside the test
+    if (base_variant(variant) != TESTED or branch_of(variant) is not None
+            or step_key not in sequence.step_keys):
         return None
     test = sequence.step(step_key).test
     if test is None:

@@ -2,8 +2,9 @@
 
 Every offer and program link (each http(s) address in an email's HTML) becomes a
 per-recipient placeholder, filled with /r/{token}: the token signs the email's delivery and
-the address. Following it records the click and redirects, but only to an address the
-email itself (its sequence, templates and offers) names, so the redirect is never open.
+the address's fingerprint (drip.links.link_id). Following it records the click and
+redirects to the address with that fingerprint among those the email itself (its sequence,
+templates and offers) names, so the redirect is never open.
 
 A link scanner is not a person: a HEAD request, a click within SCANNER_GRACE of the email
 going out, and clicks on different links of one email within a second of each other
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from drip.errors import DripError, NotFound
-from drip.links import Links
+from drip.links import Links, link_id
 from drip.message import Content
 from drip.render import Renderer
 from drip.store import ClickedDelivery, Store
@@ -112,11 +113,13 @@ def follow(store: Store, renderer: Renderer, links: Links, token: str, now: date
     except DripError:
         raise NotFound("This link is not valid; it may have been cut short.") from None
     if (len(values) != 2 or not isinstance(values[0], int) or isinstance(values[0], bool)
-            or not isinstance(values[1], str)):
+            or not 0 < values[0] < 2**63 or not isinstance(values[1], str)):
         raise NotFound("This link is not valid.")
-    delivery_id, url = values[0], values[1]
+    delivery_id, fingerprint = values[0], values[1]
     delivery = store.clicked_delivery(delivery_id)
-    if delivery is None or url not in allowed_urls(renderer, delivery):
+    url = next((u for u in (allowed_urls(renderer, delivery) if delivery else ())
+                if link_id(u) == fingerprint), None)
+    if delivery is None or url is None:
         raise NotFound("This link no longer leads anywhere in the program.")
     if not head:
         store.record_click(delivery, url, now,

@@ -8,7 +8,8 @@ from datetime import datetime
 from pathlib import Path
 
 from drip.errors import InvalidInput
-from drip.message import Message, to_mime
+from drip.message import Message
+from drip.mime import MimeWriter
 from drip.providers.base import SendResult
 
 
@@ -18,6 +19,7 @@ class OutboxProvider:
     def __init__(self, directory: Path, now: Callable[[], datetime]) -> None:
         self.directory = directory
         self._now = now
+        self._writer = MimeWriter(linesep="\n")  # as the email package writes a file
 
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -27,7 +29,7 @@ class OutboxProvider:
             name = f"{sent_at:%Y%m%dT%H%M%SZ}-{message.delivery_id:08d}-{message.step_key}.eml"
             path = self.directory / name
             try:
-                data = to_mime(message, sent_at=sent_at).as_bytes()
+                data = self._writer.write(message, sent_at=sent_at).data
             except InvalidInput as exc:  # this email alone: the rest of the batch goes
                 results.append(SendResult(message.delivery_id, "permanent", reason=str(exc)))
                 continue

@@ -58,9 +58,11 @@ from drip.store.operations import (
 )
 from drip.store.optins import OptinQueries, OptinRequest
 from drip.store.positions import EnrollmentPosition, PositionQueries
+from drip.store.preferences import PreferenceQueries, PreferenceRow, Upcoming
 from drip.store.purchases import PurchaseQueries
 from drip.store.reports import ReportQueries
 from drip.store.subscribers import SubscriberQueries
+from drip.store.tags import TagQueries
 from drip.store.throttle import ThrottleQueries
 from drip.store.unknowns import Settled, UnknownBatch, UnknownQueries
 from drip.store.webhooks import WebhookEndpointRow, WebhookQueries, WebhookRow
@@ -81,6 +83,8 @@ class Store(
     PositionQueries,
     OperationQueries,
     PurchaseQueries,
+    PreferenceQueries,
+    TagQueries,
     EventQueries,
     OptinQueries,
     ReportQueries,
@@ -124,6 +128,7 @@ __all__ = [
     "Overview",
     "PendingDelivery",
     "PlannedDelivery",
+    "PreferenceRow",
     "PurchaseRow",
     "Recorded",
     "SendFilter",
@@ -137,6 +142,7 @@ __all__ = [
     "SubscriberRow",
     "Timeline",
     "UnknownBatch",
+    "Upcoming",
     "VariantCount",
     "WebhookEndpointRow",
     "WebhookRow",

@@ -174,6 +174,9 @@ class MissedWindow:
     delivery_id: int
     sequence_key: str
     timezone: str
+    #: The subscriber's own choice of send time ("HH:MM") and weekday, if any (0009).
+    send_time: str | None = None
+    send_weekday: str | None = None
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ class ClickQueries(StoreBase):
 
         `scanner` is the reason it does not count, if already known. A click on one link
         of an email within BURST of a click on another link of it is a scanner opening
-        every link at once: all of that burst is marked, the earlier clicks too."""
+        every link at once: all of that burst is marked, the earlier clicks too. A person's
+        click again on a link of theirs already counted is not stored again."""
         with self._session() as s, s.begin():
             burst = list(s.scalars(select(Click.id).where(
                 Click.delivery_id == delivery.delivery_id, Click.url != url,
@@ -72,6 +73,10 @@ class ClickQueries(StoreBase):
                 s.execute(update(Click).where(self._ids_in(Click.id, burst),
                                               Click.scanner.is_(None))
                           .values(scanner="burst"))
+            if scanner is None and s.execute(select(Click.id).where(
+                    Click.delivery_id == delivery.delivery_id, Click.url == url,
+                    Click.scanner.is_(None)).limit(1)).first() is not None:
+                return True  # counted already: a person counts once per link
             s.add(Click(delivery_id=delivery.delivery_id, subscriber_id=delivery.subscriber_id,
                         sequence_key=delivery.sequence_key, step_key=delivery.step_key,
                         url=url, clicked_at=now, scanner=scanner))

@@ -32,6 +32,7 @@ from drip.models import (
     Tag,
 )
 from drip.planner import Sent
+from drip.schedule import SendPreference
 from drip.store._base import (
     DELIVERIES,
     FINAL_STATES,
@@ -49,6 +50,8 @@ from drip.store._base import (
     rowcount,
 )
 from drip.store.experiments import SplitSent, record_splits
+from drip.store.preferences import send_preferences
+from drip.store.tags import subscriber_tags
 
 #: Why the reaper made an email unknown (drip status tells this cause from "no answer").
 WORKER_STOPPED = ("The worker stopped after handing this email to the provider and before "
@@ -197,12 +200,13 @@ class DeliveryQueries(StoreBase):
         """Scheduled deliveries whose send window closed before they could go out."""
         with self._session() as s:
             rows = s.execute(
-                select(Delivery.id, Delivery.sequence_key, Subscriber.timezone)
+                select(Delivery.id, Delivery.sequence_key, Subscriber.timezone,
+                       Subscriber.send_time, Subscriber.send_weekday)
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .where(Delivery.state == "scheduled", Delivery.window_end_at <= now)
                 .limit(limit)
             ).all()
-        return [MissedWindow(r[0], r[1], r[2]) for r in rows]
+        return [MissedWindow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def move_due(self, moves: Sequence[tuple[int, datetime, datetime | None]]) -> None:
         if not moves:
@@ -714,6 +718,33 @@ class DueBatch:
 
     def ownership(self) -> dict[int, set[str]]:
         return self._store._ownership(self._session, (c.subscriber_id for c in self.rows))
+
+    def went_out_since(self, subscriber_ids: Iterable[int],
+                       since: datetime) -> dict[int, list[datetime]]:
+        """When each email to these subscribers went out (or started to) since `since`,
+        from any sequence: what a daily limit counts (drip.daily_limit)."""
+        ids = sorted(set(subscriber_ids))
+        if not ids:
+            return {}
+        t = DELIVERIES
+        at = func.coalesce(t.c.sent_at, t.c.sending_at)
+        found: dict[int, list[datetime]] = {}
+        for subscriber_id, moment in self._session.execute(
+                select(t.c.subscriber_id, at).where(
+                    self._store._ids_in(t.c.subscriber_id, ids),
+                    or_(t.c.state == "sent", t.c.state == "sending", t.c.state == "unknown"),
+                    at >= since)):
+            found.setdefault(subscriber_id, []).append(as_utc(moment))
+        return found
+
+    def tags(self) -> dict[int, set[str]]:
+        """Each subscriber's tags (goals and branches read them)."""
+        return subscriber_tags(self._store, self._session, (c.subscriber_id for c in self.rows))
+
+    def preferences(self) -> dict[int, SendPreference]:
+        """The send preference of each subscriber of this batch who set one."""
+        return send_preferences(self._store, self._session,
+                                (c.subscriber_id for c in self.rows))
 
     def settle(self, outcomes: Sequence[Outcome], finished: Sequence[int] = (),
                moves: Sequence[Move] = ()) -> None:

@@ -98,13 +98,8 @@ class LifecycleQueries(StoreBase):
                 .values(state="unsubscribed", finished_at=now,
                         stop_reason=f"unsubscribed ({source})")
             )
-            cancelled = rowcount(s.execute(
-                update(Delivery)
-                .where(Delivery.subscriber_id == subscriber_id,
-                       Delivery.state.in_((*PENDING, "held")))
-                .values(state="cancelled", finished_at=now, claimed_by=None, lease_until=None,
-                        last_error=f"The subscriber unsubscribed ({source}).")
-            ))
+            cancelled = _cancel_pending(s, Delivery.subscriber_id == subscriber_id, now,
+                                        f"The subscriber unsubscribed ({source}).")
             if not already:
                 s.add(Event(kind="unsubscribed", subscriber_id=subscriber_id,
                             email=subscriber.email, occurred_at=now, received_at=now,
@@ -126,13 +121,8 @@ class LifecycleQueries(StoreBase):
             enrollment.state = "unsubscribed"
             enrollment.finished_at = now
             enrollment.stop_reason = f"left this program ({source})"
-            cancelled = rowcount(s.execute(
-                update(Delivery)
-                .where(Delivery.enrollment_id == enrollment_id,
-                       Delivery.state.in_((*PENDING, "held")))
-                .values(state="cancelled", finished_at=now, claimed_by=None, lease_until=None,
-                        last_error=f"The subscriber left this program ({source}).")
-            ))
+            cancelled = _cancel_pending(s, Delivery.enrollment_id == enrollment_id, now,
+                                        f"The subscriber left this program ({source}).")
             s.add(Event(kind="left_program", subscriber_id=subscriber_id, occurred_at=now,
                         received_at=now, detail=f"{enrollment.sequence_key} ({source})"))
             return True, int(cancelled)
@@ -306,6 +296,14 @@ class LifecycleQueries(StoreBase):
         with self._session() as s:
             rows = s.execute(select(Pause.scope, Pause.paused_at, Pause.reason)).all()
         return [(r[0], as_utc(r[1]), r[2]) for r in rows]
+
+
+def _cancel_pending(session: Any, which: Any, now: datetime, why: str) -> int:
+    """Cancel the pending and held deliveries `which` selects; how many."""
+    return int(rowcount(session.execute(
+        update(Delivery).where(which, Delivery.state.in_((*PENDING, "held")))
+        .values(state="cancelled", finished_at=now, claimed_by=None, lease_until=None,
+                last_error=why))))
 
 
 def _move(conn: Any, moves: Sequence[tuple[int, datetime, datetime | None]]) -> int:

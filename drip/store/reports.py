@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import (
     func,
@@ -61,3 +62,10 @@ class ReportQueries(StoreBase):
         """Every sequence anyone was ever enrolled in, including ones whose file is gone."""
         with self._session() as s:
             return sorted(s.scalars(select(Enrollment.sequence_key).distinct()))
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest scheduled email falls due (the demo's clock jumps to it)."""
+        with self._session() as s:
+            due = s.scalar(select(func.min(Delivery.due_at))
+                           .where(Delivery.state == "scheduled"))
+        return as_utc(due) if due is not None else None

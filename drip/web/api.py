@@ -96,7 +96,7 @@ class _Api:
         outcome = await run_in_threadpool(
             enroll, drip.store, drip.library, email=fields["email"],
             sequence_key=fields["sequence"], now=drip.clock.now(), name=fields["name"],
-            timezone=require_timezone(fields["timezone"]), source="api",
+            timezone=require_timezone(fields["timezone"]), source="api", tags=data.get("tags"),
             consent=ConsentRecord(source="api", confirmed_at=drip.clock.now(),
                                   details={"api_key": request.state.api_key.name,
                                            "via": "POST /api/v1/enrollments"}))

@@ -51,9 +51,16 @@ from drip.tokens import Purpose
 from drip.web.api import api_mount
 from drip.web.limits import RateLimiter, read_body
 from drip.web.metrics import metrics_routes
+from drip.web.preferences import preference_routes
 from drip.web.redirect import redirect_routes
 from drip.web.shops import shop_routes
-from drip.web.words import checkpoint_outcome, pause_outcome, program_facts, zone_options
+from drip.web.words import (
+    checkpoint_outcome,
+    confirmed_lines,
+    pause_outcome,
+    program_facts,
+    zone_options,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,6 +105,7 @@ def create_app(drip: Drip) -> Starlette:
         Route("/hooks/sendgrid", web.sendgrid_hook, methods=["POST"]),
         *shop_routes(drip),
         *metrics_routes(drip),
+        *preference_routes(drip),
         *redirect_routes(drip),
         api_mount(drip),
     ]
@@ -305,6 +313,8 @@ class _Web:
         if request.method != "POST":  # GET or HEAD (scanners send both): nothing is saved
             view = await self.call(checkpoints.view, store, library, delivery_id)
             suggested = request.query_params.get("answer", "")
+            if view.can_answer and suggested and suggested == view.delivery.answer:
+                return self.checkpoint_page(view, "", saved=True)  # saved already: say so
             return self.checkpoint_page(view, suggested if suggested in view.choices else "")
         choice = self.field(await self.form(request), "answer", 20)
         if choice not in (*ANSWERS, REPEAT_LAST):
@@ -357,15 +367,17 @@ class _Web:
         zone_guess = refused.suggestions.get("timezone") if refused else None
         if zone_guess:
             problems["timezone"] += " It is selected below: check it, then press the button."
+        selected = zone_guess or ("" if "timezone" in problems else values.get("timezone", ""))
+        options = zone_options()
+        if selected and all(selected != value for _, zones in options for value, _ in zones):
+            options = [("Typed", [(selected, selected)]), *options]  # valid, just not listed
         return self.page(
             "subscribe.html", 400 if refused else 200, title=sequence.name,
             sequence=sequence.key, sequence_name=sequence.name,
             description=sequence.description, facts=program_facts(sequence),
             disclaimer=sequence.disclaimer, send_time=f"{sequence.schedule.send_time:%H:%M}",
             action="/subscribe", consent_text=self.consent_text, values=values,
-            problems=problems, zone_options=zone_options(),
-            selected_zone=zone_guess or ("" if "timezone" in problems
-                                         else values.get("timezone", "")),
+            problems=problems, zone_options=options, selected_zone=selected,
             timezone_script=Markup(TIMEZONE_SCRIPT))
 
     @property
@@ -385,8 +397,10 @@ class _Web:
                      else await self.form(request))
         if not isinstance(data, dict | FormData):
             raise InvalidInput("Send a JSON object with email, name, timezone and sequence.")
-        values = {"email": self.field(data, "email"), "name": self.field(data, "name", 400),
-                  "timezone": self.field(data, "timezone", 64),
+        # generous read limits: the core says what is too long, beside the field
+        values = {"email": self.field(data, "email", 1000),
+                  "name": self.field(data, "name", 1000),
+                  "timezone": self.field(data, "timezone", 200),
                   "sequence": self.field(data, "sequence", 100) or self.default_sequence()}
         provider = self.drip.provider()
         try:
@@ -429,9 +443,11 @@ class _Web:
                                                requester=self.requester(request), now=self.now())
         except Conflict as exc:
             return self.message("You are not signed up", exc.message, status=409)
-        name = library.sequence(pending.sequence_key).name
+        sequence = library.sequence(pending.sequence_key)
+        name = sequence.name
         if outcome.created:
-            return self.message("You are in", f"{name} is on its way to {pending.email}.")
+            return self.message("You are in", *confirmed_lines(sequence, pending.email,
+                                                               pending.timezone))
         return self.message("You are already in", f"{pending.email} already receives {name}.")
 
     # --- webhooks -------------------------------------------------------------------------

@@ -39,7 +39,8 @@ OPENAPI: dict[str, Any] = {
                                "name": {"type": "string"},
                                "timezone": {"type": "string", "description":
                                             "IANA name such as Europe/London, or UTC"},
-                               "consent": {"const": True}}}}}},
+                               "consent": {"const": True},
+                               "tags": {"type": "array", "items": {"type": "string"}}}}}}},
             "responses": {
                 "201": _answer("Enrolled", {"$ref": "#/components/schemas/Enrollment"}),
                 "200": _answer("Already enrolled", {"$ref": "#/components/schemas/Enrollment"}),

@@ -18,11 +18,24 @@ def local_when(moment: datetime, timezone: str) -> str:
     return f"{local:%A} {local.day} {local:%B} at {local:%H:%M}"
 
 
-def program_facts(sequence: Sequence) -> list[str]:
-    """What a sign-up form says arrives, and when, from the sequence file itself."""
+def _weekly(sequence: Sequence) -> str:
     schedule = sequence.schedule
     day = f"every {schedule.weekday.capitalize()}" if schedule.weekday else "a week"
-    when = f"one {day} at {schedule.send_time:%H:%M} in the morning, your time"
+    return f"one {day} at {schedule.send_time:%H:%M} in the morning, your time"
+
+
+def confirmed_lines(sequence: Sequence, email: str, timezone: str) -> list[str]:
+    """What the page after confirming says comes, and when."""
+    first = ("The first email is on its way now" if sequence.steps[0].immediate
+             else f"The first email comes in about {sequence.steps[0].wait_days} days")
+    return [f"{email} is signed up for {sequence.name}.",
+            f"{first}; then {_weekly(sequence)} ({timezone}). Every email has a pause link "
+            "and a one-click unsubscribe."]
+
+
+def program_facts(sequence: Sequence) -> list[str]:
+    """What a sign-up form says arrives, and when, from the sequence file itself."""
+    when = _weekly(sequence)
     count = f"{len(sequence.steps)} weekly emails"
     if sequence.steps[0].immediate:
         facts = [f"{count}. The first comes as soon as you confirm your address, then {when}."]

@@ -226,14 +226,14 @@ def test_preview_reports_every_mistake_as_lint_does(project: Path, tmp_path: Pat
 def test_preview_reports_a_broken_sequence_file_at_its_line(project: Path,
                                                             tmp_path: Path) -> None:
     path = project / "sequences" / "pht-7-week.yaml"
-    path.write_text(path.read_text().replace('subject: "Week 1: settle the tendon with '
-                                             'isometric holds"',
-                                             'subject: "Week 1: settle the tendon'))
+    subject = 'subject: "Week 1: settle the tendon with isometric holds"'
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if subject in text)
+    path.write_text(path.read_text().replace(subject, 'subject: "Week 1: settle the tendon'))
     done = preview(project, tmp_path, "week-1", "--out", str(tmp_path / "x"))
     assert done.returncode == 2
     said = " ".join(done.stderr.split())
-    assert "pht-7-week.yaml:58: error: The double quote (\") that opens the value on line 58 " \
-           "is never closed" in said
+    assert f"pht-7-week.yaml:{line}: error: The double quote (\") that opens the value on " \
+           f"line {line} is never closed" in said
     assert "<block end>" not in said
 
 
@@ -253,7 +253,7 @@ def test_preview_needs_no_sequence_when_there_is_one(project: Path, tmp_path: Pa
     (project / "sequences" / "other.yaml").write_text(other)
     done = preview(project, tmp_path, "week-2", "--out", str(out))
     assert done.returncode == 2
-    assert "There are 2 sequences (other, pht-7-week); say which one with --sequence KEY." \
+    assert "Give --sequence: there are 2 sequences (other, pht-7-week)." \
         in " ".join(done.stderr.split())
 
 

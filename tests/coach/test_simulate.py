@@ -159,7 +159,8 @@ def test_the_command_needs_no_sequence_when_there_is_one(tmp_path: Path) -> None
     (sequences / "other.yaml").write_text(other)
     done = simulate_command(tmp_path, sequences, templates)
     assert done.returncode == 2
-    assert "say which one with --sequence KEY" in " ".join(done.stderr.split())
+    assert "Give --sequence: there are 2 sequences (other, pht-7-week)." \
+        in " ".join(done.stderr.split())
 
 
 def test_the_command_reports_every_template_mistake_as_lint_does(tmp_path: Path) -> None:

@@ -70,12 +70,16 @@ def assert_same_meaning(ours: EmailMessage, theirs: EmailMessage) -> None:
     message(first_name="x" * 1200),  # a line over 998 bytes: the email package writes it
 ], ids=["plain", "quoted", "non-ascii", "no-name", "specials", "test", "transactional",
         "long-line"])
-def test_the_bytes_mean_what_to_mime_means(recipient: Message) -> None:
-    wire = MimeWriter().write(recipient, sent_at=SENT_AT)
-    assert b"\r\n" in wire.data and b"\n" not in wire.data.replace(b"\r\n", b"")
-    assert max(len(line) for line in wire.data.split(b"\r\n")) <= 998
+@pytest.mark.parametrize("linesep", ["\r\n", "\n"], ids=["smtp", "outbox"])
+def test_the_bytes_mean_what_to_mime_means(recipient: Message, linesep: str) -> None:
+    wire = MimeWriter(linesep=linesep).write(recipient, sent_at=SENT_AT)
+    if linesep == "\r\n":
+        assert b"\n" not in wire.data.replace(b"\r\n", b"")
+    else:
+        assert b"\r" not in wire.data
+    assert max(len(line) for line in wire.data.split(linesep.encode())) <= 998
     ours = parsed(wire.data)
-    on_the_wire = MIME_POLICY.clone(linesep="\r\n", utf8=wire.smtputf8)  # as SMTP sends it
+    on_the_wire = MIME_POLICY.clone(linesep=linesep, utf8=wire.smtputf8)  # as it is sent
     assert_same_meaning(ours, parsed(to_mime(recipient, sent_at=SENT_AT).as_bytes(
         policy=on_the_wire)))
     assert str(ours["Message-ID"]) == wire.message_id

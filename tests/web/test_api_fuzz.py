@@ -17,7 +17,9 @@ from tests.web.test_fuzz import FUZZ, bodies, json_values, maybe, no_server_erro
 
 enrollments = st.fixed_dictionaries({}, optional={
     "email": maybe, "sequence": st.just("pht-7-week") | maybe, "name": maybe,
-    "timezone": maybe, "consent": st.just(True) | json_values}) | json_values
+    "timezone": maybe, "consent": st.just(True) | json_values,
+    "tags": st.lists(st.sampled_from(["struggling", "Bad Tag!", ""]) | maybe, max_size=3)
+    | json_values}) | json_values
 
 
 def key_for(drip: Drip) -> dict[str, str]:

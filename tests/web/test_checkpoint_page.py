@@ -97,3 +97,27 @@ def test_answering_after_leaving_the_program_says_so_and_records_nothing(
     assert answer.status_code == 409 and "You left this program" in text(answer.text)
     assert web_drip.store.answered_delivery(delivery).answer is None
     assert web_drip.store.subscriber_by_id(row.subscriber_id).state == "active"
+
+
+def test_answering_after_the_program_ended_says_so_and_records_nothing(
+        web_drip: Drip, client: TestClient) -> None:
+    from sqlalchemy import update
+
+    from drip.models import Enrollment
+
+    delivery, url = week_one(web_drip)
+    with web_drip.store.engine.begin() as conn:  # as the last email's dispatch leaves it
+        conn.execute(update(Enrollment).values(state="completed"))
+    answer = client.post(url, data={"answer": "passed"})
+    assert answer.status_code == 409
+    assert "This program has ended for you" in text(answer.text)
+    assert web_drip.store.answered_delivery(delivery).answer is None
+
+
+def test_the_button_of_the_saved_answer_shows_it_saved(web_drip: Drip,
+                                                       client: TestClient) -> None:
+    _, url = week_one(web_drip)
+    client.post(url, data={"answer": "passed"})
+    again = text(client.get(url).text)  # the same button in the email, tapped again
+    assert "Saved: Passed" in again and "not saved yet" not in again
+    assert "Week 2 arrives" in again

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from drip.message import Message
+from drip.render import Letter, write_letter
 from tests.support.chrome import (
     artifact,
     axe_violations,
@@ -52,6 +54,16 @@ SAMPLES = [*shipped_emails(),
            *(Sample(f"{s.name}-logo", s.message, s.checkpoint, s.buttons) for s in
              weekly_emails(sender(brand_name="Dayna's Running Lab",
                                   logo_url="https://www.example.com/logo.png"))[:1])]
+#: A picture wider than any phone, as a coach's Markdown ![...](...) would put in.
+WIDE = ('<p><img src="data:image/svg+xml,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27 '
+        'width=%271400%27 height=%27300%27%3E%3Crect width=%271400%27 height=%27300%27 '
+        'fill=%27%23b0412e%27/%3E%3C/svg%3E" alt="The bridge, from the side"></p>')
+SAMPLES.append(Sample("wide-picture", Message(
+    delivery_id=0, enrollment_id=0, sequence_key="x", step_key="x", variant="main",
+    to_email="a@example.com", to_name="", from_email="coach@example.com", from_name="Dayna",
+    content=write_letter(sender(), Letter(key="wide", subject="A picture", preheader="p",
+                                          kicker="k", body_html=WIDE, body_text="",
+                                          reason="r"))), None, ()))
 NAMES = [s.name for s in SAMPLES]
 #: The emails axe-core checks: the weekly one at each width, the letters on a phone.
 AXE = (WEEKLY, "week-3-main+reminder-12-week-program", "confirmation", "digest")
@@ -185,6 +197,8 @@ def test_every_image_has_alt_text(measured: dict[str, Any], name: str) -> None:
     assert all(alt and alt.strip() for alt in images), name
     if name.endswith("-logo"):
         assert images == ["Dayna's Running Lab"]
+    if name == "wide-picture":
+        assert images == ["The bridge, from the side"]
 
 
 @pytest.mark.parametrize(("name", "width"), [(WEEKLY, w) for w in WIDTHS]

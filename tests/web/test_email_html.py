@@ -63,6 +63,10 @@ def test_every_table_is_presentation_and_outlook_gets_a_fixed_width(sample: Samp
         t for t in tables if 'role="presentation"' not in t]
     assert '<!--[if mso]><table role="presentation" width="600"' in html
     assert "<![endif]-->" in html.split('class="container"')[0]
+    # Outlook paints a button from its cell's bgcolor (it ignores the link's padding)
+    cells = re.findall(r'<td class="button-cell[^>]*>', html)
+    assert len(cells) == len(sample.buttons)
+    assert all(re.search(r'bgcolor="#[0-9a-f]{6}"', cell) for cell in cells), cells
     assert "<div" not in html.split("<body")[1].replace('<div class="preheader"', "").replace(
         '<div role="article"', "").replace('<div class="gap"', ""), "layout <div>s"
 
@@ -230,3 +234,17 @@ def test_a_confirmation_still_goes_out_when_the_layout_cannot_print_it(tmp_path:
     assert f'<a href="{CONFIRM_URL}">Yes, send it to me</a>' in message.html()
     assert f"Yes, send it to me: {CONFIRM_URL}" in message.text()
     assert POSTAL in message.text() and "Hi Al," in message.text()
+
+
+def test_a_layout_from_before_letters_gets_the_confirmation_plain(tmp_path: Path) -> None:
+    """An old layout prints every email's weekly footer; for a letter its unsubscribe and
+    pause links would lead nowhere, so the confirmation goes out plain instead."""
+    for name in ("layout.html.j2", "layout.txt.j2"):
+        (tmp_path / name).write_text(
+            (ROOT / "tests" / "fixtures" / "basic" / "templates" / name).read_text())
+    from drip.optin import confirmation
+
+    message = confirmation(sender(templates_dir=tmp_path), "x@example.com", "Al",
+                           "7-Week Program", CONFIRM_URL, 4)
+    assert f'<a href="{CONFIRM_URL}">Yes, send it to me</a>' in message.html()
+    assert 'href=""' not in message.html() and "Unsubscribe" not in message.text()

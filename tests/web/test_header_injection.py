@@ -50,7 +50,8 @@ def assert_one_recipient(sink: Sink, address: str) -> None:
 @pytest.mark.parametrize("as_json", [False, True])
 def test_an_encoded_name_on_the_form_adds_no_header(smtp_web: Drip, smtp_sink: tuple[Sink, int],
                                                     as_json: bool) -> None:
-    fields = {"sequence": "pht-7-week", "email": "inj2@example.com", "name": INJECTED}
+    fields = {"sequence": "pht-7-week", "email": "inj2@example.com", "name": INJECTED,
+              "timezone": "UTC"}
     with serving(smtp_web) as url:
         answer = (httpx.post(f"{url}/subscribe", json=fields) if as_json
                   else httpx.post(f"{url}/subscribe", data=fields))

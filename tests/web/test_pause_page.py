@@ -112,3 +112,23 @@ def test_the_link_after_unsubscribing_says_so(web_drip: Drip, client: TestClient
         assert "You have unsubscribed" in answer.text
         assert "Pause one week" not in answer.text
     assert client.post(url).status_code == 409
+
+
+def test_a_pause_keeps_the_runners_own_send_time(web_drip: Drip, client: TestClient,
+                                                 clock: FixedClock) -> None:
+    from drip import preferences
+
+    _, url = started(web_drip)
+    subscriber = web_drip.store.subscriber_id("ana@example.com")
+    preferences.save(web_drip.store, web_drip.library, subscriber, send_time="18:00",
+                     weekday="", now=clock.now())
+    ((_, _, chosen),) = pending_due(web_drip)
+    assert f"{chosen.astimezone(zone(ZONE)):%H:%M}" == "18:00"  # type: ignore[attr-defined]
+    client.post(url, data={"action": "pause"})
+    ((_, _, paused),) = pending_due(web_drip)
+    local = paused.astimezone(zone(ZONE))  # type: ignore[attr-defined]
+    assert f"{local:%H:%M}" == "18:00"
+    assert local.date() == (chosen.astimezone(zone(ZONE))  # type: ignore[attr-defined]
+                            + timedelta(days=7)).date()
+    client.post(url, data={"action": "resume"})
+    assert pending_due(web_drip)[0][2] == chosen

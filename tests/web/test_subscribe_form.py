@@ -79,3 +79,21 @@ def test_check_your_inbox_says_its_heading_once(client: TestClient) -> None:
                                            "timezone": "Europe/London"}).text
     assert page.count("Check your inbox") == 2  # the <title> and the heading, nothing more
     assert "We sent a link to ana@example.com" in page
+
+
+def test_a_too_long_field_comes_back_in_the_form_too(web_drip: Drip, client: TestClient) -> None:
+    answer = client.post("/subscribe", data={"email": "ana@example.com", "name": "N" * 300,
+                                             "timezone": "Europe/London",
+                                             "sequence": "pht-7-week"})
+    assert answer.status_code == 400
+    assert "at most 200 characters" in error_beside(answer.text, "name")
+    assert '<option value="Europe/London" selected>' in answer.text  # the valid zone is kept
+    assert requests_recorded(web_drip) == 0
+
+
+def test_a_valid_zone_the_list_does_not_show_is_kept(client: TestClient) -> None:
+    answer = client.post("/subscribe", data={"email": "nope", "timezone": "US/Pacific",
+                                             "sequence": "pht-7-week"})
+    assert answer.status_code == 400
+    assert '<option value="US/Pacific" selected>' in answer.text
+    assert 'id="timezone-error"' not in answer.text
