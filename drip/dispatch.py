@@ -44,7 +44,7 @@ from drip.planner import (
     late_repeat_step,
     progress,
 )
-from drip.providers.base import Provider, SendResult, batch_key
+from drip.providers.base import Provider, SendResult, batch_key, send_probe
 from drip.render import Renderer, Sender
 from drip.schedule import SendPreference, next_open_slot, personal
 from drip.sequence import Library, Schedule
@@ -321,7 +321,8 @@ class Dispatcher:
                  provider: Provider, links: Links, sender: Sender, clock: Clock,
                  batch_size: int = 500, lease_seconds: int = 300,
                  worker: str | None = None, max_per_second: float = 0.0,
-                 settle: Callable[[datetime], None] | None = None) -> None:
+                 settle: Callable[[datetime], None] | None = None,
+                 circuit_wait: timedelta = CIRCUIT_WAIT) -> None:
         self.store = store
         self.library = library
         self.renderer = renderer
@@ -335,6 +336,9 @@ class Dispatcher:
         self.max_per_second = max_per_second
         #: Housekeeping that settles unknown emails by asking the provider (drip.reconcile).
         self.settle = settle
+        #: The first wait of an open circuit (DRIP_CIRCUIT_WAIT_SECONDS); each failed probe
+        #: doubles it, up to CIRCUIT_WAIT_CAP.
+        self.circuit_wait = circuit_wait
         self._stop = threading.Event()
         self._tracker = LinkTracker()
         #: The split tests whose leader goes to everyone now (`winner: auto`), per pass.
@@ -454,8 +458,8 @@ class Dispatcher:
     def _open_circuit(self, reason: str, opened_at: datetime | None) -> None:
         """Stop calling the provider for a while; each failed probe doubles the wait."""
         now = self.clock.now()
-        wait = CIRCUIT_WAIT if opened_at is None else min(
-            max(now - opened_at, CIRCUIT_WAIT), CIRCUIT_WAIT_CAP)
+        wait = self.circuit_wait if opened_at is None else min(
+            max(now - opened_at, self.circuit_wait), CIRCUIT_WAIT_CAP)
         self.store.open_circuit(self.provider.name, reason, now, now + wait)
         log.error("the %s circuit is open until %s: %s", self.provider.name, now + wait, reason)
 
@@ -580,7 +584,8 @@ class Dispatcher:
         halted: SendingHalted | None = None
         try:
             with report.timed("provider"):
-                results = self.provider.send_batch(messages)
+                results = (send_probe(self.provider, messages) if state.probing
+                           else self.provider.send_batch(messages))
         except SendingHalted as exc:
             # Refused midway: what it answered before is recorded below; the rest was
             # never handed over and goes back to the queue.

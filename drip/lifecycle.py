@@ -49,9 +49,6 @@ def unsubscribe(store: Store, subscriber_id: int, now: datetime, *, source: str,
         changed, cancelled = store.leave_enrollment(subscriber_id, enrollment_id, now, source)
         return Change(changed, cancelled)
     already, cancelled = store.set_unsubscribed(subscriber_id, now, source)
-    if not already:
-        store.enqueue_webhook("unsubscribed", subscriber_id, {
-            "email": store.subscriber_by_id(subscriber_id).email, "source": source}, now)
     return Change(not already, cancelled)
 
 
@@ -66,8 +63,6 @@ def suppress(store: Store, email: str, now: datetime, reason: str) -> Change:
     if subscriber.suppressed_at is not None:
         return Change(False)
     held = store.hold_enrollments(subscriber.id, now, state="suppressed", reason=reason)
-    store.enqueue_webhook("suppressed", subscriber.id, {"email": subscriber.email,
-                                                        "reason": reason}, now)
     return Change(True, held)
 
 

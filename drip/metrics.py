@@ -55,6 +55,14 @@ class _Snapshot:
         for worker, at in sorted(snap.ticks.items()):
             tick.add_metric([worker], at.timestamp())
         yield tick
+        yield GaugeMetricFamily("drip_webhook_backlog", "Outgoing webhook messages queued "
+                                "and not yet accepted by every receiver.",
+                                value=snap.webhook_backlog)
+        yield GaugeMetricFamily("drip_webhook_oldest_age_seconds", "Age of the oldest "
+                                "outgoing webhook message still queued (0 when none).",
+                                value=_age(snap.oldest_webhook_at, self.now))
+        yield GaugeMetricFamily("drip_webhooks_failed", "Outgoing webhook messages given up "
+                                "after a day of retries.", value=snap.webhooks_failed)
 
 
 def _age(since: datetime | None, now: datetime) -> float:

@@ -317,8 +317,9 @@ class ApiKey(Base):
 
 
 class WebhookMessage(Base):
-    """One outgoing webhook event, queued with the change it reports and posted to every
-    URL in DRIP_WEBHOOK_URLS until all accept it. `msg_id` never changes across retries."""
+    """One outgoing webhook event, queued in the transaction of the change it reports and
+    posted to every URL that wants it (DRIP_WEBHOOK_URLS, webhook_endpoints) until all
+    accept it. `msg_id` never changes across retries."""
 
     __tablename__ = "webhook_messages"
 
@@ -335,6 +336,19 @@ class WebhookMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_webhook_messages_pending", "state", "subscriber_id", "id"),)
+
+
+class WebhookEndpoint(Base):
+    """A receiver added with `drip webhook add`: its URL, the events it wants (comma
+    separated; empty: all) and the Standard Webhooks secret its posts are signed with."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    events: Mapped[str] = mapped_column(Text, default="")
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
 
 
 # --- experiments (0008): split tests, clicks, leaders (drip/experiments) -------------------

@@ -69,10 +69,6 @@ def record_order(store: Store, library: Library, catalog: Catalog, order: Order,
     created = store.record_purchase(source=order.source, order_id=order.order_id,
                                     subscriber_id=subscriber_id, product=product.key, now=now,
                                     tags=product.tags, payload=payload)
-    if created:
-        store.enqueue_webhook("purchased", subscriber_id, {
-            "email": address, "product": product.key, "order_id": order.order_id,
-            "source": order.source}, now)
     return PurchaseOutcome(created, subscriber_id, enrolled_in, note)
 
 

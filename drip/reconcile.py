@@ -21,7 +21,8 @@ from drip.store import Store, UnknownBatch
 
 log = logging.getLogger(__name__)
 
-#: The Email Activity API allows a few requests a minute: one every 20 s, shared by workers.
+#: The Email Activity API allows a few requests a minute: by default one every 20 s, shared
+#: by workers (DRIP_SENDGRID_ACTIVITY_PER_MINUTE).
 ACTIVITY_RATE = 1 / 20
 ACTIVITY_BUDGET = "sendgrid-activity"
 
@@ -116,12 +117,13 @@ def settle(store: Store, ask: Ask, batch: UnknownBatch, now: datetime, *,
                        not_held=base.not_held, resent=len(done.resent), left=len(done.left))
 
 
-def settle_next(store: Store, ask: Ask, now: datetime, *, settle_after: timedelta) -> None:
+def settle_next(store: Store, ask: Ask, now: datetime, *, settle_after: timedelta,
+                rate: float = ACTIVITY_RATE) -> None:
     """The reaper's share: one batch, when the shared activity budget allows a query now.
     It never waits for the budget, and a failed query is logged, not raised: dispatch
     goes on whatever the activity API does."""
     batches = store.unknown_batches(now - settle_after, 1)
-    if not batches or not store.take_allowance(ACTIVITY_BUDGET, 1, now, ACTIVITY_RATE):
+    if not batches or not store.take_allowance(ACTIVITY_BUDGET, 1, now, rate):
         return
     report = settle(store, ask, batches[0], now)
     if report.error is not None:

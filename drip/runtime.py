@@ -91,6 +91,7 @@ class Drip:
             clock=self.clock, batch_size=self.settings.batch_size,
             lease_seconds=self.settings.lease_seconds, worker=worker,
             max_per_second=self.settings.max_per_second, settle=self.settler(chosen),
+            circuit_wait=timedelta(seconds=self.settings.circuit_wait_seconds),
         )
 
     def settler(self, provider: Provider) -> Callable[[datetime], None] | None:
@@ -100,8 +101,9 @@ class Drip:
         from drip import reconcile
 
         after = timedelta(seconds=self.settings.sendgrid_settle_seconds)
+        rate = self.settings.sendgrid_activity_per_minute / 60
         return lambda now: reconcile.settle_next(self.store, provider.held, now,
-                                                 settle_after=after)
+                                                 settle_after=after, rate=rate)
 
     def close(self) -> None:
         self.store.engine.dispose()

@@ -58,6 +58,10 @@ VARIABLES: dict[str, str] = {
                               "API (a paid add-on; off by default)",
     "DRIP_SENDGRID_SETTLE_SECONDS": "how old an unknown batch must be before SendGrid is asked "
                                     "about it (default 900: the activity feed lags)",
+    "DRIP_SENDGRID_ACTIVITY_PER_MINUTE": "Email Activity queries all workers may make per "
+                                         "minute, together (default 3)",
+    "DRIP_CIRCUIT_WAIT_SECONDS": "how long an open provider circuit waits before its first "
+                                 "probe (default 60; each failed probe doubles it, to 1 h)",
     "DRIP_SMTP_HOST": "SMTP server for DRIP_BACKEND=smtp (default localhost)",
     "DRIP_SMTP_PORT": "SMTP port (default 587)",
     "DRIP_SMTP_USER": "SMTP user name, if the server wants AUTH",
@@ -116,6 +120,8 @@ class Settings(BaseModel):
     sendgrid_api_key: str = Field(default="", repr=False)
     sendgrid_activity: bool = False
     sendgrid_settle_seconds: int = Field(default=900, ge=0, le=30 * 86_400)
+    sendgrid_activity_per_minute: float = Field(default=3.0, gt=0, le=6000)
+    circuit_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str = ""

@@ -38,10 +38,6 @@ def enroll(store: Store, library: Library, *, email: str, sequence_key: str, now
     )
     if wanted:
         store.add_tags(outcome.subscriber_id, wanted, now)
-    if outcome.created:
-        store.enqueue_webhook("enrolled", outcome.subscriber_id, {
-            "email": address, "sequence": sequence.key, "source": source,
-            "enrollment_id": outcome.enrollment_id}, now)
     return outcome
 
 

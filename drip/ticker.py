@@ -67,11 +67,11 @@ class Ticker:
             misfire_grace_time=None, next_run_time=self.drip.clock.now(),
             replace_existing=True,
         )
-        if self.drip.settings.webhook_targets:
-            self.scheduler.add_job(
-                self.webhooks, IntervalTrigger(seconds=5, timezone="UTC"), id="webhooks",
-                name="outgoing webhooks", coalesce=True, max_instances=1,
-                misfire_grace_time=None, replace_existing=True)
+        # always: receivers may be added at any time with `drip webhook add`
+        self.scheduler.add_job(
+            self.webhooks, IntervalTrigger(seconds=5, timezone="UTC"), id="webhooks",
+            name="outgoing webhooks", coalesce=True, max_instances=1,
+            misfire_grace_time=None, replace_existing=True)
         if self.drip.settings.coach_email:
             self.scheduler.add_job(
                 self.digest, CronTrigger(day_of_week="mon", hour=7,

@@ -39,6 +39,7 @@ from drip.cli import db as _db  # noqa: E402
 from drip.cli import delivery as _delivery  # noqa: E402
 from drip.cli import demo as _demo  # noqa: E402
 from drip.cli import digest as _digest  # noqa: E402
+from drip.cli import init as _init  # noqa: E402
 from drip.cli import reconcile as _reconcile  # noqa: E402
 from drip.cli import sends as _sends  # noqa: E402
 from drip.cli import stats as _stats  # noqa: E402
@@ -65,6 +66,7 @@ _steering.register(app)
 _transfer.register(app)
 _stats.register(app)
 _reconcile.register(app)
+_init.register(app)
 
 
 def main() -> None:

@@ -50,6 +50,21 @@ class ActivityFeed(Protocol):
     def held(self, batch_key: str) -> set[str]: ...
 
 
+@runtime_checkable
+class SingleShot(Protocol):
+    """A provider that retries on its own (SendGrid waits out a 429 and asks again) and
+    can be told not to: `send_once` makes one request per group of the batch, at most."""
+
+    def send_once(self, messages: Sequence[Message]) -> list[SendResult]: ...
+
+
+def send_probe(provider: Provider, messages: Sequence[Message]) -> list[SendResult]:
+    """A circuit's probe: one email, one request, whatever the provider would do itself."""
+    if isinstance(provider, SingleShot):
+        return provider.send_once(messages)
+    return provider.send_batch(messages)
+
+
 #: What a provider reports about an email, mapped onto one small closed vocabulary before
 #: anything acts on it. `rejected` is a drop for an address that can never receive mail.
 EventKind = Literal["processed", "delivered", "deferred", "bounced", "rejected", "dropped",

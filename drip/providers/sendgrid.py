@@ -78,11 +78,13 @@ class SendGridProvider:
     def close(self) -> None:
         self.transport.close()
 
-    def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+    def send_batch(self, messages: Sequence[Message], *,
+                   retries: int = RATE_LIMIT_RETRIES) -> list[SendResult]:
         # Every request of the batch carries its key (custom_args come back in events and
         # in the Email Activity API); the dispatcher recorded the same key with `sending`,
         # so what SendGrid holds of a batch in doubt can be found, even if the worker died.
-        send = partial(self._send_group, key=batch_key(m.delivery_id for m in messages))
+        send = partial(self._send_group, key=batch_key(m.delivery_id for m in messages),
+                       retries=retries)
         results: list[SendResult] = []
         # Recipients whose values need no HTML twin and whose checkpoint links share one
         # URL (almost all) go together, so one odd name does not lengthen a thousand others.
@@ -98,8 +100,13 @@ class SendGridProvider:
 
     # --- one request, and what its answer means ----------------------------------------------
 
-    def _send_group(self, messages: list[Message], key: str) -> list[SendResult]:
-        send = partial(self._send_group, key=key)
+    def send_once(self, messages: Sequence[Message]) -> list[SendResult]:
+        """A circuit's probe: a 429 is not waited out and asked again (base.SingleShot)."""
+        return self.send_batch(messages, retries=0)
+
+    def _send_group(self, messages: list[Message], key: str,
+                    retries: int = RATE_LIMIT_RETRIES) -> list[SendResult]:
+        send = partial(self._send_group, key=key, retries=retries)
         problems = [header_problem(m) for m in messages]
         if any(problems):  # a line break hidden in a name or subject: that email alone fails
             writable = [m for m, p in zip(messages, problems, strict=True) if p is None]
@@ -113,13 +120,13 @@ class SendGridProvider:
                 f"The per-recipient values are over SendGrid's {MAX_SUBSTITUTION_BYTES} byte "
                 "limit for substitutions; shorten the subscriber's name.")) for m in oversized]
             return _then(failed, send, fitting) if fitting else failed
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
+        for attempt in range(retries + 1):
             try:
                 response = self.client.client.mail.send.post(
                     request_body=self._body(messages, key))
             except http_errors.HTTPError as exc:
                 status = int(exc.status_code)
-                if status == 429 and attempt < RATE_LIMIT_RETRIES:
+                if status == 429 and attempt < retries:
                     self._sleep(self._rate_limit_wait(exc))
                     continue
                 return self._refused(messages, status, exc, send)

@@ -65,7 +65,7 @@ from drip.store.subscribers import SubscriberQueries
 from drip.store.tags import TagQueries
 from drip.store.throttle import ThrottleQueries
 from drip.store.unknowns import Settled, UnknownBatch, UnknownQueries
-from drip.store.webhooks import WebhookQueries, WebhookRow
+from drip.store.webhooks import WebhookEndpointRow, WebhookQueries, WebhookRow
 
 
 class Store(
@@ -144,6 +144,7 @@ __all__ = [
     "UnknownBatch",
     "Upcoming",
     "VariantCount",
+    "WebhookEndpointRow",
     "WebhookRow",
     "WentOut",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    select,
 )
 from sqlalchemy import (
     cast as sql_cast,
@@ -23,6 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drip.models import (
     Delivery,
+    Enrollment,
+    Subscriber,
+    WebhookEndpoint,
+    WebhookMessage,
 )
 
 DELIVERIES = cast(Table, Delivery.__table__)
@@ -192,6 +198,19 @@ class DeliveryRow:
     provider_message_id: str | None
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """One outgoing webhook event, queued in the transaction of the change it reports, so
+    the two commit together or not at all (drip.webhooks posts it later)."""
+
+    event: str
+    subscriber_id: int | None
+    data: dict[str, Any]
+    #: Names the change (`sent_41`): its message id is then `msg_` + key, and the same
+    #: change announced twice (a late answer, a second settling) is queued once.
+    key: str | None = None
+
+
 def pg_array(values: Iterable[int | str | datetime | None]) -> str:
     """A PostgreSQL array literal (`{1,2,NULL}`, `{"a","b"}`), to bind as one text parameter
     and CAST to its array type in the statement.
@@ -255,3 +274,68 @@ class StoreBase:
     def _insert(self, model: Any) -> Any:
         """An INSERT that can say ON CONFLICT, in this database's dialect."""
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(model)
+
+    #: Set by the composition root when DRIP_WEBHOOK_URLS names receivers (of every event).
+    outgoing_webhooks: bool = False
+
+    def _wanted_events(self, s: Session) -> Callable[[str], bool]:
+        """Which events someone receives: everything with DRIP_WEBHOOK_URLS, else what the
+        endpoints added with `drip webhook add` ask for (read in the caller's transaction,
+        so an event is queued if and only if a receiver existed when it happened)."""
+        if self.outgoing_webhooks:
+            return lambda event: True
+        wanted = [set(filter(None, e.split(","))) for e in s.scalars(
+            select(WebhookEndpoint.events))]
+        if not wanted:
+            return lambda event: False
+        return lambda event: any(not events or event in events for events in wanted)
+
+    def _announce(self, s: Session, announcements: Iterable[Announcement], now: datetime,
+                  wanted: Callable[[str], bool] | None = None) -> int:
+        """Queue the events someone wants, inside the caller's transaction; how many."""
+        wants = wanted or self._wanted_events(s)
+        rows = [{"msg_id": "msg_" + (a.key or secrets.token_urlsafe(18)), "event": a.event,
+                 "subscriber_id": a.subscriber_id,
+                 "payload": {"type": a.event, "timestamp": now.isoformat(), "data": a.data},
+                 "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+                for a in announcements if wants(a.event)]
+        if rows:
+            s.execute(self._insert(WebhookMessage).on_conflict_do_nothing(
+                index_elements=["msg_id"]), rows)
+        return len(rows)
+
+    def _announce_sent(self, s: Session, delivery_ids: Sequence[int], now: datetime) -> None:
+        """`email.sent` for those of `delivery_ids` that are `sent` now, in the caller's
+        transaction; keyed on the delivery, so a send settled twice is announced once."""
+        wants = self._wanted_events(s)
+        if not delivery_ids or not wants("email.sent"):
+            return
+        t = DELIVERIES
+        rows = s.execute(
+            select(t.c.id, t.c.subscriber_id, t.c.enrollment_id, t.c.sequence_key, t.c.seq_no,
+                   t.c.step_key, t.c.variant, t.c.provider_message_id, Subscriber.email)
+            .join(Subscriber, Subscriber.id == t.c.subscriber_id)
+            .where(self._ids_in(t.c.id, delivery_ids), t.c.state == "sent")
+            .order_by(t.c.id)).all()
+        self._announce(s, [Announcement("email.sent", r[1], {
+            "email": r[8], "delivery_id": r[0], "enrollment_id": r[2], "sequence": r[3],
+            "seq_no": r[4], "step": r[5], "variant": r[6], "provider_message_id": r[7]},
+            key=f"sent_{r[0]}") for r in rows], now, wants)
+
+    def _announce_enrollments(self, s: Session, event: str, enrollment_ids: Iterable[int],
+                              now: datetime, reason: str | None = None) -> None:
+        """`graduated` or `paused` for these enrollments, in the caller's transaction."""
+        ids = sorted(set(enrollment_ids))
+        wants = self._wanted_events(s)
+        if not ids or not wants(event):
+            return
+        rows = s.execute(
+            select(Enrollment.id, Enrollment.subscriber_id, Enrollment.sequence_key,
+                   Enrollment.stop_reason, Subscriber.email)
+            .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+            .where(self._ids_in(Enrollment.id, ids)).order_by(Enrollment.id)).all()
+        self._announce(s, [Announcement(event, r[1], {
+            "email": r[4], "enrollment_id": r[0], "sequence": r[2],
+            **({"reason": reason or r[3]} if event == "paused" else {})},
+            key=f"graduated_{r[0]}" if event == "graduated" else None)
+            for r in rows], now, wants)

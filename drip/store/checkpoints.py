@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, select, update
 from drip.clock import as_utc
 from drip.errors import NotFound
 from drip.models import CheckpointAnswer, Delivery, Enrollment, Subscriber
-from drip.store._base import StoreBase
+from drip.store._base import Announcement, StoreBase
 
 #: The variant of a checkpoint reminder: it asks again, so it never settles the question.
 _REMINDER_VARIANT = "checkpoint-reminder"
@@ -123,6 +123,10 @@ class CheckpointQueries(StoreBase):
         )
         with self._session() as s, s.begin():
             s.execute(statement)
+            self._announce(s, [Announcement("checkpoint.answered", delivery.subscriber_id, {
+                "email": delivery.email, "delivery_id": delivery.delivery_id,
+                "enrollment_id": delivery.enrollment_id, "sequence": delivery.sequence_key,
+                "step": delivery.step_key, "answer": answer})], now)
             if move is not None:
                 s.execute(
                     update(Delivery)

@@ -435,16 +435,30 @@ class DeliveryQueries(StoreBase):
                 "b_refund": int(o.refund_attempt),
                 "b_batch_key": o.batch_key,
             } for o in outcomes], from_states)
+        doubted = [o.delivery_id for o in outcomes if o.state == "unknown"]
+        if doubted:
+            # The provider's webhook reported it handled before the worker gave up waiting
+            # for its answer (a late answer, a timeout): it went out, as the reaper judges.
+            s.execute(update(t).where(self._ids_in(t.c.id, doubted), t.c.state == "unknown",
+                                      t.c.confirmed_at.is_not(None))
+                      .values(state="sent", batch_key=None, last_error=None,
+                              sent_at=func.coalesce(t.c.sent_at, t.c.confirmed_at)))
         holds = {o.delivery_id: o.error for o in outcomes if o.state == "held"}
         if holds:
             enrollments = s.execute(
                 select(t.c.enrollment_id, t.c.id).where(self._ids_in(t.c.id, holds))
             ).all()
+            pausing = s.scalars(select(Enrollment.id).where(
+                self._ids_in(Enrollment.id, [e for e, _ in enrollments]),
+                Enrollment.state == "active")).all()
             conn.execute(
                 update(Enrollment).where(Enrollment.id == bindparam("b_enrollment"))
                 .values(state="paused", paused_at=now, stop_reason=bindparam("b_reason")),
                 [{"b_enrollment": e, "b_reason": holds[d]} for e, d in enrollments],
             )
+            self._announce_enrollments(s, "paused", pausing, now)
+        self._announce_sent(s, [o.delivery_id for o in outcomes
+                                if o.state == "sent" or o.state == "unknown"], now)
         moved_on = [o.delivery_id for o in outcomes if o.state in ("sent", "unknown")]
         moved = [known[i] for i in moved_on if i in known]
         moved += self._went_out(s, [i for i in moved_on if i not in known], now)
@@ -547,12 +561,14 @@ class DeliveryQueries(StoreBase):
             ])
             inserted += rowcount(result)
         if finished:
-            s.execute(
+            completed = s.execute(
                 update(Enrollment)
                 .where(self._ids_in(Enrollment.id, sorted(set(finished))),
                        Enrollment.state == "active")
                 .values(state="completed", finished_at=now)
-            )
+                .returning(Enrollment.id)
+            ).scalars().all()
+            self._announce_enrollments(s, "graduated", completed, now)
         return inserted
 
     def _plan_held(self, s: Session, held: Sequence[PlannedDelivery], now: datetime) -> int:
@@ -570,9 +586,12 @@ class DeliveryQueries(StoreBase):
                 ).on_conflict_do_nothing(index_elements=["enrollment_id", "seq_no"]))
             if rowcount(result):
                 inserted += 1
-                s.execute(update(Enrollment)
-                          .where(Enrollment.id == p.enrollment_id, Enrollment.state == "active")
-                          .values(state="paused", paused_at=now, stop_reason=p.hold))
+                paused = s.execute(
+                    update(Enrollment)
+                    .where(Enrollment.id == p.enrollment_id, Enrollment.state == "active")
+                    .values(state="paused", paused_at=now, stop_reason=p.hold)
+                    .returning(Enrollment.id)).scalars().all()
+                self._announce_enrollments(s, "paused", paused, now)
         return inserted
 
     def histories(self, enrollment_ids: Iterable[int]) -> dict[int, list[Sent]]:

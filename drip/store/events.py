@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from drip.models import Delivery, Enrollment, Event, Subscriber
 from drip.providers.base import ProviderEvent
-from drip.store._base import DELIVERIES, StoreBase, rowcount
+from drip.store._base import DELIVERIES, Announcement, StoreBase, rowcount
 
 #: The columns an event row carries, in order, with their PostgreSQL types (for COPY).
 _EVENT_TYPES = {"provider_event_id": "text", "kind": "text", "delivery_id": "int8",
@@ -106,12 +106,15 @@ class EventQueries(StoreBase):
             if known:  # one set-based statement, however many events confirm
                 t = DELIVERIES
                 unknown = t.c.state == "unknown"
+                settling = list(conn.execute(select(t.c.id).where(
+                    _one_of(self.dialect, t.c.id, known), unknown)).scalars())
                 conn.execute(update(t).where(_one_of(self.dialect, t.c.id, known),
                                              or_(t.c.confirmed_at.is_(None), unknown))
                              .values(confirmed_at=func.coalesce(t.c.confirmed_at, now),
                                      state=case((unknown, "sent"), else_=t.c.state),
                                      sent_at=case((unknown, func.coalesce(t.c.sent_at, now)),
                                                   else_=t.c.sent_at)))
+                self._announce_sent(s, settling, now)
             return stored
 
     @staticmethod
@@ -174,6 +177,8 @@ class EventQueries(StoreBase):
             conn.execute(self._insert(Event), [
                 {"kind": "suppressed", "subscriber_id": i, "email": found[i], "occurred_at": now,
                  "received_at": now, "detail": reasons[found[i]]} for i in ids])
+            self._announce(s, [Announcement("suppressed", i, {
+                "email": found[i], "reason": reasons[found[i]]}) for i in ids], now)
             for chunk in _chunks(ids):
                 held = list(conn.execute(  # a paused enrollment stays paused (see above)
                     update(Enrollment)

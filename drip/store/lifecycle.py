@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from drip.clock import as_utc
 from drip.errors import NotFound
 from drip.models import Delivery, Enrollment, Event, Pause, Subscriber
-from drip.store._base import DELIVERIES, StoreBase, rowcount
+from drip.store._base import DELIVERIES, Announcement, StoreBase, rowcount
 
 PENDING = ("scheduled", "claimed")
 
@@ -104,6 +104,8 @@ class LifecycleQueries(StoreBase):
                 s.add(Event(kind="unsubscribed", subscriber_id=subscriber_id,
                             email=subscriber.email, occurred_at=now, received_at=now,
                             detail=source))
+                self._announce(s, [Announcement("unsubscribed", subscriber_id, {
+                    "email": subscriber.email, "source": source})], now)
             return already, int(cancelled)
 
     def leave_enrollment(self, subscriber_id: int, enrollment_id: int, now: datetime,
@@ -151,6 +153,9 @@ class LifecycleQueries(StoreBase):
                           .values(suppressed_at=now, suppressed_reason=reason))
                 s.add(Event(kind="suppressed", subscriber_id=subscriber_id, occurred_at=now,
                             received_at=now, detail=reason))
+                email = s.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+                self._announce(s, [Announcement("suppressed", subscriber_id, {
+                    "email": email, "reason": reason})], now)
             conditions = [Enrollment.subscriber_id == subscriber_id]
             if sequence_key:
                 conditions.append(Enrollment.sequence_key == sequence_key)
@@ -167,6 +172,8 @@ class LifecycleQueries(StoreBase):
                     .where(Delivery.enrollment_id.in_(ids), Delivery.state.in_(PENDING))
                     .values(state="held", claimed_by=None, lease_until=None)
                 )
+            if state == "paused":
+                self._announce_enrollments(s, "paused", ids, now, reason)
             return len(ids)
 
     def release_enrollments(self, subscriber_id: int, *, state: str,

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from drip.clock import as_utc
-from drip.models import Circuit, Delivery, Heartbeat
+from drip.models import Circuit, Delivery, Heartbeat, WebhookMessage
 from drip.store._base import StoreBase
 
 
@@ -25,6 +25,9 @@ class MetricsSnapshot:
     in_flight: int = 0  # claimed or sending
     circuits: dict[str, str] = field(default_factory=dict)  # provider -> state
     ticks: dict[str, datetime] = field(default_factory=dict)  # worker -> last heartbeat
+    webhook_backlog: int = 0  # outgoing webhook messages not yet delivered (pending)
+    oldest_webhook_at: datetime | None = None  # when the oldest pending one was queued
+    webhooks_failed: int = 0  # given up after a day of retries
 
 
 class MetricsQueries(StoreBase):
@@ -44,6 +47,12 @@ class MetricsQueries(StoreBase):
             circuits = {r[0]: r[1] for r in s.execute(select(Circuit.provider, Circuit.state))}
             ticks = {r[0]: as_utc(r[1]) for r in s.execute(
                 select(Heartbeat.worker, Heartbeat.beat_at))}
+            w = WebhookMessage
+            backlog, oldest_webhook = s.execute(
+                select(func.count(), func.min(w.created_at)).where(w.state == "pending")).one()
+            webhooks_failed = s.scalar(select(func.count()).where(w.state == "failed")) or 0
         return MetricsSnapshot(emails, as_utc(oldest_due) if oldest_due else None,
                                as_utc(oldest_unknown) if oldest_unknown else None,
-                               int(in_flight), circuits, ticks)
+                               int(in_flight), circuits, ticks, int(backlog or 0),
+                               as_utc(oldest_webhook) if oldest_webhook else None,
+                               int(webhooks_failed))

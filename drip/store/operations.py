@@ -610,6 +610,8 @@ class OperationQueries(StoreBase):
                           "last_error": None}
             done = rowcount(s.execute(update(t).where(t.c.id.in_(list(ids)),
                                                       t.c.state == "unknown").values(**values)))
+            if not resend:
+                self._announce_sent(s, list(ids), now)
             for did in ids:
                 s.add(Event(kind="resolved", delivery_id=did, subscriber_id=rows[did][4],
                             occurred_at=now, received_at=now,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from drip.models import Event, Purchase, Subscriber, Tag
-from drip.store._base import StoreBase
+from drip.store._base import Announcement, StoreBase
 
 
 class PurchaseQueries(StoreBase):
@@ -31,6 +31,11 @@ class PurchaseQueries(StoreBase):
                 have = set(s.scalars(select(Tag.tag).where(Tag.subscriber_id == subscriber_id)))
                 for tag in sorted(wanted - have):
                     s.add(Tag(subscriber_id=subscriber_id, tag=tag, created_at=now))
+            if created:
+                email = s.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+                self._announce(s, [Announcement("purchased", subscriber_id, {
+                    "email": email, "product": product, "order_id": order_id,
+                    "source": source})], now)
             return created
 
     def purchase_recorded(self, source: str, order_id: str) -> bool:

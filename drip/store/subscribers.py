@@ -18,6 +18,7 @@ from drip.models import (
     Subscriber,
 )
 from drip.store._base import (
+    Announcement,
     ConsentRecord,
     EnrollOutcome,
     StoreBase,
@@ -144,6 +145,9 @@ class SubscriberQueries(StoreBase):
                 state="scheduled", due_at=first_due_at, window_end_at=first_window_end_at,
                 attempts=0, created_at=now,
             ))
+            self._announce(s, [Announcement("enrolled", subscriber.id, {
+                "email": email, "sequence": sequence_key, "source": source,
+                "enrollment_id": enrollment.id})], now)
             return EnrollOutcome(True, subscriber.id, enrollment.id, "active",
                                  restarted=cycle > 1)
 

@@ -103,6 +103,7 @@ class UnknownQueries(StoreBase):
                                           t.c.state == "unknown")
                           .values(state="sent", batch_key=None, finished_at=now, last_error=None,
                                   sent_at=func.coalesce(t.c.sent_at, t.c.sending_at, now)))
+            self._announce_sent(s, [r[0] for r in sent], now)
             if follow_ups:
                 s.execute(delete(Delivery).where(Delivery.id.in_(follow_ups)))
             if resend:

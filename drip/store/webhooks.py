@@ -1,17 +1,20 @@
-"""The outgoing webhook queue: enqueue, take the next due message of each subscriber, record
-each attempt, and the log."""
+"""The outgoing webhook queue and its receivers: the endpoints added with `drip webhook add`,
+the next due message of each subscriber, each attempt, and the log. Events are queued by
+the store methods that make the change they report (StoreBase._announce), in its
+transaction."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from drip.clock import as_utc
-from drip.models import WebhookMessage
+from drip.errors import Conflict
+from drip.models import WebhookEndpoint, WebhookMessage
 from drip.store._base import StoreBase
 
 
@@ -36,22 +39,47 @@ def _row(m: WebhookMessage) -> WebhookRow:
                       as_utc(m.delivered_at) if m.delivered_at else None, m.last_error)
 
 
-class WebhookQueries(StoreBase):
-    #: Set by the composition root when DRIP_WEBHOOK_URLS names somewhere to post to.
-    outgoing_webhooks: bool = False
+@dataclass(frozen=True)
+class WebhookEndpointRow:
+    id: int
+    url: str
+    #: The events it receives; empty: every event.
+    events: tuple[str, ...]
+    secret: str
+    created_at: datetime
 
-    def enqueue_webhook(self, event: str, subscriber_id: int | None, data: dict[str, Any],
-                        now: datetime) -> str | None:
-        """Queue one event (when outgoing webhooks are on); its stable message id."""
-        if not self.outgoing_webhooks:
-            return None
-        msg_id = "msg_" + secrets.token_urlsafe(18)
-        payload = {"type": event, "timestamp": now.isoformat(), "data": data}
+
+def _endpoint(e: WebhookEndpoint) -> WebhookEndpointRow:
+    return WebhookEndpointRow(e.id, e.url, tuple(filter(None, e.events.split(","))), e.secret,
+                              as_utc(e.created_at))
+
+
+class WebhookQueries(StoreBase):
+    def add_webhook_endpoint(self, url: str, events: tuple[str, ...], secret: str,
+                             now: datetime) -> WebhookEndpointRow:
+        """A new receiver; events that happen from this transaction on are queued for it."""
+        try:
+            with self._session() as s, s.begin():
+                endpoint = WebhookEndpoint(url=url, events=",".join(events), secret=secret,
+                                           created_at=now)
+                s.add(endpoint)
+                s.flush()
+                return _endpoint(endpoint)
+        except IntegrityError:
+            raise Conflict(f"{url} is already a webhook endpoint; `drip webhook remove` it "
+                           "first to change its events.") from None
+
+    def webhook_endpoints(self) -> list[WebhookEndpointRow]:
+        with self._session() as s:
+            return [_endpoint(e) for e in s.scalars(select(WebhookEndpoint)
+                                                   .order_by(WebhookEndpoint.id))]
+
+    def remove_webhook_endpoint(self, url: str) -> bool:
+        """Stop posting to `url`; False if it was not an endpoint. Messages already queued
+        stay in the log; they are no longer posted to it."""
         with self._session() as s, s.begin():
-            s.add(WebhookMessage(msg_id=msg_id, event=event, subscriber_id=subscriber_id,
-                                 payload=payload, state="pending", attempts=0,
-                                 next_attempt_at=now, created_at=now))
-        return msg_id
+            return s.execute(delete(WebhookEndpoint).where(WebhookEndpoint.url == url)
+                             .returning(WebhookEndpoint.id)).first() is not None
 
     def due_webhooks(self, now: datetime, limit: int) -> list[WebhookRow]:
         """The oldest pending message of each subscriber, if it is due: a later event of

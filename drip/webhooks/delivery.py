@@ -1,4 +1,6 @@
-"""One pass over the outgoing webhook queue: post each due message to every URL.
+"""One pass over the outgoing webhook queue: post each due message to every receiver that
+wants it (each URL of DRIP_WEBHOOK_URLS gets every event; an endpoint added with `drip
+webhook add` gets the events it named, signed with its own secret).
 
 At least once: a message is marked delivered only when every URL answered 2xx, so a
 URL that fails makes the others get it again, under the same webhook-id (receivers
@@ -40,24 +42,52 @@ def retry_at(message: WebhookRow, now: datetime) -> datetime | None:
     return min(now + delay, deadline)
 
 
+@dataclass(frozen=True)
+class Receiver:
+    url: str
+    secret: str
+    #: The events it wants; empty: every event.
+    events: frozenset[str] = frozenset()
+
+    def wants(self, event: str) -> bool:
+        return not self.events or event in self.events
+
+
+def receivers(store: Store, urls: Sequence[str], secret: str) -> list[Receiver]:
+    """DRIP_WEBHOOK_URLS (every event, DRIP_WEBHOOK_SIGNING_SECRET) and the endpoints."""
+    return [Receiver(url, secret) for url in urls] + [
+        Receiver(e.url, e.secret, frozenset(e.events)) for e in store.webhook_endpoints()]
+
+
 def deliver_due(store: Store, urls: Sequence[str], secret: str, now: datetime, *,
                 limit: int = 100, timeout: float = 10.0) -> PassReport:
+    """Post up to `limit` due messages. Each round takes the oldest pending message of each
+    subscriber; a round that delivered something is followed by another, so a subscriber's
+    later events go in the same pass, still one after the other."""
     delivered = retrying = failed = 0
-    for message in store.due_webhooks(now, limit):
-        if not store.take_webhook(message.id, now, now + timedelta(seconds=timeout * 2 + 30)):
-            continue  # another scheduler has it
-        body = json.dumps(message.payload, separators=(",", ":")).encode()
-        errors = [e for e in (_post(url, body, secret, message.msg_id, now, timeout)
-                              for url in urls) if e]
-        again = retry_at(message, now) if errors else None
-        store.record_webhook_attempt(message.id, now, error="; ".join(errors)[:1000] or None,
-                                     retry_at=again)
-        if not errors:
-            delivered += 1
-        elif again:
-            retrying += 1
-        else:
-            failed += 1
+    everyone = receivers(store, urls, secret)
+    while delivered + retrying + failed < limit:
+        progress = False
+        for message in store.due_webhooks(now, limit - delivered - retrying - failed):
+            if not store.take_webhook(message.id, now,
+                                      now + timedelta(seconds=timeout * 2 + 30)):
+                continue  # another scheduler has it
+            body = json.dumps(message.payload, separators=(",", ":")).encode()
+            errors = [e for e in (_post(r.url, body, r.secret, message.msg_id, now, timeout)
+                                  for r in everyone if r.wants(message.event)) if e]
+            again = retry_at(message, now) if errors else None
+            store.record_webhook_attempt(message.id, now,
+                                         error="; ".join(errors)[:1000] or None,
+                                         retry_at=again)
+            if not errors:
+                delivered += 1
+                progress = True
+            elif again:
+                retrying += 1
+            else:
+                failed += 1
+        if not progress:
+            break
     return PassReport(delivered, retrying, failed)
 
 

@@ -98,3 +98,27 @@ def test_a_two_hour_outage_spends_no_attempts_and_every_email_goes_after_it(
     server.assert_no_violations()
     server.stop()
     drip.close()
+
+
+def test_a_probe_answered_429_risks_one_request_not_the_providers_retries(
+    tmp_path: Path, database_url: str, clock: FixedClock
+) -> None:
+    with SendGridStandIn(api_key=KEY) as server:
+        drip = sendgrid_drip(tmp_path, database_url, clock, server.url, batch_size=2)
+        join_many(drip, 8)
+        server.fail_next(503, count=3)
+        dispatcher = drip.dispatcher()
+        assert dispatcher.run_once().circuit_open and server.posts == 3
+        server.rate_limit_next(count=10, reset_in=0)
+        clock.advance(minutes=2)
+        probe = dispatcher.run_once()
+        # outside a probe SendGrid's 429 is waited out and tried again, up to 3 more times;
+        # a probe is one request whatever it is answered
+        assert probe.circuit_open and server.posts == 4
+        assert drip.store.circuit("sendgrid").state == "open"
+        server.reset_faults()
+        clock.advance(minutes=5)
+        assert not dispatcher.run_once().circuit_open
+        rows = [r for r in drip.store.deliveries() if r.step_key == "week-1"]
+        assert Counter(r.state for r in rows) == {"sent": 8}
+        drip.close()

@@ -24,6 +24,8 @@ from drip.runtime import Drip
 from drip.subscriptions import enroll
 from drip.webhooks import deliver_due, sign, verify
 from tests.conftest import make_settings
+from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.webhook_receiver import reference_signature as library_signature
 
 SECRET = "whsec_" + base64.b64encode(b"drip-outgoing-webhook-test-key!!").decode()
 
@@ -166,3 +168,149 @@ def test_without_receivers_nothing_is_queued(drip: Drip, clock: FixedClock) -> N
     enroll(drip.store, drip.library, email="dee@example.com", sequence_key="pht-7-week",
            now=clock.now(), source="purchase")
     assert drip.store.webhook_log() == []
+
+
+# --- every event, queued with its change, to the endpoints that want it ------------------------
+
+
+@pytest.fixture
+def collector() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as found:
+        yield found
+
+
+def test_each_change_is_posted_once_in_order_to_the_endpoints_that_want_it(
+        basic_drip: Drip, clock: FixedClock, collector: WebhookReceiver) -> None:
+    from drip import checkpoints
+    from drip.planner import PASSED
+    from drip.webhooks.endpoints import EVENTS, add_endpoint, remove_endpoint
+
+    drip, store = basic_drip, basic_drip.store
+    everything = add_endpoint(store, collector.base + "/all", [], clock.now())
+    journey = add_endpoint(store, collector.base + "/journey",
+                           ["email.sent,graduated", "checkpoint.answered"], clock.now())
+    assert everything.events == () and journey.events == (
+        "email.sent", "checkpoint.answered", "graduated")
+    assert {r.url for r in store.webhook_endpoints()} == {everything.url, journey.url}
+
+    def deliver() -> None:
+        deliver_due(store, [], "", clock.now(), timeout=2)
+
+    joined = enroll(store, drip.library, email="eve@example.com", sequence_key="basic",
+                    now=clock.now(), source="purchase")
+    enroll(store, drip.library, email="eve@example.com", sequence_key="basic",
+           now=clock.now(), source="purchase")  # already in: no second `enrolled`
+    dispatcher = drip.dispatcher()
+    dispatcher.run_once()  # week 1
+    [week_one] = [r for r in store.deliveries(email="eve@example.com") if r.state == "sent"]
+    checkpoints.answer(store, drip.library, week_one.id, PASSED, clock.now())
+    lifecycle.pause_subscriber(store, "eve@example.com", clock.now())
+    lifecycle.resume_subscriber(store, drip.library, "eve@example.com", clock.now())
+    for _ in range(3 * 7 * 4):  # weeks 2 and 3, then nothing is left: graduated
+        clock.advance(hours=6)
+        dispatcher.run_once()
+    store.record_purchase(source="shop", order_id="A-1", subscriber_id=joined.subscriber_id,
+                          product="strength-plan", now=clock.now())
+    store.record_purchase(source="shop", order_id="A-1", subscriber_id=joined.subscriber_id,
+                          product="strength-plan", now=clock.now())  # the same order again
+    enroll(store, drip.library, email="fay@example.com", sequence_key="basic",
+           now=clock.now(), source="purchase")
+    enroll(store, drip.library, email="gus@example.com", sequence_key="basic",
+           now=clock.now(), source="purchase")
+    lifecycle.suppress(store, "fay@example.com", clock.now(), "bounce")
+    lifecycle.suppress(store, "fay@example.com", clock.now(), "bounce")
+    lifecycle.suppress_many(store, {"gus@example.com": "spamreport"}, clock.now())
+    lifecycle.unsubscribe_email(store, "eve@example.com", clock.now(), source="web")
+    lifecycle.unsubscribe_email(store, "eve@example.com", clock.now(), source="web")
+    deliver()
+
+    everything_got = collector.events("/all")
+    eve = [(kind, data.get("step")) for _, kind, data in everything_got
+           if data["email"] == "eve@example.com"]
+    assert eve == [("enrolled", None), ("email.sent", "week-1"),
+                   ("checkpoint.answered", "week-1"), ("paused", None),
+                   ("email.sent", "week-2"), ("email.sent", "week-3"), ("graduated", None),
+                   ("purchased", None), ("unsubscribed", None)]
+    others = [(data["email"], kind, data.get("reason")) for _, kind, data in everything_got
+              if data["email"] != "eve@example.com"]
+    # suppressed once each (a second suppression changes nothing), by hand and in bulk
+    assert [o for o in others if o[1] == "suppressed"] == [
+        ("fay@example.com", "suppressed", "bounce"), ("gus@example.com", "suppressed",
+                                                      "spamreport")]
+    assert {kind for _, kind, _ in everything_got} == set(EVENTS)
+    assert len({msg_id for msg_id, _, _ in everything_got}) == len(everything_got)
+    # the journey endpoint got only what it asked for, the same messages under the same ids
+    wanted = [e for e in everything_got if e[1] in journey.events]
+    assert collector.events("/journey") == wanted
+    # each endpoint's posts are signed with its own secret (the spec's algorithm)
+    for path, headers, body in collector.posts:
+        secret = everything.secret if path == "/all" else journey.secret
+        assert headers["webhook-signature"] == library_signature(
+            secret, headers["webhook-id"], headers["webhook-timestamp"], body)
+    # an email's message id names its delivery: settling it again queues nothing new
+    sent_ids = [m for m, kind, d in everything_got if kind == "email.sent"
+                and d["email"] == "eve@example.com"]
+    assert sent_ids[0] == f"msg_sent_{week_one.id}"
+    assert all(r.state == "delivered" for r in store.webhook_log())
+    # removed, an endpoint gets nothing more; with no receiver left nothing is queued
+    remove_endpoint(store, everything.url)
+    remove_endpoint(store, journey.url)
+    queued = len(store.webhook_log(1000))
+    enroll(store, drip.library, email="hal@example.com", sequence_key="basic",
+           now=clock.now(), source="purchase")
+    assert len(store.webhook_log(1000)) == queued
+
+
+def test_an_event_is_queued_only_where_someone_wants_it(basic_drip: Drip, clock: FixedClock,
+                                                        collector: WebhookReceiver) -> None:
+    from drip.errors import Conflict, InvalidInput
+    from drip.webhooks.endpoints import add_endpoint
+
+    store = basic_drip.store
+    add_endpoint(store, collector.base + "/leavers", ["unsubscribed"], clock.now())
+    with pytest.raises(Conflict):
+        add_endpoint(store, collector.base + "/leavers", [], clock.now())
+    with pytest.raises(InvalidInput):
+        add_endpoint(store, collector.base + "/x", ["email.opened"], clock.now())
+    with pytest.raises(InvalidInput):
+        add_endpoint(store, "ftp://example.com/x", [], clock.now())
+    enroll(store, basic_drip.library, email="ida@example.com", sequence_key="basic",
+           now=clock.now(), source="purchase")
+    basic_drip.dispatcher().run_once()
+    assert store.webhook_log() == []  # nobody wants enrolled or email.sent
+    lifecycle.unsubscribe_email(store, "ida@example.com", clock.now(), source="web")
+    assert [r.event for r in store.webhook_log()] == ["unsubscribed"]
+
+
+def test_an_event_commits_with_its_change_or_not_at_all(basic_drip: Drip, clock: FixedClock,
+                                                        collector: WebhookReceiver) -> None:
+    """`email.sent` is written in the transaction that records the send and plans the next
+    email: when planning fails, neither the send nor its event is there."""
+    from collections.abc import Sequence
+
+    from drip.store import Outcome, PlannedDelivery, WentOut
+    from drip.webhooks.endpoints import add_endpoint
+
+    store = basic_drip.store
+    add_endpoint(store, collector.base + "/all", [], clock.now())
+    enroll(store, basic_drip.library, email="jo@example.com", sequence_key="basic",
+           now=clock.now(), source="purchase")
+    now = clock.now()
+    [claimed] = store.claim_due(now, 10, "test-worker", now + timedelta(minutes=5))
+
+    def planner_breaks(went_out: Sequence[WentOut]) -> tuple[list[PlannedDelivery], list[int]]:
+        raise RuntimeError("the planner failed mid-transaction")
+
+    with pytest.raises(RuntimeError):
+        store.record_outcomes([Outcome(claimed.id, "sent", provider="outbox")], now,
+                              next_steps=planner_breaks)
+    assert [r.state for r in store.deliveries(email="jo@example.com")] == ["claimed"]
+    assert [r.event for r in store.webhook_log()] == ["enrolled"]
+
+    def nothing_next(went_out: Sequence[WentOut]) -> tuple[list[PlannedDelivery], list[int]]:
+        return [], []
+
+    store.record_outcomes([Outcome(claimed.id, "sent", provider="outbox")], now,
+                          next_steps=nothing_next)
+    assert [r.state for r in store.deliveries(email="jo@example.com")] == ["sent"]
+    assert [r.event for r in store.webhook_log()] == ["email.sent", "enrolled"]

@@ -47,3 +47,13 @@ def test_it_forwards_then_cuts_then_forwards_again(echo_port: int) -> None:
         proxy.restore()
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as after:
             assert ask(after, b"two\n") == b"two\n"
+
+
+def test_it_can_refuse_connections_then_listen_again(echo_port: int) -> None:
+    with TcpProxy("127.0.0.1", echo_port) as proxy:
+        proxy.refuse()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        proxy.listen()
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as after:
+            assert ask(after, b"three\n") == b"three\n"

@@ -6,19 +6,29 @@ misbehave: 429, 5xx, 400 for one address, a late answer, a dropped connection, 4
 
 It also answers the Email Activity API's `GET /v3/messages?query=unique_args['batch_key']=
 "..."&limit=N` from what it actually accepted (it can be told to fail those too).
+
+For chaos tests it can misbehave at random (`chaos`: a share of the requests answered 429
+or 5xx, reset unread, answered late, or dropped with or without taking the mail), and post
+signed Event Webhook events for what it took, late and sometimes not at all
+(`emit_events`), as SendGrid does.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
+import random
 import re
 import secrets
 import signal
 import socket
+import struct
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +40,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
 SCHEMA_NAME = Path("shared") / "sendgrid" / "tsg_mail_v3.json"
 # ../shared next to the checkout when there is one (from a worktree under /work/wt/<name>
@@ -101,6 +113,31 @@ class _Faults:
     rejected: dict[str, str] = field(default_factory=dict)
     closes: int = 0
     activity: list[int] = field(default_factory=list)
+    #: Share of Mail Send requests that misbehave at random, and of activity queries.
+    chaos: float = 0.0
+    activity_chaos: float = 0.0
+
+
+#: What a request chosen by `chaos` suffers, each as likely: rate limited, a server error,
+#: the connection reset before the body is read, a late answer (taken), no answer (taken),
+#: no answer (not taken).
+CHAOS = ("429", "500", "503", "reset", "slow", "drop-taken", "drop-untaken")
+
+
+@dataclass
+class _Emitter:
+    """Event Webhook posts of `delivered` for what was taken: each after a random delay,
+    some never; a post drip did not accept is tried again, as SendGrid does."""
+
+    url: str
+    key: ec.EllipticCurvePrivateKey
+    loss: float
+    max_delay: float
+    due: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    #: (email, delivery id) of the events posted and accepted, and of those lost on purpose.
+    delivered: set[tuple[str, str]] = field(default_factory=set)
+    lost: set[tuple[str, str]] = field(default_factory=set)
+    refused_posts: int = 0
 
 
 class SendGridStandIn:
@@ -131,14 +168,27 @@ class SendGridStandIn:
         self._unanswered: dict[int, list[str]] = {}
         self._received = 0
         self._faults = _Faults()
+        self._random = random.Random(0)  # events and activity faults
+        self._chaos_random = random.Random(0)  # which Mail Send request misbehaves, and how
+        #: How many requests each chaos fault hit, and activity queries failed by chaos.
+        self.chaos_hits: Counter[str] = Counter()
+        self._emitter: _Emitter | None = None
+        self._emitting = threading.Event()
+        self._emit_thread: threading.Thread | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
+        # a connection reset or dropped on purpose is not worth a traceback on stderr
+        self._server.handle_error = lambda request, address: None  # type: ignore[method-assign,assignment]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.started = False
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     def start(self) -> SendGridStandIn:
         if not self.started:
@@ -147,6 +197,9 @@ class SendGridStandIn:
         return self
 
     def stop(self) -> None:
+        self._emitting.set()
+        if self._emit_thread is not None:
+            self._emit_thread.join(timeout=10)
         if self.started:
             self._server.shutdown()
             self._thread.join(timeout=10)
@@ -220,6 +273,93 @@ class SendGridStandIn:
         with self.lock:
             self._faults = _Faults()
 
+    def chaos(self, rate: float, *, activity: float = 0.0, seed: int | str = 0) -> None:
+        """From now on `rate` of the Mail Send requests suffer one of CHAOS, drawn at random
+        (seeded), and `activity` of the Email Activity queries are answered 429 or 5xx."""
+        with self.lock:
+            self._random = random.Random(f"{seed}-events")
+            self._chaos_random = random.Random(seed)
+            self._faults.chaos, self._faults.activity_chaos = rate, activity
+
+    def emit_events(self, url: str, key: ec.EllipticCurvePrivateKey, *, loss: float = 0.05,
+                    max_delay: float = 2.0) -> None:
+        """Post a signed `delivered` event to `url` for each email taken from now on, after
+        up to `max_delay` seconds; `loss` of them are never posted."""
+        with self.lock:
+            self._emitter = _Emitter(url, key, loss, max_delay)
+        self._emit_thread = threading.Thread(target=self._emit, daemon=True)
+        self._emit_thread.start()
+
+    def events_pending(self) -> int:
+        with self.lock:
+            return len(self._emitter.due) if self._emitter else 0
+
+    def events_delivered(self) -> set[tuple[str, str]]:
+        with self.lock:
+            return set(self._emitter.delivered) if self._emitter else set()
+
+    def events_lost(self) -> set[tuple[str, str]]:
+        with self.lock:
+            return set(self._emitter.lost) if self._emitter else set()
+
+    def _chaos_fault(self) -> str | None:
+        with self.lock:
+            if self._faults.chaos and self._chaos_random.random() < self._faults.chaos:
+                fault = self._chaos_random.choice(CHAOS)
+                self.chaos_hits[fault] += 1
+                return fault
+        return None
+
+    def _emit(self) -> None:
+        while not self._emitting.wait(0.1):
+            with self.lock:
+                emitter = self._emitter
+                if emitter is None:
+                    continue
+                now = time.monotonic()
+                ready = [e for at, e in emitter.due if at <= now]
+                emitter.due = [(at, e) for at, e in emitter.due if at > now]
+            if not ready:
+                continue
+            body = json.dumps(ready).encode()
+            stamp = str(int(time.time()))
+            signature = base64.b64encode(emitter.key.sign(
+                stamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
+            request = urllib.request.Request(emitter.url, data=body, method="POST", headers={
+                "Content-Type": "application/json",
+                "X-Twilio-Email-Event-Webhook-Signature": signature,
+                "X-Twilio-Email-Event-Webhook-Timestamp": stamp})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    accepted = 200 <= answer.status < 300
+            except (urllib.error.URLError, OSError):
+                accepted = False
+            with self.lock:
+                if accepted:
+                    emitter.delivered.update((e["email"], e["delivery_id"]) for e in ready)
+                else:  # SendGrid tries a refused post again later
+                    emitter.refused_posts += 1
+                    emitter.due += [(time.monotonic() + 1.0, e) for e in ready]
+
+    def _schedule_events(self, body: dict[str, Any], message_id: str) -> None:
+        """Called with the lock held, for mail just taken."""
+        emitter = self._emitter
+        if emitter is None:
+            return
+        for item in body.get("personalizations") or []:
+            args = {**(body.get("custom_args") or {}), **(item.get("custom_args") or {})}
+            for to in item.get("to", []):
+                email = str(to.get("email"))
+                if self._random.random() < emitter.loss:
+                    emitter.lost.add((email, str(args.get("delivery_id"))))
+                    continue
+                emitter.due.append((time.monotonic() + self._random.uniform(
+                    0, emitter.max_delay), {
+                    **args, "email": email, "event": "delivered",
+                    "timestamp": int(time.time()), "sg_event_id": secrets.token_urlsafe(16),
+                    "sg_message_id": f"{message_id}.filter0001.1.0",
+                    "response": "250 OK"}))
+
     # --- the server --------------------------------------------------------------------------
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -260,6 +400,9 @@ class SendGridStandIn:
     def _handle(self, request: Any) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length)
+        if len(raw) < length:  # the connection was cut mid-body: no request to answer
+            request.close_connection = True
+            return
         if request.path.rstrip("/") != "/v3/mail/send":
             request._answer(404, _error_body("not found"))
             return
@@ -284,6 +427,23 @@ class SendGridStandIn:
             status, headers, body = fault
             request._answer(status, body or _error_body(f"stand-in fault {status}"), headers)
             return
+        chaos = self._chaos_fault()
+        if chaos == "429":
+            request._answer(429, _error_body("too many requests"), {
+                "X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(time.time() + 1))})
+            return
+        if chaos in ("500", "503"):
+            request._answer(int(chaos), _error_body(f"stand-in chaos {chaos}"))
+            return
+        if chaos == "reset":  # the request was sent; a reset answers it, nothing is taken
+            request.close_connection = True
+            with contextlib.suppress(OSError):
+                request.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                              struct.pack("ii", 1, 0))
+                request.connection.close()
+            return
+        request.chaos = chaos
         try:
             body = json.loads(raw)
         except ValueError:
@@ -325,6 +485,12 @@ class SendGridStandIn:
         with self.lock:
             delay = self._faults.delays.pop(0) if self._faults.delays else 0.0
             drop = self._faults.drops.pop(0) if self._faults.drops else None
+        chaos = getattr(request, "chaos", None)
+        if chaos == "slow":
+            with self.lock:
+                delay = max(delay, self._chaos_random.uniform(0.5, 3.0))
+        elif chaos in ("drop-taken", "drop-untaken"):
+            drop = chaos == "drop-taken"
         message_id = secrets.token_urlsafe(16)[:22]
         if drop is None or drop:
             self._record(body, message_id)
@@ -367,6 +533,10 @@ class SendGridStandIn:
         with self.lock:
             self.activity_queries.append(match.group(1))
             fault = self._faults.activity.pop(0) if self._faults.activity else None
+            if fault is None and self._faults.activity_chaos and (
+                    self._random.random() < self._faults.activity_chaos):
+                fault = self._random.choice((429, 500, 503))
+                self.chaos_hits[f"activity {fault}"] += 1
             found = [p for p in self.personalizations
                      if p["custom_args"].get("batch_key") == match.group(1)][:limit]
         if fault is not None:
@@ -397,6 +567,7 @@ class SendGridStandIn:
                         "subject": item.get("subject") or body.get("subject"),
                         "message_id": message_id,
                     })
+            self._schedule_events(body, message_id)
 
 
 def main() -> None:

@@ -3,6 +3,8 @@
     with TcpProxy("127.0.0.1", 5432) as proxy:   # clients connect to proxy.port
         proxy.cut()       # every open connection is closed; new ones are closed at once
         proxy.restore()   # connections are forwarded again
+        proxy.refuse()    # stop listening: a new connection is refused (ECONNREFUSED)
+        proxy.listen()    # listen again on the same port
 
 Threads, not asyncio: each connection is two blocking pumps, which is plenty for a test.
 """
@@ -49,6 +51,19 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._cut.clear()
+
+    def refuse(self) -> None:
+        """Cut every connection and stop listening, so that connecting is refused."""
+        self.cut()
+        _close(self._listener)
+        self._thread.join(timeout=5)
+
+    def listen(self) -> None:
+        """After `refuse()`: listen on the same port again and forward as before."""
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        self.restore()
 
     def close(self) -> None:
         self._closing.set()

@@ -104,3 +104,32 @@ def test_metrics_from_elsewhere_need_the_token(metrics_drip: Drip, tmp_path: Pat
             assert refused.status_code == 403 and "DRIP_METRICS_TOKEN" in refused.text
     finally:
         untokened.close()
+
+
+def test_the_webhook_backlog_after_a_scrape_matches_the_queue(
+        tmp_path: Path, database_url: str, clock: FixedClock) -> None:
+    from drip.models import WebhookMessage
+    from drip.webhooks import deliver_due
+    from drip.webhooks.endpoints import add_endpoint
+
+    drip = Drip.from_settings(make_settings(
+        tmp_path, database_url, sequences_dir=FIXTURES / "basic" / "sequences",
+        templates_dir=FIXTURES / "basic" / "templates"), clock)
+    try:
+        add_endpoint(drip.store, "http://127.0.0.1:9/refuses", [], clock.now())
+        enroll_all(drip, "a@example.com", "b@example.com")
+        drip.dispatcher().run_once()  # enrolled and email.sent for each: four queued
+        deliver_due(drip.store, [], "", clock.now(), timeout=0.3)  # refused: still queued
+        clock.advance(minutes=7)
+        with serving(create_app(drip)) as url:
+            got = samples(httpx.get(f"{url}/metrics").text)
+    finally:
+        drip.close()
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        pending = conn.execute(select(func.count()).where(
+            WebhookMessage.state == "pending")).scalar_one()
+    engine.dispose()
+    assert got[("drip_webhook_backlog", ())] == pending == 4
+    assert got[("drip_webhook_oldest_age_seconds", ())] == 7 * 60
+    assert got[("drip_webhooks_failed", ())] == 0
