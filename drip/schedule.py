@@ -149,8 +149,22 @@ def next_open_slot(now: datetime, schedule: Schedule, tz: ZoneInfo) -> Slot:
     for offset in range(_HORIZON):
         slot = _slot_at(today + timedelta(days=offset), schedule.send_time, schedule, tz)
         if slot is not None and slot.window_end_at is not None and slot.window_end_at > now:
-            return slot
+            return _after_repeated_hour(slot, now, schedule, tz)
     raise ValueError("no send slot in two weeks")  # pragma: no cover - days is never empty
+
+
+def _after_repeated_hour(slot: Slot, now: datetime, schedule: Schedule, tz: ZoneInfo) -> Slot:
+    """When clocks go back inside an open window, the wall clock can read earlier than the
+    window's opening again (01:00 for the second time in a 01:15-02:15 window): wait until
+    it reads the opening time once more."""
+    local = now.astimezone(tz)
+    if slot.due_at >= now or local.time() >= schedule.opens:
+        return slot
+    reopens = datetime.combine(local.date(), schedule.opens, tzinfo=tz).replace(fold=1)
+    due = reopens.astimezone(UTC)
+    if due <= now or slot.window_end_at is None or due >= slot.window_end_at:
+        return slot
+    return Slot(due, slot.window_end_at)
 
 
 def next_send_time(now: datetime, schedule: Schedule, tz: ZoneInfo) -> Slot:

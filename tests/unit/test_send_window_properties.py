@@ -193,3 +193,15 @@ def test_a_send_time_that_dst_skips_out_of_the_window_moves_a_day() -> None:
     tz = ZoneInfo("America/New_York")
     slot = slot_on(date(2026, 3, 8), schedule, tz)
     assert slot.due_at.astimezone(tz) == datetime(2026, 3, 9, 2, 30, tzinfo=tz)
+
+
+def test_clocks_going_back_inside_a_window_wait_for_its_opening_again() -> None:
+    """Montevideo, 27 March 2005: at 02:00 the clocks went back to 01:00, inside a
+    01:15-02:15 window; the wall clock reads 01:00 again, so the email waits for 01:15."""
+    tz = ZoneInfo("America/Montevideo")
+    schedule = Schedule(send_time=time(1, 15), window="01:15-02:15", days=tuple(WEEKDAYS),
+                        weekday=None, first_email="at-once")
+    now = datetime(2005, 3, 27, 4, 0, tzinfo=UTC)
+    slot = next_open_slot(now, schedule, tz)
+    assert_inside(slot, schedule, tz, sent_from=now)
+    assert slot.due_at == datetime(2005, 3, 27, 4, 15, tzinfo=UTC)
