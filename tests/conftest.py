@@ -10,6 +10,8 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,21 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
     }
     values.update(overrides)
     return load_settings({}, **values)
+
+
+@contextmanager
+def fixture_drip(tmp_path: Path, database_url: str, clock: FixedClock, fixture: str,
+                 at: datetime) -> Iterator[Drip]:
+    """A Drip over one of `tests/fixtures/<fixture>`'s sequences, its clock set to `at`."""
+    settings = make_settings(tmp_path, database_url,
+                             sequences_dir=FIXTURES / fixture / "sequences",
+                             templates_dir=FIXTURES / fixture / "templates")
+    clock.at = at
+    instance = Drip.from_settings(settings, clock)
+    try:
+        yield instance
+    finally:
+        instance.close()
 
 
 @pytest.fixture

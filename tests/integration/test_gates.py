@@ -19,7 +19,7 @@ from drip.clock import FixedClock
 from drip.planner import CHECKPOINT_REMINDER, PASSED, REPEAT_LAST, WAITING
 from drip.runtime import Drip
 from drip.subscriptions import enroll
-from tests.conftest import FIXTURES, make_settings
+from tests.conftest import fixture_drip
 
 LA = ZoneInfo("America/Los_Angeles")
 JOINED = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # Monday 09:00 in Los Angeles
@@ -37,15 +37,8 @@ def mail_text(drip: Drip, delivery_id: int) -> str:
 
 @pytest.fixture
 def gated(tmp_path: Path, database_url: str, clock: FixedClock) -> Iterator[Drip]:
-    settings = make_settings(tmp_path, database_url,
-                             sequences_dir=FIXTURES / "gated" / "sequences",
-                             templates_dir=FIXTURES / "gated" / "templates")
-    clock.at = JOINED
-    instance = Drip.from_settings(settings, clock)
-    try:
+    with fixture_drip(tmp_path, database_url, clock, "gated", JOINED) as instance:
         yield instance
-    finally:
-        instance.close()
 
 
 class Runner:

@@ -18,7 +18,7 @@ from drip.clock import FixedClock
 from drip.planner import NOT_YET, PASSED, WAITING
 from drip.runtime import Drip
 from drip.subscriptions import enroll
-from tests.conftest import FIXTURES, make_settings
+from tests.conftest import fixture_drip
 
 BERLIN = ZoneInfo("Europe/Berlin")
 JOINED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin
@@ -26,15 +26,8 @@ JOINED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin
 
 @pytest.fixture
 def tagged(tmp_path: Path, database_url: str, clock: FixedClock) -> Iterator[Drip]:
-    settings = make_settings(tmp_path, database_url,
-                             sequences_dir=FIXTURES / "tagged" / "sequences",
-                             templates_dir=FIXTURES / "tagged" / "templates")
-    clock.at = JOINED
-    instance = Drip.from_settings(settings, clock)
-    try:
+    with fixture_drip(tmp_path, database_url, clock, "tagged", JOINED) as instance:
         yield instance
-    finally:
-        instance.close()
 
 
 class Runner:
