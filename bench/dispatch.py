@@ -121,7 +121,8 @@ class BackendCPU:
         return sum(self._ticks.values()) / os.sysconf("SC_CLK_TCK")
 
 
-def run(count: int, kind: str, workers: int, code: Path = ROOT) -> dict[str, float]:
+def run(count: int, kind: str, workers: int, code: Path = ROOT,
+        profile: Path | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         url, handle = fresh_database(kind, workdir)
@@ -153,14 +154,21 @@ def run(count: int, kind: str, workers: int, code: Path = ROOT) -> dict[str, flo
                 processes = []
                 for out_path, err_path in outputs:
                     with out_path.open("w") as out_file, err_path.open("w") as err_file:
+                        # --profile: py-spy's collapsed stacks of every thread, idle included.
+                        spy = ([] if profile is None else
+                               ["py-spy", "record", "--format", "raw", "--idle", "--threads",
+                                "--rate", "250", "--output",
+                                str(profile / f"worker-{len(processes)}.txt"), "--"])
                         processes.append(subprocess.Popen(
-                            [sys.executable, "-m", "drip", "dispatch", "--json",
+                            [*spy, sys.executable, "-m", "drip", "dispatch", "--json",
                              "--now", NOW.isoformat()],
                             cwd=code, env=env, stdout=out_file, stderr=err_file, text=True))
                 reports, peak_kb, cpu = [], 0, 0.0
                 for process, (out_path, err_path) in zip(processes, outputs, strict=True):
                     _, status, usage = os.wait4(process.pid, 0)
                     out, err = out_path.read_text(), err_path.read_text()
+                    out = "".join(line for line in out.splitlines(keepends=True)
+                                  if not line.startswith("py-spy>"))
                     process.returncode = os.waitstatus_to_exitcode(status)
                     if process.returncode not in (0, 1):
                         raise RuntimeError(f"dispatch failed: {err[-2000:]}")
@@ -222,6 +230,9 @@ def main() -> None:
     parser.add_argument("--code", default=str(ROOT),
                         help="checkouts whose drip to run, comma-separated, alternating")
     parser.add_argument("--record", action="store_true", help="append to bench/README.md")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="a folder for py-spy's collapsed stacks of each worker (CPU "
+                             "figures then include py-spy's)")
     parser.add_argument("--no-floor", dest="floor", action="store_false",
                         help="skip the render floor (this checkout's code, three runs a row)")
     args = parser.parse_args()
@@ -229,7 +240,7 @@ def main() -> None:
     codes = [Path(c).resolve() for c in args.code.split(",")]
     sizes = [int(n) for n in args.subscribers.split(",")]
     for workers, count, code in product([int(w) for w in args.workers.split(",")], sizes, codes):
-        result = run(count, args.db, workers, code)
+        result = run(count, args.db, workers, code, args.profile)
         # The floor is CPU-bound and this machine's speed swings from minute to minute:
         # take the best of three, the least disturbed estimate (so the ratio errs high);
         # once above 200,000, where one run takes minutes and varies less.

@@ -3,6 +3,7 @@ the "when do you want these?" preferences page."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from drip.tokens import Signer
@@ -43,6 +44,7 @@ class Links:
         return f"{self.base_url}/r/{self.signer.make('click', delivery_id, link_id(url))}"
 
 
+@functools.lru_cache(maxsize=4096)
 def link_id(url: str) -> str:
     """A short fingerprint of a link's address (64 bits of SHA-256): enough to tell apart
     the few links of one email, which is all it is compared against."""

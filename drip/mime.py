@@ -18,13 +18,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, make_msgid
 
 from drip.errors import InvalidInput
-from drip.message import MIME_POLICY, Content, Message, header_value, to_mime, value_of
+from drip.message import (
+    MIME_POLICY,
+    PLAIN_ADDRESS,
+    Content,
+    Message,
+    header_value,
+    to_mime,
+    value_of,
+)
+from drip.message import address as parsed_address
 
 _PLACEHOLDER = re.compile(r"%%([a-z_]+(?::html)?)%%")
 #: SMTP's line ending; the outbox writes files with "\n", as the email package does.
@@ -33,7 +41,6 @@ CRLF = "\r\n"
 MAX_LINE = 998
 #: A display name the email package writes as it is: atext and spaces, no quoting needed.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 _PLAIN_VALUE = re.compile(r"[\x20-\x7e]*")
 
 
@@ -114,10 +121,10 @@ def _header(name: str, value: str, policy: EmailPolicy[EmailMessage]) -> str:
 
 
 def _address(name: str, address: str) -> str:
-    if _PLAIN_ADDRESS.fullmatch(address) and _PLAIN_NAME.fullmatch(name) \
+    if PLAIN_ADDRESS.fullmatch(address) and _PLAIN_NAME.fullmatch(name) \
             and name == name.strip():
         return f"{name} <{address}>" if name else address
-    return str(Address(display_name=name, addr_spec=address))
+    return str(parsed_address(name, address))
 
 
 class MimeWriter:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from base64 import urlsafe_b64encode
 from collections.abc import Sequence
@@ -25,6 +26,10 @@ Purpose = Literal["unsubscribe", "checkpoint", "pause", "confirm", "click", "pre
 
 
 _SHA1_BLOCK = 64
+
+
+#: A string JSON writes as it is, between quotes.
+_JSON_PLAIN = re.compile(r"[A-Za-z0-9_.:-]*")
 
 
 def _b64(data: bytes) -> bytes:
@@ -52,9 +57,13 @@ class _Minter:
         self._stamp = b""
 
     def make(self, values: Sequence[int | str]) -> str:
-        if all(type(v) is int for v in values):
-            payload = f"[{','.join(map(str, values))}]".encode()
-        else:  # strings: the same JSON, never compressed (itsdangerous reads both forms)
+        if all(type(v) is int or (type(v) is str and _JSON_PLAIN.fullmatch(v))
+               for v in values):
+            # ids and plain words (a link's fingerprint): JSON written directly, as
+            # json.dumps writes them
+            payload = ("[" + ",".join(str(v) if type(v) is int else f'"{v}"' for v in values)
+                       + "]").encode()
+        else:  # other strings: the same JSON, never compressed (itsdangerous reads both)
             payload = json.dumps(list(values), separators=(",", ":")).encode()
         second = int(time.time())
         if second != self._second:  # two threads may race here; both write the same value

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 
-from drip.dispatch import PASS_GC_THRESHOLD, fewer_collections
+from drip.dispatch import PASS_GC_THRESHOLD, PASS_SWITCH_INTERVAL, fewer_collections
 
 
 def test_a_pass_freezes_the_heap_and_collects_less_often_then_undoes_both() -> None:
-    before = gc.get_threshold()
+    before, switch = gc.get_threshold(), sys.getswitchinterval()
     assert gc.get_freeze_count() == 0
     with fewer_collections():
+        assert sys.getswitchinterval() == PASS_SWITCH_INTERVAL != switch
         assert gc.get_threshold() == (PASS_GC_THRESHOLD, before[1], before[2])
         assert gc.get_freeze_count() > 1000  # what was alive at the start is left out
         gc.collect()  # a full collection still works, and leaves the frozen objects be
         assert gc.get_freeze_count() > 1000
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+    assert sys.getswitchinterval() == switch
 
 
 def test_overlapping_passes_undo_it_only_when_the_last_one_ends() -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from drip.clock import FixedClock
 from drip.errors import InvalidInput
@@ -90,8 +92,16 @@ def test_an_encoded_name_from_an_import_or_the_cli_adds_no_header(
     csv.write_text(f"email,name,timezone\nimported@example.com,{INJECTED},UTC\n")
     cli("import", str(csv), "--sequence", "basic")
     cli("enroll", "typed@example.com", "--sequence", "basic", "--name", INJECTED)
-    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    cli("dispatch", "--now", later)
+    # Dispatch when the emails are due, not at a fixed offset from the wall clock: enrolled
+    # late in the evening, a fixed day later falls past the send window and sends nothing.
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        due = connection.execute(text(
+            "SELECT max(due_at) FROM deliveries WHERE state = 'scheduled'")).scalar_one()
+    engine.dispose()
+    due = due if isinstance(due, datetime) else datetime.fromisoformat(str(due))
+    due = due if due.tzinfo else due.replace(tzinfo=UTC)
+    cli("dispatch", "--now", (due + timedelta(minutes=1)).isoformat())
     for address in ("imported@example.com", "typed@example.com"):
         assert_one_recipient(smtp_sink[0], address)
 
