@@ -22,12 +22,11 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import css_inline
 import jinja2
 import jinja2.meta
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from drip.errors import TemplateError
 from drip.message import Content, html_placeholders, placeholder
-from drip.plaintext import markdown_to_text
+from drip.plaintext import markdown_parser, markdown_to_text
 from drip.planner import (
     BRANCH,
     CHECKPOINT_REMINDER,
@@ -216,9 +215,9 @@ class Renderer:
         self._text_env = jinja2.Environment(autoescape=False, **common)
         for env in (self._html_env, self._text_env):
             env.globals["exercise"] = self._exercise
-        self._markdown = MarkdownIt("commonmark", {"typographer": True}).enable(
-            ["replacements", "smartquotes"]
-        )
+        # The text part's parser: a placeholder in a link target stays whole in the HTML
+        # part too (it was percent-encoded: mailto:%25%25email%25%25).
+        self._markdown = markdown_parser()
         self._inliner = css_inline.CSSInliner(keep_at_rules=True)
         self._cache: dict[tuple[str, str, str, str | None, str | None], Content] = {}
 

@@ -248,3 +248,27 @@ def test_a_layout_from_before_letters_gets_the_confirmation_plain(tmp_path: Path
                            "7-Week Program", CONFIRM_URL, 4)
     assert f'<a href="{CONFIRM_URL}">Yes, send it to me</a>' in message.html()
     assert 'href=""' not in message.html() and "Unsubscribe" not in message.text()
+
+
+def test_a_placeholder_in_a_link_target_is_filled_in_both_parts(tmp_path: Path) -> None:
+    """`[write back](mailto:{{ subscriber.email }})`: the HTML part's link reaches the
+    subscriber's own address, not "mailto:%25%25email%25%25"."""
+    import shutil
+
+    from drip.render import Sender
+    from drip.sequence import load_library
+
+    fixture = ROOT / "tests" / "fixtures" / "basic"
+    shutil.copytree(fixture, tmp_path / "basic")
+    week = tmp_path / "basic" / "templates" / "basic" / "week.md.j2"
+    week.write_text(week.read_text() + "\nReply to [your own address]"
+                    "(mailto:{{ subscriber.email }}?subject=Week%201).\n")
+    library = load_library(tmp_path / "basic" / "sequences")
+    renderer = Renderer(tmp_path / "basic" / "templates", library,
+                        Sender("Dayna", "coach@example.com", "1 Track Lane, Leeds"))
+    content = renderer.content("basic", "week-1", nudge=None)
+    values = recipient_values({"email": "ann+runs@example.com", "first_name": "Ann"})
+    html, text = fill(content.html, values), fill(content.text, values)
+    assert 'href="mailto:ann+runs@example.com?subject=Week%201"' in html
+    assert "%25%25" not in content.html
+    assert "mailto:ann+runs@example.com?subject=Week%201" in text
