@@ -18,21 +18,14 @@ from drip.experiments.assignment import choose_variant, held_out
 from drip.experiments.report import holdout_result, split_results
 from drip.runtime import Drip
 from drip.subscriptions import enroll
-from tests.conftest import FIXTURES, make_settings
+from tests.conftest import fixture_drip
 
 PEOPLE = 60
 
 
 @pytest.fixture
 def split_drip(tmp_path: Path, database_url: str, clock: FixedClock) -> Iterator[Drip]:
-    settings = make_settings(tmp_path, database_url,
-                             sequences_dir=FIXTURES / "experiments" / "sequences",
-                             templates_dir=FIXTURES / "experiments" / "templates")
-    instance = Drip.from_settings(settings, clock)
-    try:
-        yield instance
-    finally:
-        instance.close()
+    yield from fixture_drip(tmp_path, database_url, clock, "experiments", clock.at)
 
 
 def recorded_variants(drip: Drip) -> dict[int, tuple[int, str, str]]:
