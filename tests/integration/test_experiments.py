@@ -25,7 +25,8 @@ PEOPLE = 60
 
 @pytest.fixture
 def split_drip(tmp_path: Path, database_url: str, clock: FixedClock) -> Iterator[Drip]:
-    yield from fixture_drip(tmp_path, database_url, clock, "experiments", clock.at)
+    with fixture_drip(tmp_path, database_url, clock, "experiments", clock.at) as instance:
+        yield instance
 
 
 def recorded_variants(drip: Drip) -> dict[int, tuple[int, str, str]]:
